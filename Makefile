@@ -1,0 +1,49 @@
+# Two commands do all the set-up on a fresh Debian/Ubuntu machine:
+#   make start   install what is missing, then play the built-in routine
+#   make test    install what is missing (test tools too), then run the whole suite
+# Both are idempotent: a second run skips the installs.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.coach-installed
+ARGS   ?=
+
+.PHONY: start test setup setup-test bench chimes clean help
+
+help:
+	@echo "make start   - install what is missing and play the built-in routine (ARGS='--hold 5' to pass options)"
+	@echo "make test    - install what is missing and run the whole test suite"
+	@echo "make bench   - print the speed and timing figures (bench/)"
+	@echo "make chimes  - regenerate sounds/*.wav from sounds/make_chimes.py"
+
+start: setup
+	$(BIN)/coach start $(ARGS)
+
+test: setup-test
+	$(BIN)/python -m pytest -q $(ARGS)
+
+setup: .system-packages $(STAMP)
+
+setup-test: .system-packages-test $(STAMP)
+
+# Checked every run (it is quick: dpkg-query), so a package removed later is put back.
+.system-packages:
+	@PYTHON=$(PYTHON) scripts/install-system-packages.sh
+.system-packages-test:
+	@PYTHON=$(PYTHON) scripts/install-system-packages.sh --test
+.PHONY: .system-packages .system-packages-test
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+bench: setup-test
+	$(BIN)/python bench/run_all.py
+
+chimes: setup
+	$(BIN)/python sounds/make_chimes.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -1,0 +1,283 @@
+"""The `coach` command: parse options, call the core, turn CoachError into one line.
+
+Nothing here knows TOML, audio or timing rules; every command is a thin client of the
+library, so anything it does can also be done from Python.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from coach import __version__
+from coach.errors import CoachError, one_line
+
+app = typer.Typer(
+    name="coach",
+    help="A voice-guided audio coach for stretching and yoga. Lie down, close your eyes, follow the voice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+config_app = typer.Typer(help="Show or change your saved settings (speed, voice, engine, volume, countdown).",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ROUTINE_HELP = "Routine name (see `coach list`) or path to a .toml file. Default: the built-in leg-stretches."
+RoutineArg = Annotated[Optional[str], typer.Argument(help=ROUTINE_HELP, show_default=False)]
+SpeedOpt = Annotated[Optional[float], typer.Option("--speed", "-s", help="Voice speed, 0.5 (slow) to 2.0 (fast); 1.0 is normal.", show_default=False)]
+VoiceOpt = Annotated[Optional[str], typer.Option("--voice", help="Voice id or name (see `coach voices`).", show_default=False)]
+EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Speech engine: espeak or piper.", show_default=False)]
+HoldOpt = Annotated[Optional[float], typer.Option("--hold", help="Hold every pose this many seconds (a quick session).", show_default=False)]
+SideOpt = Annotated[Optional[str], typer.Option("--side", help="Side to start with, e.g. left.", show_default=False)]
+CountdownOpt = Annotated[Optional[int], typer.Option("--countdown", help="Count the last N seconds of each hold aloud (0 = off).", show_default=False)]
+VolumeOpt = Annotated[Optional[float], typer.Option("--volume", help="Loudness of the whole session, 0.0 to 1.0.", show_default=False)]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"coach {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """A voice-guided audio coach for stretching and yoga."""
+
+
+def fail(message: str, code: int = 1) -> None:
+    typer.secho(f"Error: {one_line(message)}", err=True, fg="red")
+    raise typer.Exit(code=code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """CoachError -> one red line and its exit code; Ctrl-C and SIGTERM -> 130/143, no traceback."""
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    except CoachError as err:
+        fail(str(err), err.exit_code)
+    except KeyboardInterrupt:
+        typer.secho("Stopped.", err=True)
+        raise typer.Exit(code=130) from None
+    except Terminated:
+        typer.secho("Stopped (terminated).", err=True)
+        raise typer.Exit(code=143) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that clean-up code runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+    if not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+    task = bar.add_task(label, total=1)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=max(total, 1))
+
+    return update, bar.stop
+
+
+def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None):
+    from coach.routine import load_routine
+    from coach.session import build_session, resolve_options
+    from coach.settings import load_settings
+
+    routine = load_routine(routine_name)
+    options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
+                              volume=volume, hold=hold, side=side, countdown=countdown)
+    update, done = _progress("Preparing speech")
+    try:
+        session = build_session(routine, options, progress=update)
+    finally:
+        done()
+    for warning in session.timeline.warnings:
+        typer.secho(f"Warning: {warning}", err=True, fg="yellow")
+    return session
+
+
+def clock(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+@app.command()
+def validate(
+    routines: Annotated[list[str], typer.Argument(help="Routine names or .toml files to check.")],
+) -> None:
+    """Check routine files and summarise them. Example: coach validate cues/mine.toml"""
+    from coach.chimes import load_chimes
+    from coach.routine import load_routine
+
+    failed = 0
+    for name in routines:
+        try:
+            routine = load_routine(name)
+            load_chimes(routine.chimes)
+        except CoachError as err:
+            typer.secho(f"Error: {err}", err=True, fg="red")
+            failed += 1
+            continue
+        sides = ", ".join(routine.sides) or "no sides"
+        typer.echo(f"ok  {routine.source}: {routine.title!r}, {len(routine.poses)} poses, "
+                   f"sides: {sides}, total hold {clock(routine.total_hold_seconds)}")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command("list")
+def list_routines() -> None:
+    """List the built-in routines and yours (in the config folder's routines/). Example: coach list"""
+    from coach.routine import available_routines, load_routine, user_cues_dir
+
+    with user_errors():
+        found = available_routines()
+        if not found:
+            typer.echo("No routines found.")
+        for name, path in found.items():
+            try:
+                routine = load_routine(path)
+                summary = f"{routine.title} ({len(routine.poses)} poses x {max(1, len(routine.sides))} sides, " \
+                          f"holds {clock(routine.total_hold_seconds)})"
+            except CoachError as err:
+                summary = f"(invalid: {err})"
+            typer.echo(f"{name:24} {summary}")
+        typer.echo(f"\nYour own routines go in {user_cues_dir()}")
+
+
+@app.command()
+def plan(
+    routine: RoutineArg = None,
+    speed: SpeedOpt = None,
+    voice: VoiceOpt = None,
+    engine: EngineOpt = None,
+    hold: HoldOpt = None,
+    side: SideOpt = None,
+    countdown: CountdownOpt = None,
+) -> None:
+    """Show the session as a table with real timings. Example: coach plan --speed 0.8"""
+    from rich.console import Console
+    from rich.table import Table
+
+    with user_errors():
+        session = _session(routine, speed, voice, engine, hold, side, countdown)
+        table = Table(title=session.routine.title, show_lines=False, expand=False)
+        for column in ("start", "side", "pose", "event", "text"):
+            table.add_column(column, overflow="fold")
+        for event in session.timeline.events:
+            label = {"speech": "speech", "chime": f"chime: {event.part.replace('_', ' ')}",
+                     "hold": f"hold {event.duration_s:g} s"}[event.kind]
+            text = "" if event.kind != "speech" else event.text
+            table.add_row(f"{event.start_s:7.1f}", event.side or "", event.pose or "", label, text)
+        console = Console(width=None if sys.stdout.isatty() else 160)
+        console.print(table)
+        console.print(f"Total length: {clock(session.timeline.length_s)} "
+                      f"({session.timeline.length_s:.1f} s) at speed {session.options.speed:g}")
+
+
+@app.command()
+def export(
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (text formats).")],
+    routine: RoutineArg = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, txt, md, srt, vtt or json; default: from the file suffix.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    speed: SpeedOpt = None,
+    voice: VoiceOpt = None,
+    engine: EngineOpt = None,
+    hold: HoldOpt = None,
+    side: SideOpt = None,
+    countdown: CountdownOpt = None,
+    volume: VolumeOpt = None,
+) -> None:
+    """Write the session to a file: audio, script or captions. Example: coach export -o session.wav --speed 0.9"""
+    from coach.export import check_output, write_export
+
+    with user_errors():
+        fmt = check_output(output, fmt, force)
+        session = _session(routine, speed, voice, engine, hold, side, countdown, volume)
+        update, done = _progress("Writing audio") if fmt == "wav" else (None, lambda: None)
+        try:
+            write_export(session, output, fmt, force=force, progress=update)
+        finally:
+            done()
+        if output != "-":
+            typer.secho(f"Wrote {output} ({fmt}, {clock(session.timeline.length_s)})", err=True)
+
+
+@app.command()
+def voices(engine: EngineOpt = None) -> None:
+    """List the voices of the speech engine. Example: coach voices"""
+    from coach.speech import list_voices
+
+    with user_errors():
+        for v in list_voices(engine or "espeak"):
+            languages = ", ".join(v.languages)
+            typer.echo(f"{v.id:28} {v.name:32} {languages}")
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Show your saved settings and where they are stored. Example: coach config show"""
+    from dataclasses import asdict
+
+    from coach.settings import config_path, load_settings
+
+    with user_errors():
+        settings = load_settings()
+        typer.echo(f"# {config_path()}")
+        for key, value in asdict(settings).items():
+            typer.echo(f"{key} = {value if value is not None else '(engine default)'}")
+
+
+@config_app.command("set")
+def config_set(
+    key: Annotated[str, typer.Argument(help="speed, voice, engine, volume or countdown")],
+    value: Annotated[str, typer.Argument(help="The new value, e.g. 0.85")],
+) -> None:
+    """Save a setting for every session. Example: coach config set speed 0.85"""
+    from coach.settings import config_path, set_setting
+
+    with user_errors():
+        settings = set_setting(key, value)
+        typer.echo(f"{key} = {getattr(settings, key)}  (saved in {config_path()})")
+
+
+@config_app.command("reset")
+def config_reset() -> None:
+    """Forget every saved setting (also repairs a broken settings file). Example: coach config reset"""
+    from coach.settings import reset_settings
+
+    with user_errors():
+        path = reset_settings()
+        typer.echo(f"Settings reset ({path} removed).")
+
+
+def main() -> None:
+    app()

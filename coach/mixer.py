@@ -1,0 +1,88 @@
+"""Turning timeline events into sound: overlapping sounds are grouped and pre-mixed.
+
+A segment is a run of events whose audio overlaps (a chime still ringing when a cue
+starts). The live player plays one pre-mixed segment at a time, so a device without
+hardware mixing never has to open two streams; the WAV export writes the same segments
+with silence between them. One gain for the whole session keeps live and export alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from coach.timeline import Event, Timeline
+
+PEAK_TARGET = 10 ** (-1.0 / 20)  # -1 dBFS: loud enough, never clipping
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int
+    end: int
+    events: tuple[Event, ...]
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def segments(timeline: Timeline) -> list[Segment]:
+    """Audible events grouped into runs whose sounds overlap, in time order."""
+    groups: list[Segment] = []
+    for event in sorted(timeline.audible(), key=lambda e: e.start):
+        if groups and event.start < groups[-1].end:
+            last = groups[-1]
+            groups[-1] = Segment(last.start, max(last.end, event.end), last.events + (event,))
+        else:
+            groups.append(Segment(event.start, event.end, (event,)))
+    return groups
+
+
+def clip_for(event: Event, speech: Mapping[str, np.ndarray], chimes: Mapping[str, np.ndarray]) -> np.ndarray:
+    return speech[event.text] if event.kind == "speech" else chimes[event.text]
+
+
+def mix_segment(segment: Segment, speech: Mapping[str, np.ndarray],
+                chimes: Mapping[str, np.ndarray], gain: float = 1.0) -> np.ndarray:
+    out = np.zeros(segment.length, dtype=np.float32)
+    for event in segment.events:
+        clip = clip_for(event, speech, chimes)[: event.length]
+        offset = event.start - segment.start
+        out[offset: offset + len(clip)] += clip
+    if gain != 1.0:
+        out *= np.float32(gain)
+    return out
+
+
+def session_gain(segs: list[Segment], speech, chimes, volume: float = 1.0) -> float:
+    """One gain that brings the loudest moment of the session to -1 dBFS, times the volume."""
+    peak = max((float(np.max(np.abs(mix_segment(s, speech, chimes)))) for s in segs), default=0.0)
+    return (PEAK_TARGET / peak if peak > 0 else 1.0) * volume
+
+
+def iter_session_audio(timeline: Timeline, speech, chimes, volume: float = 1.0,
+                       block: int = 1 << 16) -> Iterator[np.ndarray]:
+    """The whole session as float32 blocks (silence between segments), without holding it in memory."""
+    segs = segments(timeline)
+    gain = session_gain(segs, speech, chimes, volume)
+    position = 0
+    for seg in segs:
+        yield from _silence(seg.start - position, block)
+        yield mix_segment(seg, speech, chimes, gain)
+        position = seg.end
+    yield from _silence(timeline.length - position, block)
+
+
+def _silence(count: int, block: int) -> Iterator[np.ndarray]:
+    while count > 0:
+        n = min(count, block)
+        yield np.zeros(n, dtype=np.float32)
+        count -= n
+
+
+def render_session(timeline: Timeline, speech, chimes, volume: float = 1.0) -> np.ndarray:
+    """The whole session in memory (tests, short routines)."""
+    return np.concatenate(list(iter_session_audio(timeline, speech, chimes, volume)))

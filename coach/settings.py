@@ -1,0 +1,140 @@
+"""The user's saved settings: a small TOML file in the user's config folder.
+
+Precedence when a session is built: command-line flag, then the routine's own value,
+then this file, then the defaults below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+import typer
+
+from coach.errors import SettingsError
+from coach.files import atomic_write_bytes
+
+SPEED_RANGE = (0.5, 2.0)
+VOLUME_RANGE = (0.0, 1.0)
+ENGINES = ("espeak", "piper")
+
+
+@dataclass(frozen=True)
+class Settings:
+    speed: float = 1.0
+    voice: str | None = None
+    engine: str = "espeak"
+    volume: float = 1.0
+    countdown: int = 0
+
+
+def config_dir() -> Path:
+    override = os.environ.get("COACH_CONFIG_DIR")
+    return Path(override) if override else Path(typer.get_app_dir("coach"))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def _keys() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Settings))
+
+
+def check_value(key: str, value: Any, where: str = "") -> Any:
+    """A setting's value, converted and range-checked; SettingsError naming the key otherwise."""
+    prefix = f"{where}: " if where else ""
+    if key not in _keys():
+        close = difflib.get_close_matches(key, _keys(), n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(_keys())})"
+        raise SettingsError(f'{prefix}unknown setting "{key}"{hint}')
+    try:
+        if key in ("speed", "volume"):
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+            low, high = SPEED_RANGE if key == "speed" else VOLUME_RANGE
+            if not low <= number <= high:
+                raise SettingsError(f"{prefix}{key} must be between {low:g} and {high:g}, got {number:g}")
+            return number
+        if key == "countdown":
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise ValueError
+            number = int(float(value))
+            if not 0 <= number <= 10:
+                raise SettingsError(f"{prefix}countdown must be between 0 and 10 seconds, got {number}")
+            return number
+        if key == "engine":
+            if value not in ENGINES:
+                raise SettingsError(f"{prefix}engine must be one of {', '.join(ENGINES)}, got {value!r}")
+            return value
+        if key == "voice":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError
+            return value.strip()
+    except (TypeError, ValueError):
+        raise SettingsError(f"{prefix}{key} has the wrong type: got {value!r}") from None
+    return value
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """The saved settings, or the defaults when there is no file."""
+    path = path or config_path()
+    reset = "fix it or run `coach config reset`"
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Settings()
+    except IsADirectoryError:
+        raise SettingsError(f"{path} is a folder, not a settings file; remove it or run `coach config reset`") from None
+    except OSError as err:
+        raise SettingsError(f"{path}: cannot be read ({err.strerror}); {reset}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise SettingsError(f"{path}: not a valid settings file ({err}); {reset}") from None
+    values = {}
+    for key, value in data.items():
+        try:
+            values[key] = check_value(key, value, str(path))
+        except SettingsError as err:
+            raise SettingsError(f"{err}; {reset}") from None
+    return Settings(**values)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    path = path or config_path()
+    data = {k: v for k, v in asdict(settings).items() if v is not None and v != getattr(Settings(), k)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, tomli_w.dumps(data).encode("utf-8"), force=True)
+    except OSError as err:
+        raise SettingsError(f"{path}: cannot be written ({err.strerror})") from None
+    return path
+
+
+def set_setting(key: str, value: str) -> Settings:
+    """Change one saved setting (from the command line: value is a string)."""
+    current = load_settings()
+    updated = replace(current, **{key: check_value(key, value)})
+    save_settings(updated)
+    return updated
+
+
+def reset_settings() -> Path:
+    path = config_path()
+    try:
+        if path.is_dir():
+            import shutil
+
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as err:
+        raise SettingsError(f"{path}: cannot be removed ({err.strerror})") from None
+    return path

@@ -1,0 +1,371 @@
+"""From a routine and the measured length of every clip to timed events: a pure function.
+
+Every time is an integer count of samples at SAMPLE_RATE, so the timeline is exact and
+deterministic to the sample; `Event.start_s` and friends give seconds. The live player,
+`coach plan` and every export read this one timeline.
+
+Rules:
+- untimed parts (intro, setup, release, side switch, outro) follow each other with short
+  gaps that stretch or shrink with the voice speed;
+- a hold is exact: chime at its start, chime at exactly start + hold/2, and it ends exactly
+  `hold` seconds after it started, whatever the voice speed, on every side;
+- cues inside a hold never overlap a chime, the countdown or each other; cues that cannot
+  fit at this speed are dropped, each with a warning (never overlapped silently).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from coach.audio import SAMPLE_RATE
+from coach.routine import CHIME_CLEARANCE, CUE_GAP, Cue, Pose, Routine, fill_placeholders
+
+# Gaps in seconds at speed 1.0; divided by the speed, like the speech itself.
+GAP_BETWEEN_LINES = 0.6
+GAP_AFTER_INTRO = 1.5
+GAP_BEFORE_HOLD = 0.8
+GAP_BETWEEN_POSES = 1.5
+GAP_BEFORE_OUTRO = 2.0
+# Fixed (not scaled): quiet kept before the midpoint chime and at the end of a hold.
+QUIET_BEFORE_CHIME = 0.3
+QUIET_BEFORE_HOLD_END = 0.5
+TAIL = 1.0  # silence after the last sound, so an export does not end abruptly
+
+
+def samples(seconds: float) -> int:
+    return int(round(seconds * SAMPLE_RATE))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing in the session. kind: "speech", "chime" or "hold" (a hold's span, silent).
+
+    part says what role it plays: intro, setup, cue, countdown, release, switch, outro for
+    speech; hold_start, midpoint, side_switch for chimes; hold for holds. For a chime, text
+    is the chime kind; for a hold, the pose name.
+    """
+
+    start: int
+    length: int
+    kind: str
+    part: str
+    text: str
+    pose: str | None = None
+    side: str | None = None
+    section: int | None = None
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    @property
+    def start_s(self) -> float:
+        return self.start / SAMPLE_RATE
+
+    @property
+    def end_s(self) -> float:
+        return self.end / SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return self.length / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Section:
+    """One pose on one side: where skip, back and --from land."""
+
+    index: int
+    pose_number: int  # 1-based, as in the routine file
+    pose: str
+    side: str | None
+    start: int
+    end: int
+    hold_start: int
+    hold_length: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.pose} ({self.side})" if self.side else self.pose
+
+
+@dataclass(frozen=True)
+class Timeline:
+    events: tuple[Event, ...]
+    sections: tuple[Section, ...]
+    length: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def length_s(self) -> float:
+        return self.length / SAMPLE_RATE
+
+    def audible(self) -> list[Event]:
+        return [e for e in self.events if e.kind != "hold"]
+
+
+@dataclass(frozen=True)
+class TimelineOptions:
+    speed: float = 1.0
+    hold: float | None = None  # overrides every pose's hold (a quick session)
+    start_side: str | None = None
+    countdown: int = 0  # speak the last N seconds of every hold
+
+
+def ordered_sides(routine: Routine, start_side: str | None) -> tuple[str | None, ...]:
+    sides = routine.sides
+    if not sides:
+        return (None,)
+    if start_side and start_side in sides:
+        i = sides.index(start_side)
+        sides = sides[i:] + sides[:i]
+    return sides
+
+
+def _other(sides: tuple[str | None, ...], side: str | None) -> str | None:
+    if side is None or len(sides) < 2:
+        return side
+    return sides[(sides.index(side) + 1) % len(sides)]
+
+
+def countdown_texts(n: int) -> list[str]:
+    return [str(k) for k in range(n, 0, -1)]
+
+
+def spoken_texts(routine: Routine, options: TimelineOptions = TimelineOptions()) -> list[str]:
+    """Every text the session may speak, placeholders filled, in order, without repeats."""
+    texts: list[str] = []
+    sides = ordered_sides(routine, options.start_side)
+
+    def add(lines, side=None):
+        for line in lines:
+            texts.append(fill_placeholders(line, side, _other(sides, side)))
+
+    add(routine.intro)
+    for i, side in enumerate(sides):
+        if i > 0:
+            add(routine.side_switch, side)
+        for pose in routine.poses:
+            add(pose.setup, side)
+            add([c.text for c in pose.cues], side)
+            add(pose.release, side)
+    add(routine.outro)
+    texts += countdown_texts(options.countdown)
+    return list(dict.fromkeys(texts))
+
+
+def build_timeline(
+    routine: Routine,
+    speech_lengths: Mapping[str, int],
+    chime_lengths: Mapping[str, int],
+    options: TimelineOptions = TimelineOptions(),
+) -> Timeline:
+    """The session as timed events. speech_lengths: samples per spoken text (placeholders filled)."""
+    return _Builder(routine, speech_lengths, chime_lengths, options).build()
+
+
+class _Builder:
+    def __init__(self, routine, speech_lengths, chime_lengths, options: TimelineOptions) -> None:
+        self.routine = routine
+        self.speech = speech_lengths
+        self.chimes = chime_lengths
+        self.options = options
+        self.sides = ordered_sides(routine, options.start_side)
+        self.events: list[Event] = []
+        self.sections: list[Section] = []
+        self.warnings: list[str] = []
+        self.t = 0
+
+    def gap(self, seconds: float) -> int:
+        return samples(seconds / self.options.speed)
+
+    def say(self, lines, part, pose=None, side=None, section=None) -> None:
+        for j, line in enumerate(lines):
+            text = fill_placeholders(line, side, _other(self.sides, side))
+            if j:
+                self.t += self.gap(GAP_BETWEEN_LINES)
+            length = self.speech[text]
+            self.events.append(Event(self.t, length, "speech", part, text, pose, side, section))
+            self.t += length
+
+    def chime(self, kind, at, pose=None, side=None, section=None) -> None:
+        self.events.append(Event(at, self.chimes[kind], "chime", kind, kind, pose, side, section))
+
+    def build(self) -> Timeline:
+        self.say(self.routine.intro, "intro")
+        if self.routine.intro:
+            self.t += self.gap(GAP_AFTER_INTRO)
+        for i, side in enumerate(self.sides):
+            for k, pose in enumerate(self.routine.poses):
+                index = len(self.sections)
+                start = self.t
+                if i > 0 and k == 0:
+                    self.side_switch(side, pose, index)
+                hold_start, hold_length = self.pose(pose, side, index)
+                self.sections.append(Section(index, k + 1, pose.name, side, start, self.t,
+                                             hold_start, hold_length))
+                self.t += self.gap(GAP_BETWEEN_POSES)
+        self.t -= self.gap(GAP_BETWEEN_POSES)
+        if self.routine.outro:
+            self.t += self.gap(GAP_BEFORE_OUTRO)
+            self.say(self.routine.outro, "outro")
+        end = max([self.t] + [e.end for e in self.events])
+        events = sorted(self.events, key=lambda e: (e.start, e.kind != "hold", e.kind != "chime"))
+        return Timeline(tuple(events), tuple(self.sections), end + samples(TAIL), tuple(self.warnings))
+
+    def side_switch(self, side, pose: Pose, index: int) -> None:
+        self.chime("side_switch", self.t, pose.name, side, index)
+        self.t += samples(CHIME_CLEARANCE)
+        if self.routine.side_switch:
+            self.say(self.routine.side_switch, "switch", pose.name, side, index)
+            self.t += self.gap(GAP_BETWEEN_POSES)
+
+    def pose(self, pose: Pose, side, index: int) -> tuple[int, int]:
+        self.say(pose.setup, "setup", pose.name, side, index)
+        if pose.setup:
+            self.t += self.gap(GAP_BEFORE_HOLD)
+        hold_seconds = self.options.hold if self.options.hold is not None else pose.hold
+        hold_start, hold_length = self.t, samples(hold_seconds)
+        midpoint = hold_start + samples(hold_seconds / 2)
+        hold_end = hold_start + hold_length
+        self.events.append(Event(hold_start, hold_length, "hold", "hold", pose.name, pose.name, side, index))
+        self.chime("hold_start", hold_start, pose.name, side, index)
+        self.chime("midpoint", midpoint, pose.name, side, index)
+
+        blocked = [(hold_start, hold_start + samples(CHIME_CLEARANCE)),
+                   (midpoint - samples(QUIET_BEFORE_CHIME), midpoint + samples(CHIME_CLEARANCE))]
+        quiet_end = hold_end - samples(QUIET_BEFORE_HOLD_END)
+        countdown = self.countdown(pose, side, index, hold_start, hold_end, blocked)
+        if countdown is not None:
+            quiet_end = min(quiet_end, countdown - samples(CUE_GAP))
+        self.place_cues(pose, side, index, hold_start, hold_length, quiet_end, blocked)
+
+        self.t = hold_end
+        self.say(pose.release, "release", pose.name, side, index)
+        return hold_start, hold_length
+
+    def countdown(self, pose, side, index, hold_start, hold_end, blocked) -> int | None:
+        """Speak the last N seconds; returns where the countdown starts, or None if none."""
+        n = self.options.countdown
+        if n <= 0:
+            return None
+        texts = countdown_texts(n)
+        starts = [hold_end - samples(k) for k in range(n, 0, -1)]
+        fits = starts[0] >= blocked[-1][1] and all(
+            self.speech[text] <= samples(1.0) for text in texts)
+        if not fits:
+            self.warnings.append(f'pose "{pose.name}"{_on(side)}: the {n}-second countdown does not '
+                                 "fit this hold; it is left out")
+            return None
+        for text, at in zip(texts, starts):
+            self.events.append(Event(at, self.speech[text], "speech", "countdown", text, pose.name, side, index))
+        return starts[0]
+
+    def place_cues(self, pose, side, index, hold_start, hold_length, quiet_end, blocked) -> None:
+        if not pose.cues:
+            return
+        texts = [fill_placeholders(c.text, side, _other(self.sides, side)) for c in pose.cues]
+        windows = _free_windows(hold_start, quiet_end, blocked)
+        gap = samples(CUE_GAP)
+
+        fixed = [(cue, text) for cue, text in zip(pose.cues, texts) if cue.at is not None]
+        spread = [(cue, text) for cue, text in zip(pose.cues, texts) if cue.at is None]
+        placed: list[tuple[int, str]] = []
+        for cue, text in fixed:
+            start = hold_start + samples(cue.at)
+            if not _inside(windows, start, start + self.speech[text]):
+                self.drop(pose, side, text, f"at {cue.at:g} s it would overlap a chime, "
+                                            "another cue or the end of the hold")
+                continue
+            placed.append((start, text))
+            windows = _cut(windows, start - gap, start + self.speech[text] + gap)
+
+        while spread:
+            starts = _spread(windows, [self.speech[t] for _, t in spread], gap,
+                             hold_start, hold_length)
+            if starts is not None:
+                placed += [(s, t) for s, (_, t) in zip(starts, spread)]
+                break
+            _, text = spread.pop()
+            self.drop(pose, side, text, "there is no room left in the hold at this speed")
+        for start, text in sorted(placed):
+            self.events.append(Event(start, self.speech[text], "speech", "cue", text, pose.name, side, index))
+
+    def drop(self, pose, side, text, why) -> None:
+        short = text if len(text) <= 40 else text[:37] + "..."
+        self.warnings.append(f'pose "{pose.name}"{_on(side)}: cue "{short}" left out: {why}')
+
+
+def _on(side) -> str:
+    return f" ({side})" if side else ""
+
+
+def _free_windows(start: int, end: int, blocked) -> list[tuple[int, int]]:
+    windows = [(start, end)] if end > start else []
+    for a, b in blocked:
+        windows = _cut(windows, a, b)
+    return windows
+
+
+def _cut(windows, a: int, b: int) -> list[tuple[int, int]]:
+    out = []
+    for lo, hi in windows:
+        if b <= lo or a >= hi:
+            out.append((lo, hi))
+            continue
+        if lo < a:
+            out.append((lo, a))
+        if b < hi:
+            out.append((b, hi))
+    return out
+
+
+def _inside(windows, a: int, b: int) -> bool:
+    return any(lo <= a and b <= hi for lo, hi in windows)
+
+
+def _earliest(windows, t: int, length: int) -> int | None:
+    for lo, hi in windows:
+        s = max(lo, t)
+        if s + length <= hi:
+            return s
+    return None
+
+
+def _latest(windows, end: int, length: int) -> int | None:
+    for lo, hi in reversed(windows):
+        s = min(hi, end) - length
+        if s >= lo:
+            return s
+    return None
+
+
+def _spread(windows, lengths: list[int], gap: int, hold_start: int, hold_length: int) -> list[int] | None:
+    """Start samples for cues spread evenly over the hold, in order, within the free windows.
+
+    Each cue aims at its even share of the hold ((i + 0.5) / n); a backward pass finds the
+    latest start each cue may take so all later ones still fit, and the forward pass clamps
+    to it. None when they cannot all fit.
+    """
+    n = len(lengths)
+    latest: list[int] = [0] * n
+    limit = max(hi for _, hi in windows) if windows else hold_start
+    for i in range(n - 1, -1, -1):
+        s = _latest(windows, limit, lengths[i])
+        if s is None:
+            return None
+        latest[i] = s
+        limit = s - gap
+    starts = []
+    previous_end = None
+    for i, length in enumerate(lengths):
+        ideal = hold_start + (2 * i + 1) * hold_length // (2 * n) - length // 2
+        if previous_end is not None:
+            ideal = max(ideal, previous_end + gap)
+        s = _earliest(windows, ideal, length)
+        if s is None or s > latest[i]:
+            s = latest[i]
+        starts.append(s)
+        previous_end = s + length
+    return starts
