@@ -232,6 +232,37 @@ def export(
 
 
 @app.command()
+def start(
+    routine: RoutineArg = None,
+    speed: SpeedOpt = None,
+    voice: VoiceOpt = None,
+    engine: EngineOpt = None,
+    hold: HoldOpt = None,
+    side: SideOpt = None,
+    from_pose: Annotated[Optional[str], typer.Option("--from", help='Start at a pose: its number or name, optionally with a side, e.g. "2" or "leg across:left".', show_default=False)] = None,
+    countdown: CountdownOpt = None,
+    volume: VolumeOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: one plain line per event.")] = False,
+    require_audio: Annotated[bool, typer.Option("--require-audio", help="Fail (exit 3) instead of continuing as captions when no sound device can be opened.")] = False,
+    audio_backend: Annotated[Optional[str], typer.Option("--audio-backend", help="simpleaudio or miniaudio (default: the one that works on this Python).", show_default=False)] = None,
+) -> None:
+    """Play a routine now: spoken cues and chimes, on time. Keys: space pause, n next, b back, q quit.
+
+    Example: coach start --speed 0.85 --hold 40
+    """
+    from coach.live import SessionStopped, run_live
+
+    with user_errors():
+        session = _session(routine, speed, voice, engine, hold, side, countdown, volume)
+        try:
+            run_live(session, from_pose=from_pose, quiet=quiet, require_audio=require_audio,
+                     backend=audio_backend)
+        except SessionStopped as stop:
+            typer.echo(stop.message, err=True)
+            raise typer.Exit(code=stop.exit_code) from None
+
+
+@app.command()
 def voices(engine: EngineOpt = None) -> None:
     """List the voices of the speech engine. Example: coach voices"""
     from coach.speech import list_voices

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from coach.audio import SAMPLE_RATE
-from coach.routine import CHIME_CLEARANCE, CUE_GAP, Cue, Pose, Routine, fill_placeholders
+from coach.routine import CUE_GAP, Pose, Routine, fill_placeholders
 
 # Gaps in seconds at speed 1.0; divided by the speed, like the speech itself.
 GAP_BETWEEN_LINES = 0.6
@@ -30,6 +30,7 @@ GAP_BEFORE_OUTRO = 2.0
 # Fixed (not scaled): quiet kept before the midpoint chime and at the end of a hold.
 QUIET_BEFORE_CHIME = 0.3
 QUIET_BEFORE_HOLD_END = 0.5
+QUIET_AFTER_CHIME = 0.2
 TAIL = 1.0  # silence after the last sound, so an export does not end abruptly
 
 
@@ -216,7 +217,7 @@ class _Builder:
 
     def side_switch(self, side, pose: Pose, index: int) -> None:
         self.chime("side_switch", self.t, pose.name, side, index)
-        self.t += samples(CHIME_CLEARANCE)
+        self.t += self.chimes["side_switch"] + self.gap(GAP_BETWEEN_LINES)
         if self.routine.side_switch:
             self.say(self.routine.side_switch, "switch", pose.name, side, index)
             self.t += self.gap(GAP_BETWEEN_POSES)
@@ -233,8 +234,10 @@ class _Builder:
         self.chime("hold_start", hold_start, pose.name, side, index)
         self.chime("midpoint", midpoint, pose.name, side, index)
 
-        blocked = [(hold_start, hold_start + samples(CHIME_CLEARANCE)),
-                   (midpoint - samples(QUIET_BEFORE_CHIME), midpoint + samples(CHIME_CLEARANCE))]
+        # Speech never sounds over a chime: each chime's whole clip is kept clear.
+        blocked = [(hold_start, hold_start + self.chimes["hold_start"] + samples(QUIET_AFTER_CHIME)),
+                   (midpoint - samples(QUIET_BEFORE_CHIME),
+                    midpoint + self.chimes["midpoint"] + samples(QUIET_AFTER_CHIME))]
         quiet_end = hold_end - samples(QUIET_BEFORE_HOLD_END)
         countdown = self.countdown(pose, side, index, hold_start, hold_end, blocked)
         if countdown is not None:
