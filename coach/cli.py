@@ -128,6 +128,11 @@ def clock(seconds: float) -> str:
     return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
+def precise_clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
 @app.command()
 def validate(
     routines: Annotated[list[str], typer.Argument(help="Routine names or .toml files to check.")],
@@ -195,7 +200,7 @@ def plan(
             label = {"speech": "speech", "chime": f"chime: {event.part.replace('_', ' ')}",
                      "hold": f"hold {event.duration_s:g} s"}[event.kind]
             text = "" if event.kind != "speech" else event.text
-            table.add_row(f"{event.start_s:7.1f}", event.side or "", event.pose or "", label, text)
+            table.add_row(precise_clock(event.start_s), event.side or "", event.pose or "", label, text)
         console = Console(width=None if sys.stdout.isatty() else 160)
         console.print(table)
         console.print(f"Total length: {clock(session.timeline.length_s)} "

@@ -1,0 +1,146 @@
+"""The command line: thin commands, help everywhere, one-line errors with the right exit codes."""
+
+from __future__ import annotations
+
+import re
+
+
+import pytest
+from typer.testing import CliRunner
+
+from coach import __version__
+from coach.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def all_commands():
+    group = typer_group()
+    names = []
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            names += [(name, sub) for sub in command.commands]
+        else:
+            names.append((name,))
+    return names
+
+
+def typer_group():
+    import typer.main
+
+    return typer.main.get_command(app)
+
+
+@pytest.mark.parametrize("path", all_commands(), ids=" ".join)
+def test_every_command_has_help_with_an_example(path):
+    result = run(*path, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example: coach" in result.output
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"coach {__version__}"
+
+
+def test_validate_builtin_prints_ok_summary():
+    result = run("validate", "leg-stretches")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ok ")
+    assert "3 poses" in result.output and "right, left" in result.output and "04:30" in result.output
+
+
+def test_validate_bad_file_is_one_line_exit_1(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "x"\n[[poses]]\nname = "A"\nhodl = 5\n')
+    result = run("validate", str(bad))
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: ") and f"{bad}:4" in lines[0] and 'did you mean "hold"' in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_unknown_routine_suggests_close_names():
+    result = run("plan", "leg-stretch")
+    assert result.exit_code == 1
+    assert "leg-stretches" in result.output and "coach list" in result.output
+
+
+def test_list_shows_builtin_and_user_folder(isolated_user_dirs):
+    mine = isolated_user_dirs / "routines"
+    mine.mkdir(parents=True)
+    (mine / "evening.toml").write_text('title = "Evening"\n[[poses]]\nname = "Twist"\nhold = 20\n')
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"leg-stretches\s+Leg Stretches for Hips and Back", result.output)
+    assert re.search(r"evening\s+Evening \(1 poses", result.output)
+    assert str(mine) in result.output
+
+
+def test_plan_shows_all_poses_on_both_sides_with_chimes():
+    result = run("plan")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for pose in ("Leg up", "Leg to the side", "Leg across the body"):
+        assert len(re.findall(rf"│ (right|left)\s*│ {pose}\s*│ hold 45 s", out)) == 2, pose
+    assert out.count("chime: hold start") == 6 and out.count("chime: midpoint") == 6
+    assert out.count("chime: side switch") == 1
+    assert "Total length:" in out
+
+
+def test_plan_speed_changes_total_length():
+    def total(speed):
+        out = run("plan", "--speed", speed).output
+        return float(re.search(r"\(([\d.]+) s\)", out).group(1))
+
+    assert total("0.75") > total("1.0") > total("1.5")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--speed", "3"), "--speed must be between 0.5 and 2"),
+    (("--hold", "0"), "--hold must be between 1 and 3600"),
+    (("--side", "middle"), "--side must be one of this routine's sides: right, left"),
+    (("--engine", "festival"), "engine must be one of espeak, piper"),
+])
+def test_out_of_range_options_exit_2(args, fragment):
+    result = run("plan", *args)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.output
+
+
+def test_config_set_show_reset_and_precedence(isolated_user_dirs):
+    assert run("config", "set", "speed", "0.8").exit_code == 0
+    shown = run("config", "show").output
+    assert "speed = 0.8" in shown and str(isolated_user_dirs / "config.toml") in shown
+    slow = run("plan").output
+    assert "at speed 0.8" in slow
+    # a flag wins over the saved setting
+    assert "at speed 1.2" in run("plan", "--speed", "1.2").output
+    assert run("config", "reset").exit_code == 0
+    assert "speed = 1.0" in run("config", "show").output
+
+
+def test_config_rejects_bad_values():
+    result = run("config", "set", "sped", "0.8")
+    assert result.exit_code == 1 and 'did you mean "speed"' in result.output
+    result = run("config", "set", "speed", "fast")
+    assert result.exit_code == 1 and "speed has the wrong type" in result.output
+    result = run("config", "set", "volume", "7")
+    assert result.exit_code == 1 and "between 0 and 1" in result.output
+
+
+def test_broken_config_file_names_file_and_fix(isolated_user_dirs):
+    isolated_user_dirs.mkdir(parents=True)
+    path = isolated_user_dirs / "config.toml"
+    path.write_text("speed = = 1\n")
+    result = run("plan")
+    assert result.exit_code == 1
+    assert str(path) in result.output and "coach config reset" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert run("config", "reset").exit_code == 0
+    assert run("plan").exit_code == 0
