@@ -43,7 +43,7 @@ class RoutineError(CoachError):
             where += ": "
         if self.pose is not None:
             number, name = self.pose
-            where += f"pose {number}" + (f" {name!r}".replace("'", '"') if name else "") + ": "
+            where += f"pose {number}" + (f' "{name}"' if name else "") + ": "
         return one_line(where + self.message)
 
 

@@ -1,16 +1,24 @@
 """Routine files: TOML in, a validated, frozen `Routine` out.
 
-This is the only module that knows TOML routines. Every problem becomes a
-`RoutineError` that names the file, the line where one can be found, the pose and
-the field, says what was expected and what was found, and how to fix it.
+This is the only module that knows TOML routines. Every problem becomes a one-line
+`RoutineError` that names the file, the line where one can be found, the pose and the
+field, says what was expected and what was found, and how to fix it. Nothing else ever
+escapes from loading, whatever the bytes on disk (tests/test_routine_fuzz.py).
+The format is documented for people writing routines in docs/routines.md.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
+import errno
+import json
 import os
+import re
+import stat
 import string
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,18 +30,25 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_POSES = 100
 MAX_TEXT_CHARS = 600
 MAX_LINES_PER_LIST = 50
+MAX_SIDES = 4
+MAX_SIDE_NAME_CHARS = 40
 MIN_HOLD, MAX_HOLD = 1.0, 3600.0
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 MAX_SESSION_SECONDS = 4 * 3600
 PLACEHOLDERS = ("side", "other_side")
 CHIME_KINDS = ("hold_start", "midpoint", "side_switch")
+DEFAULT_HOLD = 30.0
+DEFAULT_SIDES = ("right", "left")
 
 # Rough speech length for checks made before any audio exists (espeak's default rate).
 WORDS_PER_MINUTE = 175.0
-# Seconds after a chime starts before speech may begin, and the gap kept between cues;
-# the timeline uses the same numbers, so a routine that validates also fits when played.
-CHIME_CLEARANCE = 1.2
+# Time inside a hold that cues cannot use, per chime: a chime may ring up to 2 s and the
+# timeline keeps a little quiet around it; and the gap kept between cues (the timeline uses
+# the same CUE_GAP). Checks made here are estimates; the timeline has the final word.
+CHIME_CLEARANCE = 2.5
 CUE_GAP = 0.5
+
+DEFAULT_ROUTINE = "leg-stretches"
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,7 @@ class Pose:
     name: str
     targets: str = ""
     setup: tuple[str, ...] = ()
-    hold: float = 30.0
+    hold: float = DEFAULT_HOLD
     cues: tuple[Cue, ...] = ()
     release: tuple[str, ...] = ()
 
@@ -61,8 +76,8 @@ class Routine:
     description: str = ""
     credit: str = ""
     props: tuple[str, ...] = ()
-    sides: tuple[str, ...] = ("right", "left")
-    hold: float = 30.0
+    sides: tuple[str, ...] = DEFAULT_SIDES
+    hold: float = DEFAULT_HOLD
     speed: float | None = None
     voice: str | None = None
     intro: tuple[str, ...] = ()
@@ -108,9 +123,6 @@ def user_cues_dir() -> Path:
     return config_dir() / "routines"
 
 
-DEFAULT_ROUTINE = "leg-stretches"
-
-
 def routine_search_dirs() -> list[Path]:
     return [user_cues_dir(), builtin_cues_dir()]
 
@@ -129,96 +141,156 @@ def available_routines() -> dict[str, Path]:
 
 def resolve_routine(name_or_path: str | os.PathLike[str] | None) -> Path:
     """A routine name (see `coach list`) or a path, as a file path; error with suggestions."""
-    if name_or_path is None:
-        name_or_path = DEFAULT_ROUTINE
-    text = os.fspath(name_or_path)
-    looks_like_path = os.sep in text or text.endswith(".toml") or Path(text).exists()
-    if looks_like_path:
+    text = os.fspath(DEFAULT_ROUTINE if name_or_path is None else name_or_path)
+    if not text.strip():
+        raise RoutineNotFoundError("no routine given: name one (see `coach list`) or give a path to a .toml file")
+    if os.sep in text or (os.altsep and os.altsep in text) or text.endswith(".toml"):
         return Path(text)
     known = available_routines()
     if text in known:
         return known[text]
-    close = difflib.get_close_matches(text, list(known), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    if _is_file(Path(text)):  # a file in the current folder, named without .toml
+        return Path(text)
     raise RoutineNotFoundError(
-        f"no routine named {text!r}.{hint} See `coach list`, or give a path to a .toml file."
+        f'no routine named "{_short(text)}"{_did_you_mean(text, known)}; see `coach list` for the '
+        "routines there are, or give a path to a .toml file"
     )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def _did_you_mean(word: str, candidates) -> str:
+    """` (did you mean "a" or "b"?)` from close spellings and names containing the word; or ""."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
+    folded = word.casefold()
+    if not close and len(folded) >= 3:  # "stretches" for "leg-stretches"
+        close = [c for c in candidates if folded in c.casefold() or c.casefold() in folded][:3]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f'"{c}"' for c in close) + "?)"
 
 
 # ---------------------------------------------------------------------------
 # Loading
 
 def load_routine(name_or_path: str | os.PathLike[str] | None = None) -> Routine:
-    """Read and validate a routine by name or path."""
+    """Read and validate a routine by name (see `coach list`) or path; the built-in one by default."""
     path = resolve_routine(name_or_path)
     text = _read_text(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise RoutineError(f"not valid TOML: {err}. Check the quoting and brackets on that line.",
-                           path=path, line=_toml_error_line(err)) from None
-    except RecursionError:
-        raise RoutineError("nesting is too deep to be a routine.", path=path) from None
-    return _Validator(path, text).routine(data)
+    return _Validator(path, text).routine(_parse_toml(text, path))
 
 
 def load_routine_text(text: str, path: Path | str = "<text>") -> Routine:
-    """Validate routine TOML given as a string (tests, tools)."""
+    """Validate routine TOML given as a string (tests, tools); chime paths are relative to `path`."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise RoutineError("is over 1 MiB; a routine may be at most 1 MiB", path=path)
+    text = text.removeprefix("\ufeff")
+    return _Validator(Path(path), text).routine(_parse_toml(text, path))
+
+
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _parse_toml(text: str, path: Path | str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise RoutineError(f"not valid TOML: {err}", path=path, line=_toml_error_line(err)) from None
+        reason = str(err)
+        line = column = None
+        position = _TOML_POSITION.search(reason)
+        if position:
+            line, column = int(position[1]), int(position[2])
+            reason = reason[: position.start()]
+        elif "end of document" in reason:
+            line = max(1, len(text.splitlines()))
+            reason = reason.replace("(at end of document)", "").strip() + " at the end of the file"
+        where = f" at column {column}" if column else ""
+        reason = reason[:1].lower() + reason[1:]
+        raise RoutineError(f"not valid TOML{where}: {reason}; check the quotes, brackets and = on that line",
+                           path=path, line=line) from None
     except RecursionError:
-        raise RoutineError("nesting is too deep to be a routine.", path=path) from None
-    return _Validator(Path(path), text).routine(data)
-
-
-def _toml_error_line(err: tomllib.TOMLDecodeError) -> int | None:
-    lineno = getattr(err, "lineno", None)
-    if lineno:
-        return int(lineno)
-    marker = "at line "
-    message = str(err)
-    if marker in message:
-        digits = message.split(marker, 1)[1].split(",")[0].split(")")[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
+        raise RoutineError("is nested too deeply to be a routine (lists or tables inside each other "
+                           "hundreds of levels deep)", path=path) from None
+    except ValueError:
+        # tomllib passes on int()'s refusal of numbers with thousands of digits.
+        line = next((i for i, ln in enumerate(text.splitlines(), 1) if re.search(r"[0-9_]{1000}", ln)), None)
+        raise RoutineError("has a number with thousands of digits; a routine needs ordinary numbers like 45",
+                           path=path, line=line) from None
 
 
 def _read_text(path: Path) -> str:
+    problem = _file_problem(path)
+    if problem == _MISSING:
+        hint = _did_you_mean(path.stem, available_routines()) or _did_you_mean(path.name, _siblings(path))
+        raise RoutineNotFoundError(f"no such file{hint}; check the name, or see `coach list`", path=path)
+    if problem == _FOLDER:
+        raise RoutineError("is a folder, not a routine file; name a .toml file inside it", path=path)
+    if problem:
+        raise RoutineError(problem, path=path)
     try:
-        if path.is_dir():
-            raise RoutineError("is a folder, not a routine file. Name a .toml file inside it.", path=path)
-        if not path.exists():
-            if path.is_symlink():
-                raise RoutineError("is a broken symbolic link.", path=path)
-            known = available_routines()
-            close = difflib.get_close_matches(path.stem, list(known), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else " See `coach list`."
-            raise RoutineNotFoundError(f"no such file.{hint}", path=path)
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RoutineError(
-                f"file is {size:,} bytes; a routine may be at most 1 MiB. Is this the right file?", path=path
-            )
-        raw = path.read_bytes()
-    except RoutineError:
-        raise
-    except PermissionError:
-        raise RoutineError("cannot be read: permission denied. Check the file's permissions.", path=path) from None
+        # Read at most one byte past the limit: /dev/zero or a huge file must not fill memory.
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as err:
-        raise RoutineError(f"cannot be read: {err.strerror or err}.", path=path) from None
+        raise RoutineError(_os_problem(err), path=path) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise RoutineError("file is over 1 MiB; a routine may be at most 1 MiB.", path=path)
+        raise RoutineError("is over 1 MiB; a routine may be at most 1 MiB. Is this the right file?", path=path)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RoutineError("is saved as UTF-16; save it as UTF-8 (in your editor's Save As, pick UTF-8)",
+                           path=path, line=1)
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # -sig: a byte-order mark some Windows editors add is fine
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise RoutineError(
-            f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}). Save the file as UTF-8.",
+            f"is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "save the file as UTF-8 (in your editor's Save As, pick UTF-8)",
             path=path, line=line,
         ) from None
+
+
+def _siblings(path: Path) -> list[str]:
+    try:
+        return [p.name for p in path.parent.glob("*.toml")][:1000]
+    except (OSError, ValueError):
+        return []
+
+
+_MISSING = "does not exist"
+_FOLDER = "is a folder, not a file"
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why `path` is not a file that can be opened, as the end of a sentence; None when it is."""
+    try:
+        info = os.stat(path)
+    except ValueError:
+        return "is not a usable path (it contains a NUL character)"
+    except OSError as err:
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            return "is a broken symbolic link (it points to a file that does not exist)"
+        return _os_problem(err)
+    if stat.S_ISDIR(info.st_mode):
+        return _FOLDER
+    return None
+
+
+def _os_problem(err: OSError) -> str:
+    return {
+        errno.ENOENT: _MISSING,
+        errno.ENOTDIR: "does not exist (part of its path is a file, not a folder)",
+        errno.ELOOP: "is a symbolic link loop (links that point back to each other); fix or remove the link",
+        errno.ENAMETOOLONG: "has a name too long for the file system",
+        errno.EACCES: "cannot be read: permission denied; check the file's permissions",
+        errno.EPERM: "cannot be read: permission denied; check the file's permissions",
+        errno.EISDIR: _FOLDER,
+    }.get(err.errno, f"cannot be read: {err.strerror or err}")
 
 
 # ---------------------------------------------------------------------------
@@ -229,266 +301,439 @@ _TOP_KEYS = ("title", "description", "credit", "props", "intro", "outro", "side_
 _DEFAULT_KEYS = ("hold", "sides", "speed", "voice")
 _POSE_KEYS = ("name", "targets", "setup", "hold", "cues", "release")
 _CUE_KEYS = ("text", "at")
+_TOP_ONLY = ("title", "description", "credit", "props", "intro", "outro", "side_switch")
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, (datetime.date, datetime.time)):
+        return "a date or time"
     return {
-        str: "a string", int: "a whole number", float: "a number", bool: "true/false",
+        str: "text", int: "a whole number", float: "a number", bool: "true/false",
         list: "a list", dict: "a table",
     }.get(type(value), type(value).__name__)
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _num(value: float) -> str:
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"a {len(str(abs(value)))}-digit number"
+    return f"{value:g}"
+
+
+def _toml_repr(value: Any, depth: int = 0) -> str:
+    """A value as it would look in the file, to show what was found."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _num(value)
+    if isinstance(value, str):
+        return json.dumps(value[:60], ensure_ascii=False)
+    if depth > 2:
+        return "..."
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_repr(v, depth + 1) for v in value[:4]) + (", ...]" if len(value) > 4 else "]")
+    if isinstance(value, dict):
+        items = list(value.items())[:4]
+        return "{ " + ", ".join(f"{_short(k, 20)} = {_toml_repr(v, depth + 1)}" for k, v in items) + " }"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    return _short(repr(value))
+
+
+def _found(value: Any) -> str:
+    shown = _toml_repr(value)
+    return f"{_type_name(value)} {shown if len(shown) <= 50 else shown[:47] + '...'}"
+
+
+def _quoted_number(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _short(text: str, limit: int = 40) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where a value sits: in a pose (number, name) and maybe its cue n, in a [table], or at the top level."""
+
+    pose: tuple[int, str | None] | None = None
+    table: str | None = None
+    cue: int | None = None
+
+    def label(self, key: str) -> str:
+        return f"{self.table}.{key}" if self.table else key
+
+
+_TOP = _Place()
+
+
+class _Source:
+    """Finds the line a key or value was written on, so an error can name it.
+
+    tomllib gives values but not positions, so this reads the lines again: headers
+    ([defaults], [[poses]]) split the file into regions, and a key is looked for in its own
+    region. Best effort: a wrong guess is worse than none, so it gives up rather than guess
+    outside the region.
+    """
+
+    _HEADER = re.compile(r"""^\s*(\[\[?)\s*([\w.\-"' ]+?)\s*\]\]?\s*(?:#.*)?$""")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.headers: list[tuple[int, str, bool]] = []  # (line index, name, is [[array]])
+        for i, line in enumerate(self.lines):
+            if match := self._HEADER.match(line):
+                name = re.sub(r"""[\s"']""", "", match[2])
+                self.headers.append((i, name, match[1] == "[["))
+
+    def _region(self, place: _Place) -> tuple[int, int] | None:
+        if place.pose is not None:
+            starts = [i for i, name, is_array in self.headers if name == "poses" and is_array]
+            if place.pose[0] - 1 >= len(starts):
+                return None
+            start = starts[place.pose[0] - 1]
+            end = next((i for i, name, _ in self.headers if i > start and not name.startswith("poses.")),
+                       len(self.lines))
+            cues = [i for i, name, is_array in self.headers if start < i < end and name == "poses.cues" and is_array]
+            if place.cue is not None and place.cue <= len(cues):  # cues written as [[poses.cues]] tables
+                cue_start = cues[place.cue - 1]
+                return cue_start, next((i for i, _, _ in self.headers if i > cue_start), len(self.lines))
+            return start, end
+        if place.table is not None:
+            for i, name, is_array in self.headers:
+                if name == place.table and not is_array:
+                    return i, next((j for j, _, _ in self.headers if j > i), len(self.lines))
+            return None
+        return 0, self.headers[0][0] if self.headers else len(self.lines)
+
+    def line(self, place: _Place, key: str | None = None, needle: str | None = None) -> int | None:
+        region = self._region(place)
+        if region is None:
+            if place.table and key:  # e.g. defaults = { hold = 5 } or defaults.hold = 5
+                key_pattern = self._key_pattern(key)
+                for i, text in enumerate(self.lines):
+                    if place.table in text and key_pattern.search(text):
+                        return i + 1
+            return None
+        start, end = region
+        if needle:
+            for i in range(start, end):
+                if needle in self.lines[i]:
+                    return i + 1
+        if key:
+            key_pattern = self._key_pattern(key)
+            for i in range(start, end):
+                if key_pattern.search(self.lines[i]):
+                    return i + 1
+            if place == _TOP:  # an unknown table, such as [pose] or [[pose]]
+                for i, name, _ in self.headers:
+                    if name == key or name.startswith(key + "."):
+                        return i + 1
+        return start + 1 if place != _TOP else None
+
+    @staticmethod
+    def _key_pattern(key: str) -> re.Pattern[str]:
+        return re.compile(rf"""(^|[{{,.])\s*["']?{re.escape(key)}["']?\s*=""")
+
+
+def _clean(value: str) -> tuple[str, str | None]:
+    """Whitespace (line breaks, tabs, non-breaking spaces) becomes single spaces; a control
+    character is a problem, returned as its code point."""
+    for ch in value:
+        if not ch.isspace() and unicodedata.category(ch) in ("Cc", "Cs"):
+            return value, f"U+{ord(ch):04X}"
+    return " ".join(value.split()), None
 
 
 class _Validator:
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.lines = text.splitlines()
+        self.text = text
+        self._source: _Source | None = None  # only built when an error needs a line number
 
-    # -- locating a field in the source, so errors can name a line --------
-    def _line_of(self, key: str | None, pose_index: int | None = None, table: str | None = None) -> int | None:
-        start, end = 0, len(self.lines)
-        if pose_index is not None:
-            headers = [i for i, line in enumerate(self.lines) if line.strip().startswith("[[poses]]")]
-            if pose_index < len(headers):
-                start = headers[pose_index]
-                end = headers[pose_index + 1] if pose_index + 1 < len(headers) else len(self.lines)
-                if key is None:
-                    return start + 1
-        elif table is not None:
-            for i, line in enumerate(self.lines):
-                if line.strip().replace(" ", "") == f"[{table}]":
-                    start = i
-                    break
-        if key is None:
-            return None
-        for i in range(start, end):
-            stripped = self.lines[i].lstrip()
-            if stripped.startswith(key) and stripped[len(key):].lstrip().startswith("="):
-                return i + 1
-        return None
-
-    def fail(self, message: str, *, key: str | None = None, pose: tuple[int, str | None] | None = None,
-             table: str | None = None) -> RoutineError:
-        line = self._line_of(key, pose[0] - 1 if pose else None, table)
-        return RoutineError(message, path=self.path, line=line, pose=pose, field=key)
+    def fail(self, message: str, place: _Place = _TOP, key: str | None = None,
+             needle: str | None = None) -> RoutineError:
+        if self._source is None:
+            self._source = _Source(self.text)
+        line = self._source.line(place, key, needle)
+        return RoutineError(message, path=self.path, line=line, pose=place.pose, field=key)
 
     def _unknown_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str,
-                      pose: tuple[int, str | None] | None = None, table_name: str | None = None) -> None:
+                      place: _Place = _TOP) -> None:
         for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-                hint = f' (did you mean "{close[0]}"?)' if close else f" (allowed: {', '.join(allowed)})"
-                raise self.fail(f'unknown key "{key}" in {where}{hint}', key=key, pose=pose, table=table_name)
+            if key in allowed:
+                continue
+            hint = _did_you_mean(key, allowed) if len(key) < 100 else ""
+            if hint:
+                pass
+            elif key in _TOP_ONLY and place != _TOP:
+                hint = (f" ({key} belongs at the top of the file, before the first [table]: "
+                        "TOML puts every key below a [[poses]] line into that pose)")
+            elif key == "hold" and place.table != "defaults":
+                hint = " (hold belongs in [defaults] or in a [[poses]] table)"
+            elif key in _POSE_KEYS and place.pose is None:
+                hint = f" ({key} belongs in a [[poses]] table; is a [[poses]] line missing above it?)"
+            elif key in _DEFAULT_KEYS and place.table != "defaults":
+                hint = f" ({key} belongs in [defaults])"
+            else:
+                hint = f" (allowed: {', '.join(allowed)})"
+            raise self.fail(f'unknown key "{_short(key)}" in {where}{hint}', place, key)
 
-    # -- typed getters --------------------------------------------------------
-    def _text(self, value: Any, key: str, pose=None, table=None, *, sided: bool, allow_empty=False) -> str:
+    # -- typed values --------------------------------------------------------------
+    def _text(self, value: Any, key: str, place: _Place = _TOP, *, label: str | None = None,
+              spoken: bool = False, no_side_because: str | None = None, allow_empty: bool = False,
+              limit: int = MAX_TEXT_CHARS) -> str:
+        """A checked text. Spoken texts may hold {side}/{other_side} unless `no_side_because`."""
+        label = label or place.label(key)
         if not isinstance(value, str):
-            raise self.fail(f"{key} must be a string, got {_type_name(value)} ({_show(value)})",
-                            key=key, pose=pose, table=table)
-        if not value.strip() and not allow_empty:
-            raise self.fail(f"{key} is empty; write the words to speak or remove the line",
-                            key=key, pose=pose, table=table)
-        if len(value) > MAX_TEXT_CHARS:
-            raise self.fail(f"{key} is {len(value)} characters; keep one spoken line under {MAX_TEXT_CHARS} "
-                            "(split it into several lines)", key=key, pose=pose, table=table)
-        bad = [ch for ch in value if not ch.isprintable() and ch not in " "]
-        if bad:
-            raise self.fail(f"{key} contains a control character (U+{ord(bad[0]):04X}); "
-                            "write it as plain text on one line", key=key, pose=pose, table=table)
-        self._check_placeholders(value, key, pose, table, sided=sided)
-        return value
+            raise self.fail(f"{label} must be text in quotes, got {_found(value)}", place, key)
+        text, control = _clean(value)
+        # The start of a plain text is usually in the file as written: it finds the exact line.
+        needle = value[:25] if len(value.strip()) >= 8 and value[:25].isprintable() and '"' not in value[:25] \
+            and "\\" not in value[:25] else None
+        if control:
+            raise self.fail(f"{label} contains a control character ({control}); write plain text "
+                            "(line breaks and tabs are fine)", place, key, needle)
+        if not text and not allow_empty:
+            what = "the words to speak" if spoken else "some text"
+            raise self.fail(f"{label} is empty; write {what} or remove the line", place, key)
+        if len(text) > limit:
+            raise self.fail(f"{label} is {len(text)} characters long; keep it under {limit}"
+                            + (" (split it into several lines)" if spoken else ""), place, key, needle)
+        if spoken:
+            self._check_placeholders(text, label, key, place, no_side_because, needle)
+        return text
 
-    def _check_placeholders(self, value: str, key: str, pose, table, *, sided: bool) -> None:
+    def _check_placeholders(self, text: str, label: str, key: str, place: _Place,
+                            no_side_because: str | None, needle: str | None) -> None:
         try:
-            parts = list(string.Formatter().parse(value))
+            parts = list(string.Formatter().parse(text))
         except ValueError:
-            raise self.fail(f"{key} has an unmatched brace in {_show(value)}; use {{side}} for a "
-                            "placeholder or {{{{ }}}} for a literal brace", key=key, pose=pose, table=table) from None
+            raise self.fail(f"{label} has an unmatched brace in {_toml_repr(text)}; write {{side}} for the "
+                            "side's name, or {{ and }} for a brace to keep", place, key, needle) from None
         for _, name, spec, conversion in parts:
             if name is None:
                 continue
-            if name not in PLACEHOLDERS or spec or conversion:
-                close = difflib.get_close_matches(name, PLACEHOLDERS, n=1, cutoff=0.5)
-                hint = f" (did you mean {{{close[0]}}}?)" if close else ""
-                raise self.fail(f"{key} has an unknown placeholder {{{name}}}{hint}; "
-                                f"known: {{side}}, {{other_side}}", key=key, pose=pose, table=table)
-            if not sided:
-                raise self.fail(f"{key} uses {{{name}}}, but this routine has no sides "
-                                "(set defaults.sides)", key=key, pose=pose, table=table)
+            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            if name not in PLACEHOLDERS:
+                hint = _did_you_mean(name.strip(), PLACEHOLDERS).replace('"side"', "{side}") \
+                    .replace('"other_side"', "{other_side}")
+                raise self.fail(f"{label} has an unknown placeholder {_short(shown)}{hint}; the placeholders "
+                                "are {side} and {other_side} (write {{ and }} for a brace to keep)",
+                                place, key, needle=shown)
+            if spec or conversion:
+                raise self.fail(f"{label} has {_short(shown)}; a placeholder takes no format, write {{{name}}}",
+                                place, key, needle=shown)
+            if no_side_because:
+                raise self.fail(f"{label} uses {{{name}}}, but {no_side_because}", place, key, needle=shown)
 
-    def _lines(self, value: Any, key: str, pose=None, table=None, *, sided: bool) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
+    def _list(self, value: Any, key: str, place: _Place, what: str) -> list[Any]:
+        """A list of items, or a single item standing for a list of one."""
+        if isinstance(value, (str, dict)):
+            return [value]
         if not isinstance(value, list):
-            raise self.fail(f"{key} must be a string or a list of strings, got {_type_name(value)} "
-                            f"({_show(value)})", key=key, pose=pose, table=table)
+            raise self.fail(f"{place.label(key)} must be {what}, got {_found(value)}", place, key)
         if len(value) > MAX_LINES_PER_LIST:
-            raise self.fail(f"{key} has {len(value)} lines; at most {MAX_LINES_PER_LIST}",
-                            key=key, pose=pose, table=table)
-        return tuple(self._text(item, key, pose, table, sided=sided) for item in value)
+            raise self.fail(f"{place.label(key)} has {len(value)} items; at most {MAX_LINES_PER_LIST}",
+                            place, key)
+        return value
 
-    def _number(self, value: Any, key: str, low: float, high: float, unit: str, pose=None, table=None) -> float:
+    def _lines(self, value: Any, key: str, place: _Place = _TOP, *,
+               no_side_because: str | None = None) -> tuple[str, ...]:
+        items = self._list(value, key, place, "text in quotes, or a list of texts")
+        numbered = isinstance(value, list) and len(items) > 1
+        return tuple(
+            self._text(item, key, place, label=f"{place.label(key)} line {n}" if numbered else None,
+                       spoken=True, no_side_because=no_side_because)
+            for n, item in enumerate(items, 1)
+        )
+
+    def _number(self, value: Any, key: str, place: _Place, low: float, high: float, unit: str,
+                label: str | None = None) -> float:
+        label = label or place.label(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{key} must be a number{unit and ' of ' + unit}, got {_type_name(value)} "
-                            f"({_show(value)})", key=key, pose=pose, table=table)
-        if not (low <= value <= high):  # also rejects NaN
-            raise self.fail(f"{key} must be between {low:g} and {high:g}{unit and ' ' + unit}, got {value:g}",
-                            key=key, pose=pose, table=table)
+            hint = " (remove the quotes)" if _quoted_number(value) else ""
+            raise self.fail(f"{label} must be a number{' of ' + unit if unit else ''}, got {_found(value)}{hint}",
+                            place, key)
+        if not low <= value <= high:  # NaN fails every comparison, so it lands here too
+            raise self.fail(f"{label} must be between {_num(low)} and {_num(high)}{' ' + unit if unit else ''}, "
+                            f"got {_num(value)}", place, key)
         return float(value)
 
-    # -- the routine ----------------------------------------------------------
+    # -- the routine ----------------------------------------------------------------
     def routine(self, data: dict[str, Any]) -> Routine:
         if not data:
             raise self.fail("the routine is empty: it needs a title and at least one [[poses]] table "
-                            "(see the README's routine format)")
+                            "(see docs/routines.md)")
         self._unknown_keys(data, _TOP_KEYS, "the routine")
 
+        defaults_place = _Place(table="defaults")
         defaults = data.get("defaults", {})
         if not isinstance(defaults, dict):
-            raise self.fail(f"defaults must be a table [defaults], got {_type_name(defaults)}", key="defaults")
-        self._unknown_keys(defaults, _DEFAULT_KEYS, "[defaults]", table_name="defaults")
-
-        sides = defaults.get("sides", ["right", "left"])
-        if not isinstance(sides, list) or not all(isinstance(s, str) and s.strip() for s in sides):
-            raise self.fail(f'defaults.sides must be a list of side names like ["right", "left"], '
-                            f"got {_show(sides)}", key="sides", table="defaults")
-        if len(sides) > 4 or len(set(sides)) != len(sides):
-            raise self.fail(f"defaults.sides must list up to 4 different sides, got {_show(sides)}",
-                            key="sides", table="defaults")
-        sided = bool(sides)
-
-        title = data.get("title")
-        if title is None:
-            raise self.fail('the routine has no title; add a line like title = "Evening stretch" at the top')
-        title = self._text(title, "title", sided=False)
-
-        hold = self._number(defaults.get("hold", 30), "hold", MIN_HOLD, MAX_HOLD, "seconds", table="defaults")
+            raise self.fail(f"defaults must be a table, written [defaults] on its own line, got {_found(defaults)}",
+                            key="defaults")
+        self._unknown_keys(defaults, _DEFAULT_KEYS, "[defaults]", defaults_place)
+        sides = self._sides(defaults.get("sides", list(DEFAULT_SIDES)), defaults_place)
+        no_sides = None if sides else "this routine has no sides (defaults.sides is empty)"
+        hold = self._number(defaults.get("hold", DEFAULT_HOLD), "hold", defaults_place,
+                            MIN_HOLD, MAX_HOLD, "seconds")
         speed = defaults.get("speed")
         if speed is not None:
-            speed = self._number(speed, "speed", MIN_SPEED, MAX_SPEED, "", table="defaults")
+            speed = self._number(speed, "speed", defaults_place, MIN_SPEED, MAX_SPEED, "")
         voice = defaults.get("voice")
         if voice is not None:
-            voice = self._text(voice, "voice", table="defaults", sided=False)
+            voice = self._text(voice, "voice", defaults_place, limit=200)
 
-        props = data.get("props", [])
-        if not isinstance(props, list) or not all(isinstance(p, str) for p in props):
-            raise self.fail(f'props must be a list of strings like ["strap"], got {_show(props)}', key="props")
+        if "title" not in data:
+            raise self.fail('the routine has no title; add a line like title = "Evening stretch" at the top')
+        title = self._text(data["title"], "title", limit=200)
+        description = self._text(data.get("description", ""), "description", allow_empty=True)
+        credit = self._text(data.get("credit", ""), "credit", allow_empty=True)
+        props_list = self._list(data.get("props", []), "props", _TOP, 'a list of texts like ["strap"]')
+        props = tuple(self._text(p, "props", label=f"props item {n}" if len(props_list) > 1 else None, limit=100)
+                      for n, p in enumerate(props_list, 1))
+
+        before_sides = "the intro is spoken before any side begins"
+        after_sides = "the outro is spoken after both sides are done"
+        intro = self._lines(data.get("intro", []), "intro", no_side_because=before_sides)
+        outro = self._lines(data.get("outro", []), "outro", no_side_because=after_sides)
+        side_switch = self._lines(data.get("side_switch", []), "side_switch", no_side_because=no_sides)
 
         poses_data = data.get("poses")
         if poses_data is None or poses_data == []:
-            raise self.fail("the routine has no poses: add at least one [[poses]] table with a name")
+            raise self.fail('the routine has no poses: add a [[poses]] table with a line like name = "Leg up"')
+        if isinstance(poses_data, dict):
+            raise self.fail("poses must be written [[poses]] with double brackets, once above each pose; "
+                            "found [poses]", key="poses")
         if not isinstance(poses_data, list) or not all(isinstance(p, dict) for p in poses_data):
-            raise self.fail("poses must be written as [[poses]] tables", key="poses")
+            raise self.fail(f"poses must be [[poses]] tables, got {_found(poses_data)}", key="poses")
         if len(poses_data) > MAX_POSES:
             raise self.fail(f"the routine has {len(poses_data)} poses; at most {MAX_POSES}", key="poses")
-        poses = tuple(self._pose(i + 1, p, hold, sided) for i, p in enumerate(poses_data))
+        poses = tuple(self._pose(n, p, hold, speed or 1.0, no_sides) for n, p in enumerate(poses_data, 1))
 
         routine = Routine(
-            title=title,
-            description=self._text(data.get("description", ""), "description", sided=False, allow_empty=True),
-            credit=self._text(data.get("credit", ""), "credit", sided=False, allow_empty=True),
-            props=tuple(props),
-            sides=tuple(sides),
-            hold=hold,
-            speed=speed,
-            voice=voice,
-            intro=self._lines(data.get("intro", []), "intro", sided=False),
-            outro=self._lines(data.get("outro", []), "outro", sided=False),
-            side_switch=self._lines(data.get("side_switch", []), "side_switch", sided=sided),
-            poses=poses,
-            chimes=self._chimes(data.get("chimes", {})),
-            source=self.path,
+            title=title, poses=poses, description=description, credit=credit, props=props,
+            sides=sides, hold=hold, speed=speed, voice=voice, intro=intro, outro=outro,
+            side_switch=side_switch, chimes=self._chimes(data.get("chimes", {})), source=self.path,
         )
         self._check_length(routine)
         return routine
 
-    def _pose(self, number: int, data: dict[str, Any], default_hold: float, sided: bool) -> Pose:
+    def _sides(self, value: Any, place: _Place) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(f'defaults.sides must be a list of side names like ["right", "left"] (or [] for '
+                            f"none), got {_found(value)}", place, "sides")
+        if len(value) > MAX_SIDES:
+            raise self.fail(f"defaults.sides has {len(value)} sides; at most {MAX_SIDES}", place, "sides")
+        sides = tuple(self._text(s, "sides", place, label=f"defaults.sides item {n}", limit=MAX_SIDE_NAME_CHARS)
+                      for n, s in enumerate(value, 1))
+        if len(set(sides)) != len(sides):
+            raise self.fail(f"defaults.sides names a side twice, got {_toml_repr(list(sides))}; "
+                            "each side once, e.g. [\"right\", \"left\"]", place, "sides")
+        return sides
+
+    def _pose(self, number: int, data: dict[str, Any], default_hold: float, speed: float,
+              no_sides: str | None) -> Pose:
         raw_name = data.get("name")
-        where = (number, raw_name if isinstance(raw_name, str) and raw_name.strip() else None)
-        self._unknown_keys(data, _POSE_KEYS, "the pose", pose=where)
+        shown_name = _short(raw_name) if isinstance(raw_name, str) and raw_name.strip() else None
+        place = _Place(pose=(number, shown_name))
+        self._unknown_keys(data, _POSE_KEYS, "the pose", place)
         if raw_name is None:
-            raise self.fail('has no name; add name = "..." to this [[poses]] table', pose=where)
-        name = self._text(raw_name, "name", where, sided=False)
-        hold = self._number(data.get("hold", default_hold), "hold", MIN_HOLD, MAX_HOLD, "seconds", where)
-        cues = self._cues(data.get("cues", []), where, hold, sided)
+            raise self.fail('has no name; add a line like name = "Leg up" to this [[poses]] table', place)
+        name = self._text(raw_name, "name", place, limit=100)
+        hold = self._number(data.get("hold", default_hold), "hold", place, MIN_HOLD, MAX_HOLD, "seconds")
         pose = Pose(
             name=name,
-            targets=self._text(data.get("targets", ""), "targets", where, sided=False, allow_empty=True),
-            setup=self._lines(data.get("setup", []), "setup", where, sided=sided),
+            targets=self._text(data.get("targets", ""), "targets", place, allow_empty=True),
+            setup=self._lines(data.get("setup", []), "setup", place, no_side_because=no_sides),
             hold=hold,
-            cues=cues,
-            release=self._lines(data.get("release", []), "release", where, sided=sided),
+            cues=self._cues(data.get("cues", []), place, hold, no_sides),
+            release=self._lines(data.get("release", []), "release", place, no_side_because=no_sides),
         )
-        self._check_cues_fit(pose, where)
+        self._check_cues_fit(pose, place, speed)
         return pose
 
-    def _cues(self, value: Any, where, hold: float, sided: bool) -> tuple[Cue, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list):
-            raise self.fail(f"cues must be a list of strings or {{ text = ..., at = ... }} tables, "
-                            f"got {_type_name(value)} ({_show(value)})", key="cues", pose=where)
-        if len(value) > MAX_LINES_PER_LIST:
-            raise self.fail(f"cues has {len(value)} lines; at most {MAX_LINES_PER_LIST}", key="cues", pose=where)
+    def _cues(self, value: Any, place: _Place, hold: float, no_sides: str | None) -> tuple[Cue, ...]:
+        items = self._list(value, "cues", place, 'a list of texts, or of tables like { text = "...", at = 10 }')
+        numbered = isinstance(value, list) and len(items) > 1
         cues = []
-        for item in value:
-            if isinstance(item, dict):
-                self._unknown_keys(item, _CUE_KEYS, "a cue", pose=where)
-                if "text" not in item:
-                    raise self.fail("a cue table needs text = \"...\"", key="cues", pose=where)
-                text = self._text(item["text"], "cues", where, sided=sided)
-                at = item.get("at")
-                if at is not None:
-                    at = self._number(at, "at", 0, hold, f"seconds (inside the {hold:g} s hold)", where)
-                cues.append(Cue(text, at))
-            else:
-                cues.append(Cue(self._text(item, "cues", where, sided=sided)))
+        for n, item in enumerate(items, 1):
+            label = f"cue {n}" if numbered else "cue"
+            if not isinstance(item, dict):
+                cues.append(Cue(self._text(item, "cues", place, label=label, spoken=True, no_side_because=no_sides)))
+                continue
+            cue_place = _Place(pose=place.pose, cue=n)
+            self._unknown_keys(item, _CUE_KEYS, label, cue_place)
+            if "text" not in item:
+                raise self.fail(f'{label} has no text; write it as {{ text = "...", at = 10 }}', cue_place, "cues")
+            text = self._text(item["text"], "text", cue_place, label=label, spoken=True, no_side_because=no_sides)
+            at = item.get("at")
+            if at is not None:
+                at = self._number(at, "at", cue_place, 0, hold, "seconds", label=f"{label}: at")
+                if at >= hold:
+                    raise self.fail(f"{label}: at must be a second inside the {_num(hold)} s hold, from 0 "
+                                    f"to under {_num(hold)}, got {_num(at)}", cue_place, "at")
+            cues.append(Cue(text, at))
         return tuple(cues)
 
-    def _check_cues_fit(self, pose: Pose, where) -> None:
-        """Reject cues that cannot fit the hold even at normal speed (estimated from words)."""
+    def _check_cues_fit(self, pose: Pose, place: _Place, speed: float) -> None:
+        """Reject cues that cannot fit the hold even at the routine's speed (estimated from words)."""
         if not pose.cues:
             return
-        needed = sum(estimate_speech_seconds(c.text) + CUE_GAP for c in pose.cues)
+        needed = sum(estimate_speech_seconds(c.text, speed) + CUE_GAP for c in pose.cues)
         available = pose.hold - 2 * CHIME_CLEARANCE
         if needed > available:
             raise self.fail(
-                f"{len(pose.cues)} cues need about {needed:.0f} s but the {pose.hold:g} s hold leaves "
-                f"{max(available, 0):.0f} s between chimes; lengthen hold or remove cues",
-                key="cues", pose=where,
+                f"{len(pose.cues)} cues need about {needed:.0f} s but the {_num(pose.hold)} s hold leaves "
+                f"about {max(available, 0):.0f} s between its chimes; lengthen hold or remove cues",
+                place, "cues",
             )
 
     def _chimes(self, value: Any) -> dict[str, Path]:
+        place = _Place(table="chimes")
         if not isinstance(value, dict):
-            raise self.fail(f"chimes must be a table [chimes], got {_type_name(value)}", key="chimes")
-        self._unknown_keys(value, CHIME_KINDS, "[chimes]", table_name="chimes")
+            raise self.fail(f"chimes must be a table, written [chimes] on its own line, got {_found(value)}",
+                            key="chimes")
+        self._unknown_keys(value, CHIME_KINDS, "[chimes]", place)
         chimes = {}
         for kind, name in value.items():
-            if not isinstance(name, str) or not name.strip():
-                raise self.fail(f"chimes.{kind} must be a path to a WAV file, got {_show(name)}",
-                                key=kind, table="chimes")
-            path = Path(name).expanduser()
+            label = f"chimes.{kind}"
+            name = self._text(name, kind, place, label=label, limit=1000)
+            try:
+                path = Path(name).expanduser()
+            except RuntimeError:  # ~someone with no such user
+                raise self.fail(f"{label}: cannot find the home folder in {_toml_repr(name)}", place, kind) from None
             if not path.is_absolute():
                 path = self.path.parent / path
-            if not path.is_file():
-                what = "is a folder" if path.is_dir() else "does not exist"
-                raise self.fail(f"chimes.{kind}: {path} {what}; give a WAV file's path relative to "
-                                "the routine file", key=kind, table="chimes")
+            problem = _file_problem(path)
+            if not problem and not _is_file(path):  # a device or pipe would never end
+                problem = "is not a regular file"
+            if problem:
+                raise self.fail(f"{label}: {_short(str(path), 120)} {problem}; give the path of a WAV file, "
+                                "relative to the routine file's folder", place, kind)
             if not os.access(path, os.R_OK):
-                raise self.fail(f"chimes.{kind}: {path} cannot be read (permission denied)",
-                                key=kind, table="chimes")
+                raise self.fail(f"{label}: {_short(str(path), 120)} cannot be read (permission denied); "
+                                "check the file's permissions", place, kind)
             chimes[kind] = path
         return chimes
 
     def _check_length(self, routine: Routine) -> None:
-        speech = sum(estimate_speech_seconds(t) for t in routine.intro + routine.outro)
-        for pose in routine.poses:
-            speech += sum(estimate_speech_seconds(t) for t in pose.setup + pose.release)
-        total = routine.total_hold_seconds + speech * max(1, len(routine.sides))
+        speed = routine.speed or 1.0
+
+        def say(lines) -> float:
+            return sum(estimate_speech_seconds(t, speed) for t in lines)
+
+        sides = max(1, len(routine.sides))
+        per_side = sum(p.hold + say(p.setup) + say(p.release) for p in routine.poses)
+        total = say(routine.intro) + say(routine.outro) + sides * per_side + (sides - 1) * say(routine.side_switch)
         if total > MAX_SESSION_SECONDS:
-            raise self.fail(f"the session would last about {total / 3600:.1f} hours; "
-                            f"a routine may last at most {MAX_SESSION_SECONDS // 3600} hours")
+            raise self.fail(f"the session would last about {total / 3600:.1f} hours "
+                            f"({len(routine.poses)} poses x {sides} sides); a routine may last at most "
+                            f"{MAX_SESSION_SECONDS // 3600} hours: shorten holds or remove poses")

@@ -1,0 +1,800 @@
+"""Exports: every format reads one timeline, and the audio proves it.
+
+Most tests build a Session by hand from synthetic clips that are easy to find in the
+audio: each utterance is a 440 Hz tone whose length depends on its text, each chime a
+decaying tone at its own pitch. The WAV is then analysed with numpy and the captions,
+JSON and script are parsed back and compared with what the audio says. The last tests
+do the same with real espeak-ng speech and the built-in chimes (build_session).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import pickle
+import re
+import subprocess
+import sys
+import wave
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coach import export as export_module
+from coach.audio import SAMPLE_RATE, to_int16
+from coach.errors import ExportError, UsageError
+from coach.export import (
+    CAPTION_LINE_CHARS,
+    CAPTION_MAX_LINES,
+    FORMATS,
+    caption_time,
+    check_output,
+    pick_format,
+    render_text,
+    split_caption,
+    write_export,
+)
+from coach.mixer import PEAK_TARGET, render_session
+from coach.routine import Cue, Pose, Routine, load_routine_text
+from coach.session import Session, SessionOptions
+from coach.timeline import build_timeline, spoken_texts
+
+SPEECH_HZ = 440.0
+CHIME_HZ = {"hold_start": 1320.0, "midpoint": 1760.0, "side_switch": 2640.0}
+ONE_MS = SAMPLE_RATE / 1000
+REPO = Path(__file__).resolve().parent.parent
+
+LONG_LINE = ("Lie down on your back with both legs long and let the floor hold you, so the stretch "
+             "goes into your legs and never into your back; take three slow breaths here.")
+
+
+# ---------------------------------------------------------------------------
+# Synthetic sessions
+
+def tone(seconds: float, hz: float, amplitude: float, decay: float | None = None) -> np.ndarray:
+    """A cosine, so it is at full level on its very first sample: its onset is exact."""
+    t = np.arange(int(round(seconds * SAMPLE_RATE))) / SAMPLE_RATE
+    out = amplitude * np.cos(2 * np.pi * hz * t)
+    if decay:
+        out *= np.exp(-t / decay)
+    return out.astype(np.float32)
+
+
+def speech_tone(text: str, amplitude: float = 0.5) -> np.ndarray:
+    # Length grows with the text, so every event has its own length to check.
+    return tone(0.2 + 0.015 * len(text), SPEECH_HZ, amplitude)
+
+
+def short_chimes(amplitude: float = 0.5) -> dict[str, np.ndarray]:
+    return {kind: tone(0.5, hz, amplitude, decay=0.15) for kind, hz in CHIME_HZ.items()}
+
+
+def make_routine(extra_poses: int = 0) -> Routine:
+    """Two poses on two sides, a long intro line (split over captions), a side switch."""
+    poses = (
+        Pose("Leg up", targets="hamstrings", setup=("Leg up, {side} leg.",), hold=4.0,
+             release=("Release the {side} leg.",)),
+        Pose("Leg to the side", targets="inner thigh",
+             setup=("Leg to the side, {side} leg.", "Keep the {other_side} hip down."), hold=12.0,
+             cues=(Cue("Breathe out slowly."), Cue("Soften the {other_side} hip.")),
+             release=("Release and come back to the center.",)),
+    ) + tuple(Pose(f"Pose {i}", setup=(f"Pose number {i}, {{side}} side.",), hold=4.0,
+                   release=(f"Release pose {i}.",)) for i in range(3, 3 + extra_poses))
+    return Routine(
+        title="Test *stretches*",
+        credit="Written for the coach tests",
+        description="Two poses on two sides.",
+        props=("strap", "mat"),
+        sides=("right", "left"),
+        intro=("Welcome to the test.", LONG_LINE),
+        side_switch=("Now change to the {side} side.",),
+        outro=("That is all.",),
+        poses=poses,
+    )
+
+
+def synthetic_session(routine: Routine | None = None, options: SessionOptions = SessionOptions(countdown=3),
+                      chimes: dict[str, np.ndarray] | None = None, amplitude: float = 0.5) -> Session:
+    routine = routine or make_routine()
+    chimes = chimes if chimes is not None else short_chimes()
+    speech = {text: speech_tone(text, amplitude) for text in spoken_texts(routine, options.timeline_options)}
+    timeline = build_timeline(routine, {t: len(c) for t, c in speech.items()},
+                              {k: len(c) for k, c in chimes.items()}, options.timeline_options)
+    return Session(routine, options, timeline, speech, chimes)
+
+
+@pytest.fixture(scope="module")
+def session() -> Session:
+    return synthetic_session()
+
+
+# ---------------------------------------------------------------------------
+# Reading things back
+
+def read_wav_file(path: Path) -> tuple[np.ndarray, wave._wave_params]:
+    with wave.open(str(path), "rb") as wav:
+        params = wav.getparams()
+        frames = wav.readframes(params.nframes)
+    return np.frombuffer(frames, dtype="<i2"), params
+
+
+def full_scale(level: float) -> int:
+    """A float level as the 16-bit sample value the WAV holds for it."""
+    return int(to_int16(np.array([level]))[0])
+
+
+def sound_runs(audio: np.ndarray, threshold: float = 0.02, bridge_ms: float = 20) -> list[tuple[int, int]]:
+    """(first, end) sample of every stretch of sound; dips shorter than bridge_ms are bridged
+    (a tone crosses zero, a decaying chime flickers around the threshold)."""
+    loud = np.flatnonzero(np.abs(audio.astype(np.float64) / 32768) > threshold)
+    if not loud.size:
+        return []
+    breaks = np.flatnonzero(np.diff(loud) > bridge_ms * ONE_MS)
+    starts = np.concatenate([[loud[0]], loud[breaks + 1]])
+    ends = np.concatenate([loud[breaks], [loud[-1]]]) + 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def dominant_hz(audio: np.ndarray, start: int, count: int = 1024) -> float:
+    piece = audio[start:start + count].astype(np.float64) * np.hanning(count)
+    spectrum = np.abs(np.fft.rfft(piece))
+    return float(np.argmax(spectrum) * SAMPLE_RATE / count)
+
+
+def classify(hz: float) -> str:
+    names = {"speech": SPEECH_HZ, **CHIME_HZ}
+    return min(names, key=lambda name: abs(names[name] - hz))
+
+
+def parse_time(text: str) -> float:
+    h, m, rest = re.fullmatch(r"(\d\d):(\d\d):(\d\d[.,]\d\d\d)", text).groups()
+    return int(h) * 3600 + int(m) * 60 + float(rest.replace(",", "."))
+
+
+SRT_BLOCK = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d\d\d) --> (\d\d:\d\d:\d\d,\d\d\d)\n((?:.+\n?)+)")
+VTT_BLOCK = re.compile(r"(\d\d:\d\d:\d\d\.\d\d\d) --> (\d\d:\d\d:\d\d\.\d\d\d)\n((?:.+\n?)+)")
+
+
+def parse_srt(text: str) -> list[tuple[float, float, list[str]]]:
+    blocks = text.strip("\n").split("\n\n")
+    out = []
+    for number, block in enumerate(blocks, start=1):
+        match = SRT_BLOCK.fullmatch(block)
+        assert match, f"not an SRT cue: {block!r}"
+        assert int(match[1]) == number, "SRT cues are numbered 1, 2, 3, ..."
+        out.append((parse_time(match[2]), parse_time(match[3]), match[4].rstrip("\n").split("\n")))
+    return out
+
+
+def parse_vtt(text: str) -> list[tuple[float, float, list[str]]]:
+    header, *blocks = text.strip("\n").split("\n\n")
+    assert header == "WEBVTT"
+    out = []
+    for block in blocks:
+        match = VTT_BLOCK.fullmatch(block)
+        assert match, f"not a WebVTT cue: {block!r}"
+        out.append((parse_time(match[1]), parse_time(match[2]), match[3].rstrip("\n").split("\n")))
+    return out
+
+
+def caption_groups(caps: list[tuple[float, float, list[str]]]) -> list[tuple[float, float, str]]:
+    """Captions that follow each other without a gap are one utterance split up."""
+    groups: list[list] = []
+    for start, end, lines in caps:
+        if groups and abs(start - groups[-1][1]) < 1e-9:
+            groups[-1][1] = end
+            groups[-1][2] += " " + " ".join(lines)
+        else:
+            groups.append([start, end, " ".join(lines)])
+    return [tuple(g) for g in groups]
+
+
+TXT_LINE = re.compile(r"\[(\d+):(\d\d)\] (.*)")
+
+
+def parse_txt(text: str) -> list[tuple[int, str]]:
+    return [(int(m[1]) * 60 + int(m[2]), m[3]) for m in map(TXT_LINE.fullmatch, text.splitlines()) if m]
+
+
+# ---------------------------------------------------------------------------
+# Every format agrees with the audio
+
+@pytest.fixture(scope="module")
+def exported(session, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("export")
+    paths = {}
+    for fmt in FORMATS:
+        paths[fmt] = folder / f"session.{fmt}"
+        assert write_export(session, str(paths[fmt])) == fmt
+    return paths
+
+
+@pytest.fixture(scope="module")
+def heard(exported) -> dict[str, list[tuple[int, int]]]:
+    """What the WAV itself contains: sound runs, sorted by what they sound like."""
+    audio, _ = read_wav_file(exported["wav"])
+    found: dict[str, list[tuple[int, int]]] = {"speech": [], **{k: [] for k in CHIME_HZ}}
+    for start, end in sound_runs(audio):
+        found[classify(dominant_hz(audio, start))].append((start, end))
+    return found
+
+
+def test_speech_in_the_wav_is_where_the_timeline_says(session, heard):
+    speech = [e for e in session.timeline.events if e.kind == "speech"]
+    assert len(heard["speech"]) == len(speech) > 20
+    assert {e.part for e in speech} >= {"intro", "setup", "cue", "countdown", "release", "switch", "outro"}
+    for (start, end), event in zip(heard["speech"], speech):
+        assert abs(start - event.start) <= 1 and abs(end - event.end) <= 1, event
+
+
+def test_chimes_in_the_wav_are_where_the_timeline_says(session, heard):
+    for kind in CHIME_HZ:
+        expected = [e.start for e in session.timeline.events if e.kind == "chime" and e.part == kind]
+        assert expected, kind
+        found = [start for start, _ in heard[kind]]
+        assert len(found) == len(expected), kind
+        assert max(abs(a - b) for a, b in zip(found, expected)) <= 10 * ONE_MS, kind
+    hold = next(e for e in session.timeline.events if e.kind == "hold" and e.length == 12 * SAMPLE_RATE)
+    midpoint = next(e for e in session.timeline.events if e.part == "midpoint" and e.section == hold.section)
+    # the halfway chime is heard exactly half the hold after the hold-start chime
+    heard_start = min(heard["hold_start"], key=lambda run: abs(run[0] - hold.start))[0]
+    heard_mid = min(heard["midpoint"], key=lambda run: abs(run[0] - midpoint.start))[0]
+    assert abs((heard_mid - heard_start) - 6 * SAMPLE_RATE) <= 1
+
+
+@pytest.mark.parametrize("fmt, parse", [("srt", parse_srt), ("vtt", parse_vtt)])
+def test_captions_agree_with_the_wav_to_the_millisecond(session, exported, heard, fmt, parse):
+    caps = parse(exported[fmt].read_text(encoding="utf-8"))
+    groups = caption_groups(caps)
+    speech = [e for e in session.timeline.events if e.kind == "speech"]
+    assert len(groups) == len(heard["speech"]) == len(speech)
+    for (start, end, text), (heard_start, heard_end), event in zip(groups, heard["speech"], speech):
+        assert abs(start - heard_start / SAMPLE_RATE) <= 0.001
+        assert abs(end - heard_end / SAMPLE_RATE) <= 0.001
+        assert text.split() == event.text.split()
+    assert len(caps) > len(groups), "the long intro line is split over several captions"
+
+
+def test_json_agrees_with_the_wav(session, exported, heard):
+    doc = json.loads(exported["json"].read_text(encoding="utf-8"))
+    speech = [e for e in doc["events"] if e["kind"] == "speech"]
+    assert len(speech) == len(heard["speech"])
+    for event, (start, end) in zip(speech, heard["speech"]):
+        assert abs(event["start"] - start / SAMPLE_RATE) <= 0.001
+        assert abs(event["end"] - end / SAMPLE_RATE) <= 0.001
+        assert abs(event["start_sample"] - start) <= 1
+        assert abs(event["start_sample"] + event["length_samples"] - end) <= 1
+    for kind in CHIME_HZ:
+        times = [e["start"] for e in doc["events"] if e["kind"] == "chime" and e["part"] == kind]
+        assert len(times) == len(heard[kind])
+        assert all(abs(t - s / SAMPLE_RATE) <= 0.010 for t, (s, _) in zip(times, heard[kind]))
+    _, params = read_wav_file(exported["wav"])
+    assert doc["length_samples"] == params.nframes
+
+
+def test_txt_times_agree_with_the_wav(session, exported, heard):
+    lines = parse_txt(exported["txt"].read_text(encoding="utf-8"))
+    spoken = [(t, text) for t, text in lines if not text.startswith(("(chime", "-- hold"))]
+    events = [e for e in session.timeline.events if e.kind == "speech"]
+    assert [text for _, text in spoken] == [e.text for e in events]
+    for (seconds, _), (start, _), event in zip(spoken, heard["speech"], events):
+        assert seconds == event.start // SAMPLE_RATE
+        assert abs(seconds - start / SAMPLE_RATE) < 1  # the [mm:ss] second the audio starts in
+    chimes = [(t, text) for t, text in lines if text.startswith("(chime")]
+    expected = [(e.start // SAMPLE_RATE, f"(chime: {e.part.replace('_', ' ')})")
+                for e in session.timeline.events if e.kind == "chime"]
+    assert chimes == expected
+
+
+# ---------------------------------------------------------------------------
+# The WAV itself
+
+def test_wav_header_length_and_level(session, exported):
+    audio, params = read_wav_file(exported["wav"])
+    assert (params.nchannels, params.sampwidth, params.framerate) == (1, 2, SAMPLE_RATE)
+    assert params.nframes == len(audio) == session.timeline.length
+    assert exported["wav"].stat().st_size == 44 + 2 * session.timeline.length
+    assert np.max(np.abs(audio.astype(np.int32))) == pytest.approx(full_scale(PEAK_TARGET), abs=1)
+
+
+def test_wav_never_clips_when_a_loud_chime_rings_under_speech(tmp_path):
+    # A 2 s hold: the 1.9 s halfway chime still rings when the release line starts.
+    loud_chimes = {kind: tone(1.9, hz, 0.9, decay=2.0) for kind, hz in CHIME_HZ.items()}
+    session = synthetic_session(options=SessionOptions(hold=2.0), chimes=loud_chimes, amplitude=0.9)
+    events = session.timeline.events
+    overlapping = [(c, s) for c in events if c.kind == "chime" for s in events
+                   if s.kind == "speech" and c.start < s.start < c.end]
+    assert overlapping, "this test needs a chime still ringing when speech starts"
+    chime, speech = overlapping[0]
+    offset = speech.start - chime.start
+    raw_peak = np.max(np.abs(session.chimes[chime.part][offset:offset + 2000]
+                             + session.speech[speech.text][:2000]))
+    assert raw_peak > 1.2, "summed as is, the overlap would clip"
+
+    path = tmp_path / "loud.wav"
+    write_export(session, str(path))
+    audio, _ = read_wav_file(path)
+    peak = int(np.max(np.abs(audio.astype(np.int32))))
+    assert peak == pytest.approx(full_scale(PEAK_TARGET), abs=1)
+    assert peak < np.iinfo(np.int16).max
+    # both sounds are in the audio there: mixed, not one replacing the other
+    window = audio[speech.start:speech.start + 2048].astype(np.float64) * np.hanning(2048)
+    spectrum = np.abs(np.fft.rfft(window))
+    level = {hz: spectrum[int(round(hz * 2048 / SAMPLE_RATE))] for hz in (SPEECH_HZ, CHIME_HZ[chime.part])}
+    assert min(level.values()) > 0.1 * max(level.values()), level
+
+
+def test_wav_is_the_mixed_session_written_block_by_block(session, exported):
+    audio, _ = read_wav_file(exported["wav"])
+    whole = to_int16(render_session(session.timeline, session.speech, session.chimes))
+    assert np.array_equal(audio, whole)
+
+
+def test_wav_progress_reports_samples_up_to_the_total(session, tmp_path):
+    calls = []
+    write_export(session, str(tmp_path / "p.wav"), progress=lambda done, total: calls.append((done, total)))
+    total = session.timeline.length
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert len(calls) > 5, "progress comes block by block, not once at the end"
+    dones = [done for done, _ in calls]
+    assert dones == sorted(dones)
+
+
+def test_volume_scales_the_wav(tmp_path):
+    quiet = synthetic_session(options=SessionOptions(volume=0.5))
+    path = tmp_path / "quiet.wav"
+    write_export(quiet, str(path))
+    audio, _ = read_wav_file(path)
+    assert np.max(np.abs(audio.astype(np.int32))) == pytest.approx(full_scale(PEAK_TARGET * 0.5), abs=1)
+
+
+# ---------------------------------------------------------------------------
+# Format details
+
+def test_pick_format_from_suffix_option_and_stdout():
+    assert [pick_format(f"a.{fmt}", None) for fmt in FORMATS] == list(FORMATS)
+    assert pick_format("Session.WAV", None) == "wav"
+    assert pick_format("notes.markdown", None) == "md"
+    assert pick_format("out.dat", "json") == "json"
+    assert pick_format("a.wav", "SRT") == "srt"
+    assert pick_format("-", None) == "txt"
+    assert pick_format("-", "vtt") == "vtt"
+
+
+@pytest.mark.parametrize("output, fmt, words", [
+    ("session.mp3", None, ["session.mp3", "wav", "json", "--format"]),
+    ("session", None, ["no suffix", "--format"]),
+    ("a.txt", "ogg", ["'ogg'", "wav, txt, md, srt, vtt, json"]),
+    ("-", "wav", ["stdout", "file name"]),
+])
+def test_pick_format_refuses_with_a_useful_message(output, fmt, words):
+    with pytest.raises(UsageError) as err:
+        pick_format(output, fmt)
+    assert all(word in str(err.value) for word in words), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_caption_time_formats():
+    at = 3723 * SAMPLE_RATE + 10_090  # 01:02:03 and 457.6 ms
+    assert caption_time(at, ",") == "01:02:03,458"
+    assert caption_time(at, ".") == "01:02:03.458"
+    assert caption_time(0, ",") == "00:00:00,000"
+    assert caption_time(SAMPLE_RATE * 59 + SAMPLE_RATE - 1, ".") == "00:01:00.000"  # rounds up across a minute
+
+
+def test_srt_and_vtt_cue_layout(session):
+    srt = render_text(session, "srt")
+    vtt = render_text(session, "vtt")
+    assert vtt.startswith("WEBVTT\n\n")
+    for caps in (parse_srt(srt), parse_vtt(vtt)):
+        for start, end, lines in caps:
+            assert end > start
+            assert 1 <= len(lines) <= CAPTION_MAX_LINES
+            assert all(len(line) <= CAPTION_LINE_CHARS for line in lines), lines
+        assert [c[0] for c in caps] == sorted(c[0] for c in caps)
+
+
+def test_a_long_utterance_becomes_consecutive_captions_spanning_it_exactly():
+    start, end = 1000, 1000 + 9 * SAMPLE_RATE
+    caps = split_caption(LONG_LINE, start, end)
+    assert len(caps) >= 2
+    assert caps[0].start == start and caps[-1].end == end
+    assert all(a.end == b.start for a, b in zip(caps, caps[1:]))
+    assert " ".join(" ".join(c.lines) for c in caps).split() == LONG_LINE.split()
+    for cap in caps:
+        assert len(cap.lines) <= CAPTION_MAX_LINES and all(len(l) <= CAPTION_LINE_CHARS for l in cap.lines)
+        # time is shared out by length of text
+        share = len(" ".join(cap.lines)) / sum(len(" ".join(c.lines)) for c in caps)
+        assert abs((cap.end - cap.start) / (end - start) - share) < 0.02
+
+
+def test_captions_keep_sentences_whole_where_they_fit():
+    text = ("Bend your right knee toward your chest, slowly and gently. "
+            "Loop the strap around the ball of the foot. Breathe.")
+    caps = split_caption(text, 0, 1000)
+    assert [" ".join(c.lines) for c in caps] == [
+        "Bend your right knee toward your chest, slowly and gently.",
+        "Loop the strap around the ball of the foot. Breathe."]
+    # a sentence too long for one caption is cut after its comma, not mid-phrase
+    long = "You will do three stretches on each side: leg up, leg to the side, and leg across the body."
+    assert split_caption(long, 0, 1000)[0].lines == ("You will do three stretches on each side:",)
+
+
+def test_short_text_is_one_caption_and_a_huge_word_gets_its_own_line():
+    assert [c.lines for c in split_caption("Breathe.", 0, 100)] == [("Breathe.",)]
+    two = split_caption("Draw your thigh bone into the hip socket while you stretch", 0, 100)
+    assert len(two) == 1 and len(two[0].lines) == 2
+    word = "x" * 60
+    caps = split_caption(f"say {word} now", 0, 100)
+    assert (word,) in [cap.lines for cap in caps]
+
+
+def test_vtt_escapes_markup_characters():
+    routine = replace(make_routine(), outro=("Rest <now> & smile.",))
+    vtt = render_text(synthetic_session(routine), "vtt")
+    assert "Rest &lt;now&gt; &amp; smile." in vtt
+    assert "<now>" not in vtt
+
+
+def test_json_fields(session):
+    options = SessionOptions(speed=1.25, voice="en-gb", engine="espeak", hold=None, start_side="left",
+                             countdown=3)
+    s = synthetic_session(options=options)
+    doc = json.loads(render_text(s, "json"))
+    assert doc["format"] == "coach-timeline" and doc["version"] == 1 and doc["sample_rate"] == SAMPLE_RATE
+    assert doc["title"] == "Test *stretches*" and doc["credit"] == "Written for the coach tests"
+    assert doc["length_samples"] == s.timeline.length
+    assert doc["length_seconds"] == round(s.timeline.length / SAMPLE_RATE, 6)
+    assert doc["settings"] == {"speed": 1.25, "voice": "en-gb", "engine": "espeak", "volume": 1.0,
+                               "hold": None, "start_side": "left", "sides": ["left", "right"],
+                               "countdown": 3}
+    assert doc["warnings"] == list(s.timeline.warnings) and doc["warnings"], "the 4 s hold drops its countdown"
+    assert [sec["label"] for sec in doc["sections"]] == [sec.label for sec in s.timeline.sections]
+    assert doc["sections"][0]["side"] == "left"
+    assert len(doc["events"]) == len(s.timeline.events)
+    for got, event in zip(doc["events"], s.timeline.events):
+        assert got == {
+            "start": round(event.start / SAMPLE_RATE, 6), "end": round(event.end / SAMPLE_RATE, 6),
+            "duration": round(event.length / SAMPLE_RATE, 6), "start_sample": event.start,
+            "length_samples": event.length, "kind": event.kind, "part": event.part, "text": event.text,
+            "pose": event.pose, "side": event.side, "section": event.section,
+        }
+    hold = next(sec for sec in doc["sections"] if sec["pose"] == "Leg to the side")
+    assert hold["hold_seconds"] == 12.0
+    assert hold["hold_length_samples"] == 12 * SAMPLE_RATE
+
+
+def test_every_json_field_is_documented(session):
+    doc = json.loads(render_text(session, "json"))
+    text = (REPO / "docs" / "export-formats.md").read_text(encoding="utf-8")
+    table_rows = [line for line in text.splitlines() if line.startswith("| `")]
+    documented = {name for row in table_rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    fields = set(doc) | set(doc["settings"]) | set(doc["sections"][0]) | set(doc["events"][0])
+    assert fields - documented == set()
+    for heading in ("## wav", "## txt", "## md", "## srt and vtt", "## json"):
+        assert heading in text
+
+
+def test_txt_header_holds_and_warnings(session):
+    text = render_text(session, "txt")
+    lines = text.splitlines()
+    assert lines[0] == "Test *stretches*" and lines[1] == "Written for the coach tests"
+    assert any(line.startswith("Note: ") and "countdown" in line for line in lines)
+    holds = [line for line in lines if "-- hold" in line]
+    expected = [f"[{e.start // SAMPLE_RATE // 60:02d}:{e.start // SAMPLE_RATE % 60:02d}] -- hold "
+                f"{e.length // SAMPLE_RATE} s: {e.pose} ({e.side}) --"
+                for e in session.timeline.events if e.kind == "hold"]
+    assert holds == expected and len(holds) == 4
+
+
+def test_md_has_a_section_per_pose_and_side_and_every_line(session):
+    md = render_text(session, "md")
+    headings = [line for line in md.splitlines() if line.startswith("#")]
+    assert headings == ["# Test \\*stretches\\*", "## Introduction", "## Leg up (right)",
+                        "## Leg to the side (right)", "## Change sides: left", "## Leg up (left)",
+                        "## Leg to the side (left)", "## Closing"]
+    assert "*Written for the coach tests*" in md
+    assert "Two poses on two sides." in md and "**Props:** strap, mat" in md
+    assert "*Stretches: hamstrings*" in md
+    # every spoken line appears, in order
+    position = 0
+    for event in session.timeline.events:
+        if event.kind == "speech":
+            position = md.index(event.text, position)
+    side_hold = next(s for s in session.timeline.sections if s.label == "Leg to the side (right)")
+    start = side_hold.hold_start // SAMPLE_RATE
+    mid = (side_hold.hold_start + 6 * SAMPLE_RATE) // SAMPLE_RATE
+    assert f"**Hold 12 s**, {start // 60:02d}:{start % 60:02d}" in md
+    assert f"halfway chime at {mid // 60:02d}:{mid % 60:02d}" in md
+
+
+def test_routine_without_sides_intro_or_outro(tmp_path):
+    routine = Routine(title="Plain", poses=(Pose("Child's pose", setup=("Kneel and fold forward.",), hold=6.0,
+                                                 release=("Come up slowly.",)),), sides=())
+    plain = synthetic_session(routine, SessionOptions())
+    doc = json.loads(render_text(plain, "json"))
+    assert doc["settings"]["start_side"] is None and doc["settings"]["sides"] == []
+    assert [s["label"] for s in doc["sections"]] == ["Child's pose"]
+    headings = [line for line in render_text(plain, "md").splitlines() if line.startswith("#")]
+    assert headings == ["# Plain", "## Child's pose"]
+    assert "-- hold 6 s: Child's pose --" in render_text(plain, "txt")
+    assert len(parse_srt(render_text(plain, "srt"))) == 2
+    for fmt in FORMATS:
+        write_export(plain, str(tmp_path / f"plain.{fmt}"))
+    assert len(list(tmp_path.iterdir())) == len(FORMATS)
+
+
+def test_render_text_refuses_wav(session):
+    with pytest.raises(UsageError):
+        render_text(session, "wav")
+
+
+# ---------------------------------------------------------------------------
+# Files: overwrite, missing folder, read-only, disk full
+
+def test_existing_file_needs_force_and_costs_no_work(session, tmp_path, monkeypatch):
+    target = tmp_path / "s.wav"
+    target.write_bytes(b"precious")
+    with pytest.raises(ExportError, match="already exists.*--force"):
+        check_output(str(target), None, False)
+
+    def no_mixing(*args, **kwargs):
+        raise AssertionError("the audio was mixed before the target was checked")
+
+    monkeypatch.setattr(export_module, "iter_session_audio", no_mixing)
+    with pytest.raises(ExportError, match="--force"):
+        write_export(session, str(target))
+    assert target.read_bytes() == b"precious"
+    monkeypatch.undo()
+    assert write_export(session, str(target), force=True) == "wav"
+    _, params = read_wav_file(target)
+    assert params.nframes == session.timeline.length
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
+
+
+def test_text_export_over_an_existing_file(session, tmp_path):
+    target = tmp_path / "s.srt"
+    target.write_text("old")
+    with pytest.raises(ExportError):
+        write_export(session, str(target))
+    assert target.read_text() == "old"
+    write_export(session, str(target), force=True)
+    assert target.read_text(encoding="utf-8") == render_text(session, "srt")
+
+
+def test_missing_folder_and_folder_as_target(session, tmp_path):
+    with pytest.raises(ExportError, match="does not exist"):
+        check_output(str(tmp_path / "nope" / "s.json"))
+    with pytest.raises(ExportError, match="is a folder"):
+        write_export(session, str(tmp_path), "txt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_folder_is_refused_before_any_work(session, tmp_path, monkeypatch):
+    # Tests run as root, for whom every folder is writable: fake what os.access says.
+    monkeypatch.setattr("coach.files.os.access", lambda path, mode: False)
+    with pytest.raises(ExportError, match="not writable"):
+        check_output(str(tmp_path / "s.wav"))
+    with pytest.raises(ExportError, match="not writable"):
+        write_export(session, str(tmp_path / "s.wav"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_rename_leaves_nothing_behind(session, tmp_path, monkeypatch):
+    def refuse(src, dst):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr("coach.files.os.replace", refuse)
+    with pytest.raises(ExportError, match="Permission denied"):
+        write_export(session, str(tmp_path / "s.vtt"))
+    assert list(tmp_path.iterdir()) == []
+
+
+class FullDisk:
+    """A file object that runs out of space after `room` bytes, like a full disk."""
+
+    def __init__(self, real, room: int) -> None:
+        self.real, self.room, self.written = real, room, 0
+
+    def write(self, data) -> int:
+        if self.written + len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(data)
+        return self.real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.real.close()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_disk_full_mid_wav_leaves_no_partial_file(session, tmp_path, monkeypatch, existing):
+    target = tmp_path / "s.wav"
+    if existing:
+        target.write_bytes(b"the old export")
+    room = session.timeline.length  # half the samples fit
+    disks = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        disks.append(FullDisk(real_fdopen(fd, *args, **kwargs), room))
+        return disks[-1]
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(ExportError, match="No space left") as err:
+        write_export(session, str(target), force=True)
+    monkeypatch.undo()
+    assert "\n" not in str(err.value)
+    assert disks and disks[0].written > 44, "the failure came in the middle of the audio"
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["s.wav"] if existing else [])
+    if existing:
+        assert target.read_bytes() == b"the old export"
+
+
+# ---------------------------------------------------------------------------
+# stdout
+
+def test_text_to_stdout(session):
+    out = io.StringIO()
+    assert write_export(session, "-", stdout=out) == "txt"
+    assert out.getvalue() == render_text(session, "txt")
+    binary = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # UTF-8 whatever the locale
+    routine = replace(make_routine(), outro=("Namasté, à bientôt.",))
+    write_export(synthetic_session(routine), "-", "json", stdout=binary)
+    assert json.loads(binary.buffer.getvalue().decode("utf-8"))["events"][-1]["text"] == "Namasté, à bientôt."
+
+
+class Trickle(io.RawIOBase):
+    """A raw stdout (python -u) that takes at most 100 bytes a call, as a pipe may."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, chunk) -> int:
+        self.data += bytes(chunk[:100])
+        return min(len(chunk), 100)
+
+
+def test_stdout_partial_writes_lose_nothing(session):
+    raw = Trickle()
+    write_export(session, "-", "md", stdout=io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
+    assert raw.data.decode("utf-8") == render_text(session, "md")
+    assert len(raw.data) > 1000
+
+
+def test_wav_to_stdout_is_refused(session):
+    with pytest.raises(UsageError, match="file name"):
+        write_export(session, "-", "wav", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("reader, unbuffered", [("head -1", False), ("head -1", True), ("true", False)])
+def test_stdout_closed_early_prints_no_traceback(tmp_path, reader, unbuffered):
+    """`coach export -o - | head -1`: head leaves while a big export (over a 64 KiB pipe
+    buffer) is still being written; `| true`: the reader is gone before a small export
+    starts, so the error comes from the final flush (and again at exit, if not silenced)."""
+    if reader == "true":
+        session, fmt, pause = synthetic_session(), "txt", 0.5
+        assert len(render_text(session, fmt)) < 8192  # fits the stdout buffer: fails on flush
+    else:
+        session, fmt, pause = synthetic_session(make_routine(extra_poses=40)), "json", 0
+        assert len(render_text(session, fmt)) > 2 * 65536
+    pickled = tmp_path / "session.pickle"
+    pickled.write_bytes(pickle.dumps(session))
+    script = ("import pickle, sys, time; from coach.export import write_export; "
+              f"session = pickle.load(open({str(pickled)!r}, 'rb')); time.sleep({pause}); "
+              f"write_export(session, '-', {fmt!r})")
+    command = f"{sys.executable} -c {_quote(script)} | {reader}; exit ${{PIPESTATUS[0]}}"
+    # python -u (PYTHONUNBUFFERED) writes stdout through a raw file: a different code path.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                            cwd=REPO, env=env)
+    assert result.stdout == ("{\n" if reader == "head -1" else "")
+    assert result.stderr == ""
+    assert result.returncode == 0
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+# ---------------------------------------------------------------------------
+# Real speech and chimes (espeak-ng via build_session)
+
+SHORT_ROUTINE = """
+title = "Four second holds"
+credit = "coach tests"
+intro = ["Welcome."]
+side_switch = ["Change to the {side} leg."]
+outro = ["Done."]
+[defaults]
+hold = 4
+sides = ["right", "left"]
+[[poses]]
+name = "Leg up"
+setup = ["Leg up, {side} leg."]
+release = "Release."
+[[poses]]
+name = "Leg to the side"
+setup = "Open the {side} leg to the side."
+release = "And back to the center."
+"""
+
+
+@pytest.fixture(scope="module")
+def real_sessions(tmp_path_factory):
+    from coach.routine import load_routine
+    from coach.session import build_session
+
+    cache = tmp_path_factory.mktemp("speech-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("COACH_CACHE_DIR", str(cache))
+    try:
+        yield {
+            "short": build_session(load_routine_text(SHORT_ROUTINE, "short.toml")),
+            "builtin": build_session(load_routine()),
+        }
+    finally:
+        patch.undo()
+
+
+def best_lag(audio: np.ndarray, clip: np.ndarray, at: int, search: int, length: int) -> tuple[int, float]:
+    """Where `clip` really starts in `audio` near `at`: lag of the best normalised correlation."""
+    ref = clip[:length].astype(np.float64)
+    lo = max(0, at - search)
+    window = audio[lo:at + search + len(ref)].astype(np.float64)
+    dots = np.correlate(window, ref, mode="valid")
+    energy = np.convolve(window ** 2, np.ones(len(ref)), mode="valid")
+    score = dots / np.sqrt(np.maximum(energy, 1e-12) * np.dot(ref, ref))
+    best = int(np.argmax(score))
+    return lo + best - at, float(score[best])
+
+
+@pytest.mark.parametrize("name", ["short", "builtin"])
+def test_real_session_wav_chimes_and_speech_are_on_the_timeline(real_sessions, tmp_path, name):
+    session = real_sessions[name]
+    path = tmp_path / "real.wav"
+    write_export(session, str(path))
+    audio, params = read_wav_file(path)
+    assert params.nframes == session.timeline.length
+    peak = int(np.max(np.abs(audio.astype(np.int32))))
+    assert peak == pytest.approx(full_scale(PEAK_TARGET), abs=1) and peak < np.iinfo(np.int16).max
+
+    events = session.timeline.audible()
+    assert {e.part for e in events if e.kind == "chime"} == {"hold_start", "midpoint", "side_switch"}
+    for event in events:
+        clip = session.chimes[event.part] if event.kind == "chime" else session.speech[event.text]
+        lag, score = best_lag(audio, clip, event.start, search=int(50 * ONE_MS),
+                              length=min(len(clip), int(0.3 * SAMPLE_RATE)))
+        assert score > 0.9, (event, score)
+        limit = 10 * ONE_MS if event.kind == "chime" else ONE_MS
+        assert abs(lag) <= limit, (event, lag)
+
+
+def test_real_session_captions_json_and_txt_match_the_timeline(real_sessions, tmp_path):
+    session = real_sessions["builtin"]
+    speech = [e for e in session.timeline.events if e.kind == "speech"]
+    for fmt, parse in (("srt", parse_srt), ("vtt", parse_vtt)):
+        groups = caption_groups(parse(render_text(session, fmt)))
+        assert len(groups) == len(speech)
+        for (start, end, text), event in zip(groups, speech):
+            assert abs(start - event.start_s) <= 0.0005 and abs(end - event.end_s) <= 0.0005
+            assert text.split() == event.text.split()
+    doc = json.loads(render_text(session, "json"))
+    assert [e["start_sample"] for e in doc["events"]] == [e.start for e in session.timeline.events]
+    txt = parse_txt(render_text(session, "txt"))
+    assert len(txt) == len(session.timeline.events)
+    assert [t for t, _ in txt] == [e.start // SAMPLE_RATE for e in session.timeline.events]
