@@ -1,0 +1,113 @@
+"""Small, pure numpy audio helpers: trimming, loudness, fades.
+
+Every function takes and returns float32 mono at SAMPLE_RATE and never changes
+its input. Speech uses them through `polish_speech`; chimes and the mixer may
+use the pieces.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from coach import audio
+from coach.audio import SAMPLE_RATE, peak_db
+
+log = logging.getLogger(__name__)
+
+PEAK_CEILING_DB = -1.0  # headroom so a clip never touches full scale
+SILENCE = float("-inf")
+
+_FRAME_MS = 20  # loudness is measured in frames this long
+_VOICED_RANGE_DB = 30.0  # frames this far below the loudest frame are pauses, not voice
+
+
+def samples(ms: float) -> int:
+    """Milliseconds to a whole number of samples at SAMPLE_RATE."""
+    return int(round(ms * SAMPLE_RATE / 1000.0))
+
+
+def to_db(amplitude: float) -> float:
+    return 20.0 * float(np.log10(amplitude)) if amplitude > 0 else SILENCE
+
+
+def rms_db(x: np.ndarray) -> float:
+    """RMS level of the whole clip in dBFS (-inf for silence or an empty clip)."""
+    if not x.size:
+        return SILENCE
+    return to_db(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
+
+
+def voiced_rms_db(x: np.ndarray) -> float:
+    """RMS over the voiced part only: 20 ms frames within 30 dB of the loudest frame.
+
+    Pauses between words would otherwise make a slow, pausing utterance measure
+    quieter than a fast one that sounds just as loud.
+    """
+    frame = samples(_FRAME_MS)
+    if x.size < frame:
+        return rms_db(x)
+    frames = x[: x.size - x.size % frame].reshape(-1, frame)
+    energy = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / frame
+    loudest = float(energy.max())
+    if loudest <= 0:
+        return SILENCE
+    voiced = energy[energy >= loudest * 10 ** (-_VOICED_RANGE_DB / 10)]
+    return to_db(float(np.sqrt(np.mean(voiced))))
+
+
+def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10) -> np.ndarray:
+    """Cut leading and trailing silence, keeping `keep_ms` before and after the sound.
+
+    Silence is every sample quieter than `threshold_db` below the clip's own peak,
+    so the result does not depend on how loud the engine happens to be.
+    An all-silent clip comes back empty.
+    """
+    if not x.size:
+        return x.copy()
+    magnitude = np.abs(x)
+    peak = float(magnitude.max())
+    if peak <= 0:
+        return x[:0].copy()
+    loud = magnitude >= peak * 10 ** (threshold_db / 20)
+    first, last = int(np.argmax(loud)), x.size - 1 - int(np.argmax(loud[::-1]))
+    keep = samples(keep_ms)
+    start = max(first - keep, 0)
+    end = min(last + 1 + keep, x.size)
+    return x[start:end].copy()
+
+
+def normalize_loudness(x: np.ndarray, target_db: float = -20.0) -> np.ndarray:
+    """Scale so the voiced RMS is `target_db`, but never let the peak pass -1 dBFS.
+
+    A clip whose peaks would pass the ceiling comes out quieter than the target
+    (logged at debug level) rather than clipped or distorted by a limiter.
+    """
+    level = voiced_rms_db(x)
+    if level == SILENCE:
+        return x.astype(np.float32, copy=True)
+    gain_db = target_db - level
+    peak_after = peak_db(x) + gain_db
+    if peak_after > PEAK_CEILING_DB:
+        log.debug("loudness %.1f dB short of target: peak would reach %.1f dBFS", peak_after - PEAK_CEILING_DB, peak_after)
+        gain_db -= peak_after - PEAK_CEILING_DB
+    return (x * np.float32(10 ** (gain_db / 20))).astype(np.float32)
+
+
+def fade_edges(x: np.ndarray, ms: float = 5) -> np.ndarray:
+    """Raised-cosine fade in and out of `ms` each, so a clip starts and ends at zero: no click."""
+    return audio.fade_edges(x, ms / 1000.0)
+    # From just above 0 up to just below 1: the first and last samples become ~0.
+    ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
+    out[:n] *= ramp
+    out[-n:] *= ramp[::-1]
+    return out
+
+
+def polish_speech(x: np.ndarray) -> np.ndarray:
+    """Make a raw engine clip ready for the timeline: trimmed, at the target loudness, faded."""
+    trimmed = trim_silence(x)
+    if not trimmed.size:
+        return trimmed.astype(np.float32)
+    return fade_edges(normalize_loudness(trimmed))

@@ -1,0 +1,417 @@
+"""coach.speech against the real espeak-ng engine (installed by `make test`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coach import dsp, speech
+from coach.audio import SAMPLE_RATE
+from coach.errors import SpeechError
+from coach.speech import SpeechCache, SpeechSettings, synthesize, synthesize_all
+
+REPO = Path(__file__).resolve().parent.parent
+TEXTS = [
+    "Lie down on your back with both legs long.",
+    "Loop the strap around the ball of your right foot.",
+    "Breathe out slowly and let your shoulders soften.",
+]
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch) -> Path:
+    """An empty speech cache for this test only."""
+    path = tmp_path / "speech-cache"
+    monkeypatch.setenv("COACH_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def engine_calls(monkeypatch) -> list[str]:
+    """Every text the espeak engine is asked to render during the test."""
+    engine = speech.get_engine("espeak")
+    real_render = engine.render
+    calls: list[str] = []
+
+    def counting_render(text, voice, speed):
+        calls.append(text)
+        return real_render(text, voice, speed)
+
+    monkeypatch.setattr(engine, "render", counting_render)
+    return calls
+
+
+def cache_files(path: Path) -> list[Path]:
+    return sorted(path.glob(f"*{SpeechCache.SUFFIX}"))
+
+
+def edge_silence_ms(x: np.ndarray) -> tuple[float, float]:
+    """Milliseconds of near-silence (45 dB below the peak) at the start and at the end."""
+    loud = np.flatnonzero(np.abs(x) >= np.abs(x).max() * 10 ** (-45 / 20))
+    return 1000 * loud[0] / SAMPLE_RATE, 1000 * (len(x) - 1 - loud[-1]) / SAMPLE_RATE
+
+
+# --- the audio itself ------------------------------------------------------------
+
+
+def test_synthesize_returns_speech_as_float_mono(cold_cache):
+    clip = synthesize(TEXTS[0], SpeechSettings())
+    assert clip.dtype == np.float32 and clip.ndim == 1
+    assert 1.0 < len(clip) / SAMPLE_RATE < 5.0  # eight words at 175 wpm
+    assert np.max(np.abs(clip)) <= 1.0
+    assert dsp.voiced_rms_db(clip) > -30  # actually audible, not silence
+
+
+def test_speed_changes_the_length_of_the_speech(cold_cache):
+    text = TEXTS[1]
+    normal = len(synthesize(text, SpeechSettings(speed=1.0)))
+    slower = len(synthesize(text, SpeechSettings(speed=0.75)))
+    faster = len(synthesize(text, SpeechSettings(speed=1.5)))
+    assert slower > normal * 1.15
+    assert faster < normal * 0.8
+
+
+def test_voice_is_applied(cold_cache):
+    british = synthesize(TEXTS[0], SpeechSettings(voice="gmw/en"))
+    american = synthesize(TEXTS[0], SpeechSettings(voice="en-us"))
+    assert len(british) != len(american) or not np.array_equal(british, american)
+
+
+def test_clips_are_trimmed_level_and_click_free(cold_cache):
+    clips = synthesize_all(TEXTS + ["Rest."], SpeechSettings(speed=0.8))
+    for text, clip in clips.items():
+        lead, tail = edge_silence_ms(clip)
+        assert lead <= 20 and tail <= 20, text
+        assert dsp.voiced_rms_db(clip) == pytest.approx(-20.0, abs=1.0), text
+        assert dsp.peak_db(clip) <= dsp.PEAK_CEILING_DB + 0.01, text
+        edge = dsp.samples(2)
+        assert abs(clip[0]) < 1e-3 and abs(clip[-1]) < 1e-3, text
+        assert np.max(np.abs(np.diff(clip[:edge]))) < 0.05, text
+        assert np.max(np.abs(np.diff(clip[-edge:]))) < 0.05, text
+
+
+def test_espeak_output_needs_the_trimming(cold_cache):
+    # Guards the test above: the raw engine output really has long silent ends.
+    raw = speech.get_engine().render(TEXTS[2], None, 1.0)
+    _lead, tail = edge_silence_ms(raw)
+    assert tail > 100
+
+
+def test_quiet_engine_output_is_brought_to_the_target_loudness():
+    raw = speech.get_engine().render(TEXTS[2], None, 1.0) * np.float32(0.05)  # 26 dB too quiet
+    assert dsp.voiced_rms_db(raw) < -40
+    assert dsp.voiced_rms_db(dsp.polish_speech(raw)) == pytest.approx(-20.0, abs=1.0)
+
+
+# --- the cache -----------------------------------------------------------------------
+
+
+def test_second_run_synthesizes_nothing(cold_cache, engine_calls):
+    routine = TEXTS + [TEXTS[0], TEXTS[1]]  # repeats are synthesized once
+    first = synthesize_all(routine, SpeechSettings())
+    assert sorted(engine_calls) == sorted(TEXTS)
+    assert len(cache_files(cold_cache)) == len(TEXTS)
+
+    engine_calls.clear()
+    second = synthesize_all(routine, SpeechSettings())
+    assert engine_calls == []
+    assert list(second) == TEXTS
+    for text in TEXTS:
+        assert np.array_equal(first[text], second[text])
+
+
+def test_other_speed_or_voice_is_not_served_from_the_cache(cold_cache, engine_calls):
+    synthesize(TEXTS[0], SpeechSettings())
+    synthesize(TEXTS[0], SpeechSettings(speed=1.2))
+    synthesize(TEXTS[0], SpeechSettings(voice="en-us"))
+    synthesize(TEXTS[0], SpeechSettings(voice="English (America)"))  # same voice as "en-us"
+    assert len(engine_calls) == 3
+
+
+def test_progress_counts_distinct_texts(cold_cache):
+    seen = []
+    synthesize_all(TEXTS[:2], SpeechSettings(), progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 2) and seen[-1] == (2, 2)
+    seen.clear()
+    synthesize_all(TEXTS[:2] + TEXTS[:2], SpeechSettings(), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 2)]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: data[:10], id="header-cut"),
+        pytest.param(lambda data: data[:-100] + bytes(b ^ 0x55 for b in data[-100:]), id="bit-flips"),
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: data + b"\0" * 8, id="too-long"),
+    ],
+)
+def test_damaged_cache_entry_is_synthesized_again_and_replaced(cold_cache, engine_calls, damage, capfd):
+    good = synthesize(TEXTS[0], SpeechSettings())
+    (entry,) = cache_files(cold_cache)
+    entry.write_bytes(damage(entry.read_bytes()))
+    engine_calls.clear()
+
+    again = synthesize(TEXTS[0], SpeechSettings())
+    assert engine_calls == [TEXTS[0]]
+    assert capfd.readouterr() == ("", "")  # repaired silently
+    assert len(again) == pytest.approx(len(good), abs=0.02 * SAMPLE_RATE)
+    assert dsp.voiced_rms_db(again) == pytest.approx(-20.0, abs=1.0)  # speech, not noise
+    engine_calls.clear()
+    synthesize(TEXTS[0], SpeechSettings())
+    assert engine_calls == []  # the replaced entry is whole again
+
+
+def test_cache_writes_leave_no_temporary_files(cold_cache):
+    synthesize_all(TEXTS, SpeechSettings())
+    assert sorted(p.name for p in cold_cache.iterdir()) == [p.name for p in cache_files(cold_cache)]
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path, monkeypatch, engine_calls):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("COACH_CACHE_DIR", str(blocker / "speech"))
+    clips = synthesize_all(TEXTS[:2], SpeechSettings())
+    assert len(engine_calls) == 2 and all(c.size for c in clips.values())
+
+
+def test_two_processes_filling_one_cache_never_see_half_written_files(cold_cache):
+    texts = [f"Hold the stretch and count slowly to number {i}." for i in range(12)]
+    script = (
+        "import sys; from coach.speech import synthesize_all\n"
+        f"clips = synthesize_all({texts!r})\n"
+        "print(sum(len(c) for c in clips.values()))\n"
+    )
+    env = {**os.environ, "COACH_CACHE_DIR": str(cold_cache)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert all(err == "" for _out, err in results), results
+    cache = SpeechCache(cold_cache)
+    assert len(cache_files(cold_cache)) == len(texts)
+    for entry in cache_files(cold_cache):
+        assert cache.get(entry.name.removesuffix(SpeechCache.SUFFIX)) is not None
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("COACH_CACHE_DIR", str(tmp_path / "mine"))
+    assert speech.cache_dir() == tmp_path / "mine"
+    monkeypatch.delenv("COACH_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert speech.cache_dir() == tmp_path / "xdg" / "coach" / "speech"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # not allowed by the XDG spec
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert speech.cache_dir() == tmp_path / "home" / ".cache" / "coach" / "speech"
+
+
+# --- voices and engines --------------------------------------------------------------
+
+
+def test_list_voices_has_english():
+    voices = speech.list_voices()
+    assert len(voices) > 10
+    assert any(v.id == "gmw/en-us" and "en-us" in v.languages for v in voices)
+    assert all(v.engine == "espeak" for v in voices)
+
+
+@pytest.mark.parametrize("asked", ["gmw/en-us", "English (America)", "english (america)", "en-us", "EN-US"])
+def test_resolve_voice_by_id_name_or_language(asked):
+    assert speech.resolve_voice(asked) == "gmw/en-us"
+
+
+def test_resolve_voice_none_means_the_default():
+    assert speech.resolve_voice(None) is None
+
+
+def test_unknown_voice_lists_some_voices():
+    with pytest.raises(SpeechError) as caught:
+        synthesize(TEXTS[0], SpeechSettings(voice="Klingon (Imperial)"))
+    message = str(caught.value)
+    ids = {v.id for v in speech.list_voices()}
+    assert "Klingon (Imperial)" in message and "coach voices" in message
+    assert any(f"'{voice_id}'" in message for voice_id in ids)
+    assert "\n" not in message
+
+
+def test_unknown_engine():
+    with pytest.raises(SpeechError, match="unknown speech engine 'festival'.*espeak"):
+        speech.get_engine("festival")
+    with pytest.raises(SpeechError, match="festival"):
+        synthesize(TEXTS[0], SpeechSettings(engine="festival"))
+
+
+@pytest.mark.parametrize("speed", [0.49, 2.01, 0, -1])
+def test_speed_out_of_range(speed):
+    with pytest.raises(SpeechError, match="0.5 to 2.0"):
+        SpeechSettings(speed=speed)
+
+
+# --- failures ----------------------------------------------------------------------
+
+
+def test_engine_error_event_becomes_a_speech_error_naming_the_text():
+    engine = speech.get_engine()
+    long_text = "Please say this with a voice that does not exist " + "and go on " * 20
+    with pytest.raises(SpeechError) as caught:
+        engine.render(long_text, "no/such-voice", 1.0)  # pyttsx3 reports this only as an `error` event
+    message = str(caught.value)
+    assert '"Please say this with a voice' in message and "no/such-voice" in message
+    assert len(message) < 300
+    # The engine is still usable afterwards.
+    assert len(engine.render(TEXTS[0], None, 1.0)) > SAMPLE_RATE
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_text_is_refused(cold_cache, text):
+    with pytest.raises(SpeechError, match="empty text"):
+        synthesize(text, SpeechSettings())
+
+
+def test_text_that_makes_no_sound_is_refused(cold_cache, monkeypatch):
+    engine = speech.get_engine()
+    monkeypatch.setattr(engine, "render", lambda text, voice, speed: np.zeros(SAMPLE_RATE, np.float32))
+    with pytest.raises(SpeechError, match='made no sound for "Mmm."'):
+        synthesize("Mmm.", SpeechSettings())
+    assert cache_files(cold_cache) == []  # nothing silent was cached
+
+
+def test_missing_espeak_gives_one_clear_error(monkeypatch):
+    import pyttsx3
+
+    def no_library(*_args, **_kwargs):
+        raise RuntimeError("This means you probably do not have eSpeak or eSpeak-ng installed!")
+
+    monkeypatch.setattr(speech, "_engines", {})
+    monkeypatch.setattr(pyttsx3, "init", no_library)
+    with pytest.raises(SpeechError) as caught:
+        synthesize(TEXTS[0], SpeechSettings())
+    assert str(caught.value) == speech.NO_ESPEAK
+    assert "sudo apt-get install espeak-ng" in str(caught.value)
+
+
+def test_missing_libespeak_in_a_fresh_process(cold_cache):
+    # The real path: libespeak-ng.so.1 cannot be loaded at all.
+    script = (
+        "import ctypes\n"
+        "real = ctypes.cdll.LoadLibrary\n"
+        "def load(name):\n"
+        "    if 'espeak' in str(name): raise OSError(f'{name}: cannot open shared object file')\n"
+        "    return real(name)\n"
+        "ctypes.cdll.LoadLibrary = load\n"
+        "from coach.errors import SpeechError\n"
+        "from coach.speech import synthesize\n"
+        "try:\n"
+        "    synthesize('Hello.')\n"
+        "except SpeechError as err:\n"
+        "    print(err)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == speech.NO_ESPEAK
+    assert result.stderr == ""
+
+
+def test_engine_chatter_never_reaches_the_terminal(cold_cache, capfd):
+    print("before", flush=True)
+    synthesize_all(TEXTS, SpeechSettings())
+    speech.list_voices()
+    print("after", flush=True)
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n"  # no "Audio saved to ...", and stdout works again afterwards
+    assert err == ""
+
+
+def test_concurrent_callers_get_their_own_text(cold_cache):
+    results: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def speak(text: str, speed: float) -> None:
+        try:
+            results[f"{text}@{speed}"] = len(synthesize(text, SpeechSettings(speed=speed)))
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=speak, args=(TEXTS[1], s)) for s in (0.75, 1.5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert results[f"{TEXTS[1]}@0.75"] > results[f"{TEXTS[1]}@1.5"] * 1.5
+
+
+def test_an_utterance_that_never_finishes_is_an_error_not_a_hang(monkeypatch):
+    engine = speech.get_engine()
+    from pyttsx3.drivers import _espeak
+
+    monkeypatch.setattr(engine, "timeout", 0.2)
+    monkeypatch.setattr(_espeak, "Synth", lambda *args, **kwargs: 0)  # espeak never calls back
+    with pytest.raises(SpeechError, match='"Stay here.".*did not finish'):
+        engine.render("Stay here.", None, 1.0)
+    monkeypatch.undo()
+    assert len(engine.render(TEXTS[0], None, 1.0)) > SAMPLE_RATE  # and it recovers
+
+
+# --- the helper process for long batches -------------------------------------------------
+
+LONG_BATCH = [f"Hold the stretch and breathe out slowly, count {i}." for i in range(14)]
+
+
+@pytest.fixture
+def helper_for_small_batches(monkeypatch):
+    monkeypatch.setattr(speech, "_HELPER_MIN_CHARS", 200)
+    monkeypatch.setattr(speech, "_HELPER_HEAD_START_CHARS", 0)
+
+
+def test_helper_split_shares_the_work():
+    texts = ["x" * 100] * 100
+    assert speech._helper_split(texts[:5]) == 5  # too little to be worth a second process
+    split = speech._helper_split(texts)
+    assert 50 <= split <= 60  # half each, plus a head start while the helper starts
+
+
+def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, helper_for_small_batches):
+    seen = []
+    clips = synthesize_all(LONG_BATCH, SpeechSettings(), progress=lambda done, total: seen.append(done))
+    assert list(clips) == LONG_BATCH
+    assert 0 < len(engine_calls) < len(LONG_BATCH)  # the rest was spoken by the helper
+    assert seen == sorted(seen) and seen[-1] == len(LONG_BATCH)
+    assert len(cache_files(cold_cache)) == len(LONG_BATCH)
+
+    engine_calls.clear()
+    again = synthesize_all(LONG_BATCH, SpeechSettings())
+    assert engine_calls == []
+    for text in LONG_BATCH:
+        assert np.array_equal(clips[text], again[text])  # cold and warm runs give the same samples
+        assert dsp.voiced_rms_db(clips[text]) == pytest.approx(-20.0, abs=1.0)
+
+
+def test_a_helper_that_dies_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
+    monkeypatch.setattr(speech, "_HELPER_COMMAND", [sys.executable, "-c", "import sys; sys.exit(3)"])
+    seen = []
+    clips = synthesize_all(LONG_BATCH, SpeechSettings(), progress=lambda done, total: seen.append(done))
+    assert sorted(engine_calls) == sorted(LONG_BATCH)
+    assert all(clip.size for clip in clips.values())
+    assert seen == sorted(seen) and seen[-1] == len(LONG_BATCH)
+
+
+def test_a_helper_that_cannot_start_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
+    monkeypatch.setattr(speech, "_HELPER_COMMAND", [str(cold_cache / "no-such-python")])
+    synthesize_all(LONG_BATCH, SpeechSettings())
+    assert sorted(engine_calls) == sorted(LONG_BATCH)
+
+
+def test_a_helper_error_is_reported(cold_cache, helper_for_small_batches, monkeypatch):
+    failing = 'import json; print(json.dumps({"error": "espeak-ng failed to speak \\"count 13.\\""}))'
+    monkeypatch.setattr(speech, "_HELPER_COMMAND", [sys.executable, "-c", failing])
+    with pytest.raises(SpeechError, match='failed to speak "count 13."'):
+        synthesize_all(LONG_BATCH, SpeechSettings())
