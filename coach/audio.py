@@ -92,10 +92,15 @@ def to_int16(samples: np.ndarray) -> np.ndarray:
     The scale is 32768, the inverse of read_wav's, so writing what was read loses nothing;
     +1.0 itself lands one step short, on 32767.
     """
-    # NaN would turn into an arbitrary integer; treat it as silence.
-    clean = np.nan_to_num(np.asarray(samples, dtype=np.float64), nan=0.0, posinf=1.0, neginf=-1.0)
-    scaled = np.round(np.clip(clean, -1.0, 1.0) * 32768.0)
-    return np.clip(scaled, -32768, 32767).astype(np.int16)
+    # Float32 and in place: this runs over every sample of an hour-long export.
+    scaled = np.array(samples, dtype=np.float32)  # a copy, so the caller's array is untouched
+    # NaN would turn into an arbitrary integer; treat it as silence (infinities clip below).
+    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    np.clip(scaled, -1.0, 1.0, out=scaled)
+    scaled *= 32768.0
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, -32768, 32767, out=scaled)
+    return scaled.astype(np.int16)
 
 
 def mix_into(buffer: np.ndarray, clip: np.ndarray, offset_samples: int, gain: float = 1.0) -> None:

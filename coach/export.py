@@ -157,7 +157,10 @@ def write_wav_stream(handle: BinaryIO, session: Session,
     blocks = iter_session_audio(session.timeline, session.speech, session.chimes,
                                 session.options.volume)
     for block in blocks:
-        handle.write(to_int16(block).astype("<i2").tobytes())
+        if block.any():
+            handle.write(to_int16(block).astype("<i2").tobytes())
+        else:  # the silence between sounds: no need to convert it
+            handle.write(bytes(2 * len(block)))
         done += len(block)
         if progress:
             progress(done, total)

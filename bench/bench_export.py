@@ -1,0 +1,97 @@
+"""How long `coach export -o session.wav` takes, cold and warm, beside `espeak-ng -w`.
+
+Run: .venv/bin/python bench/bench_export.py
+
+For the built-in routine and for a generated 60-minute routine it prints the wall time of
+the real command (a subprocess, as a user runs it) with an empty speech cache (cold) and
+again with the cache filled (warm), and the time `espeak-ng -w` takes to speak the same
+text in one process, with the ratio cold / espeak-ng. Targets (issue 3): warm export of a
+60-minute session under 3 s; cold within 2x of the espeak-ng baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tomli_w
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_speech import cue_sentences  # noqa: E402
+from coach.routine import load_routine  # noqa: E402
+from coach.timeline import spoken_texts  # noqa: E402
+
+
+def long_routine(folder: Path, minutes: float = 60.0) -> Path:
+    """A valid routine lasting about `minutes`: 45 s holds, each with three cues."""
+    sentences = iter(cue_sentences(2000, seed=11))
+    poses = []
+    seconds = 0.0
+    while seconds < minutes * 60:
+        poses.append({
+            "name": f"Pose {len(poses) + 1}",
+            "setup": [next(sentences), next(sentences)],
+            "hold": 45,
+            "cues": [next(sentences) for _ in range(3)],
+            "release": next(sentences),
+        })
+        seconds += 2 * (45 + 15)  # two sides, a hold and about 15 s of setup and release
+    data = {"title": "Long generated session", "intro": [next(sentences)], "outro": [next(sentences)],
+            "side_switch": ["Change to your {side} side."], "defaults": {"sides": ["right", "left"]},
+            "poses": poses}
+    path = folder / "long.toml"
+    path.write_bytes(tomli_w.dumps(data).encode())
+    return path
+
+
+def timed_export(routine: str, out: Path, cache: Path) -> float:
+    env = dict(os.environ, COACH_CACHE_DIR=str(cache))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "coach", "export", routine, "-o", str(out), "--force"],
+                   env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def espeak_baseline(texts: list[str], folder: Path) -> float:
+    """`espeak-ng -w` speaking every text in one process (one line each, as coach speaks them)."""
+    script = folder / "script.txt"
+    script.write_text("\n".join(texts) + "\n")
+    start = time.perf_counter()
+    subprocess.run(["espeak-ng", "-s", "175", "-w", str(folder / "espeak.wav"), "-f", str(script)],
+                   check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def report(label: str, routine_arg: str, folder: Path) -> None:
+    routine = load_routine(routine_arg)
+    texts = spoken_texts(routine)
+    cache = folder / f"cache-{label}"
+    out = folder / f"{label}.wav"
+    cold = timed_export(routine_arg, out, cache)
+    warm = min(timed_export(routine_arg, out, cache) for _ in range(3))
+    base = espeak_baseline(texts, folder)
+    import wave
+
+    with wave.open(str(out)) as wav:
+        length = wav.getnframes() / wav.getframerate()
+    print(f"{label:28} session {length / 60:5.1f} min, {len(texts):4d} texts | cold {cold:6.2f} s | "
+          f"warm {warm:5.2f} s | espeak-ng -w {base:5.2f} s | cold/espeak {cold / base:4.2f}x")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        report("built-in leg-stretches", "leg-stretches", folder)
+        report("generated 60-minute", str(long_routine(folder)), folder)
+    print("targets: warm 60-minute export < 3 s; cold within 2x of espeak-ng -w")
+
+
+if __name__ == "__main__":
+    main()

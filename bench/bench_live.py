@@ -1,0 +1,249 @@
+"""How well `coach start` keeps time, measured from a recording of a real live run.
+
+Run: .venv/bin/python bench/bench_live.py [--routine PATH] [--hold SECONDS] [--modes quiet,display]
+
+Starts a private PulseAudio null sink (tests/pulse.py), runs the real `coach start` into
+it as a subprocess and records the sink's monitor with parec. Every sound of the plan is
+then found in the recording by its exact waveform, and it prints:
+
+- chime timing error against the plan (largest and mean, ms), measured from the first
+  sound of the session, so a constant output latency does not count, and on the
+  system's monotonic clock (the one the player follows): the null sink's own sample
+  clock runs a little fast or slow, and that skew is measured and shown apart;
+- drift at the end: the error of the last sound (the outro);
+- time to first sound: from launching the process to the first non-silent sample
+  recorded (warm speech cache);
+- CPU used during holds (utime + stime from /proc/<pid>/stat, sampled across each hold,
+  as % of one core);
+- peak memory of the coach process (ru_maxrss).
+
+Mode "quiet" logs plain lines to a pipe; mode "display" gives coach a pseudo-terminal, so
+the rich live display redraws a few times a second, as for a person at a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from coach.audio import SAMPLE_RATE  # noqa: E402
+from coach.mixer import segments, session_gain  # noqa: E402
+from coach.routine import load_routine  # noqa: E402
+from coach.session import build_session, resolve_options  # noqa: E402
+from coach.settings import load_settings  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+COACH = Path(sys.executable).parent / "coach"
+HOLD_MARGIN = 0.5  # seconds left out at each end of a hold when measuring its CPU
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--routine", default=str(REPO / "tests" / "data" / "short.toml"))
+    parser.add_argument("--hold", type=float, default=8.0, help="seconds per hold (default 8)")
+    parser.add_argument("--modes", default="quiet,display", help="quiet, display or both (default)")
+    args = parser.parse_args()
+
+    import pytest  # tests/pulse.py skips through pytest when PulseAudio is missing
+
+    from tests.pulse import pulse_null_sink
+
+    with tempfile.TemporaryDirectory(prefix="coach-bench-") as tmp:
+        tmp_path = Path(tmp)
+        os.environ["COACH_CONFIG_DIR"] = str(tmp_path / "config")  # nobody's saved settings
+        os.environ.setdefault("COACH_CACHE_DIR", str(tmp_path / "speech-cache"))
+        routine = load_routine(args.routine)
+        session = build_session(routine, resolve_options(routine, load_settings(), hold=args.hold))  # warms the cache
+        print(f"{routine.title}: {session.timeline.length_s:.1f} s planned, holds of {args.hold:g} s, "
+              f"{len(session.timeline.sections)} holds; Python {sys.version.split()[0]}")
+        for mode in args.modes.split(","):
+            try:
+                with pulse_null_sink(tmp_path / mode) as pulse:
+                    figures = measure(pulse, tmp_path / mode, session, args, display=(mode == "display"))
+            except pytest.skip.Exception as skipped:
+                print(f"skipped: {skipped}")
+                return 1
+            report(mode, figures)
+    return 0
+
+
+def measure(pulse, tmp_path: Path, session, args, display: bool) -> dict[str, float]:
+    command = [str(COACH), "start", args.routine, "--hold", f"{args.hold:g}"] + ([] if display else ["--quiet"])
+    pulse.start_recording(tmp_path / "recording.raw")
+    time.sleep(0.5)  # silence before the first sound
+    run = Child(command, pulse.env, display)
+    cpu_samples = run.sample_cpu()
+    run.wait()
+    time.sleep(0.3)  # the recorder may lose the last tens of ms
+    recording = pulse.stop_recording()
+    if run.returncode != 0:
+        raise SystemExit(f"coach exited with {run.returncode}: {run.output[-2000:]}")
+
+    found = locate_sounds(recording, session)
+    # The null sink runs on its own clock, a little off CLOCK_MONOTONIC (which the player
+    # follows); measured from parec's arrival times and taken out, it is reported apart.
+    ratio = device_clock_ratio(pulse)
+    first_plan, first_found = found[0][0], found[0][1] / ratio
+    errors = {e: (got / ratio - first_found) - (planned - first_plan) for planned, got, e in found}
+    raw = {e: (got - found[0][1]) - (planned - first_plan) for planned, got, e in found}
+    chime_errors = np.abs([err for e, err in errors.items() if e.kind == "chime"]) * 1000
+    last = found[-1][2]
+
+    on_axis = pulse.recording_start + first_found - first_plan  # monotonic time of plan 0
+    loud = np.flatnonzero(np.abs(recording) > 0.01)
+    first_sound = pulse.recording_start + loud[0] / SAMPLE_RATE
+    return {
+        "chime_max_ms": float(chime_errors.max()),
+        "chime_mean_ms": float(chime_errors.mean()),
+        "chimes": len(chime_errors),
+        "end_drift_ms": errors[last] * 1000,
+        "end_drift_raw_ms": raw[last] * 1000,
+        "device_ppm": (ratio - 1) * 1e6,
+        "end_at": last.start_s,
+        "first_sound_s": first_sound - run.launched,
+        "hold_cpu_pct": hold_cpu(cpu_samples, session, on_axis),
+        "peak_mb": run.maxrss_kb / 1024,
+    }
+
+
+class Child:
+    """coach start as a child process whose CPU and peak memory we can read."""
+
+    def __init__(self, command: list[str], env: dict[str, str], display: bool) -> None:
+        import subprocess
+
+        self.output = ""
+        self.returncode: int | None = None
+        self.maxrss_kb = 0
+        if display:
+            import fcntl
+            import struct
+            import termios
+
+            master, slave = os.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            self.launched = time.monotonic()
+            self.process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                            start_new_session=True,
+                                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+            os.close(slave)
+            self._out = master
+        else:
+            read, write = os.pipe()
+            self.launched = time.monotonic()
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=write, stderr=write, env=env)
+            os.close(write)
+            self._out = read
+        # Always drained: a full pipe or terminal would stall coach and spoil its timing.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._out, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.output += chunk.decode(errors="replace")
+
+    def sample_cpu(self, every: float = 0.05) -> list[tuple[float, float]]:
+        """(monotonic time, CPU seconds used so far) until the process ends."""
+        samples = []
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        while True:
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                break
+            if fields[0] == "Z":
+                break
+            samples.append((time.monotonic(), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS))
+            time.sleep(every)
+        return samples
+
+    def wait(self) -> int:
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = self.returncode = os.waitstatus_to_exitcode(status)
+        self.maxrss_kb = usage.ru_maxrss
+        self._reader.join(timeout=2)
+        os.close(self._out)
+        return self.returncode
+
+
+def locate_sounds(recording: np.ndarray, session) -> list[tuple[float, float, object]]:
+    """(planned s, found s on the recording's axis, event) for each sound that does not overlap another."""
+    from tests.test_live_e2e import find_clip
+
+    gain = session_gain(segments(session.timeline), session.speech, session.chimes, session.options.volume)
+    loud = np.flatnonzero(np.abs(recording) > 0.01)
+    offset = loud[0] / SAMPLE_RATE - session.timeline.audible()[0].start_s
+    found = []
+    for seg in segments(session.timeline):
+        for event in seg.events:
+            clip = (session.chimes if event.kind == "chime" else session.speech)[event.text] * gain
+            guess = int((offset + event.start_s) * SAMPLE_RATE)
+            at, score = find_clip(recording, clip, guess - SAMPLE_RATE // 2, guess + SAMPLE_RATE // 2)
+            if score > 0.9:
+                found.append((event.start_s, at / SAMPLE_RATE, event))
+            elif event.kind == "chime":
+                raise SystemExit(f"{event.part} chime planned at {event.start_s:.2f} s not found in the recording")
+    return found
+
+
+def device_clock_ratio(pulse) -> float:
+    """Samples the sink produced per CLOCK_MONOTONIC second, over SAMPLE_RATE (1.0 = no skew).
+
+    From parec's (arrival time, samples so far) pairs: a sample never arrives before it
+    was captured, so the earliest arrival for its count, near the start and near the end
+    of the recording, pins the sink's clock at both ends.
+    """
+    arrivals = np.array(getattr(pulse, "_arrivals", []), dtype=np.float64)  # see the report: make it public
+    if len(arrivals) < 50:
+        return 1.0
+    t, n = arrivals[:, 0], arrivals[:, 1]
+    k = len(t) // 5
+    a = int(np.argmin(t[:k] - n[:k] / SAMPLE_RATE))
+    b = len(t) - k + int(np.argmin(t[-k:] - n[-k:] / SAMPLE_RATE))
+    return float((n[b] - n[a]) / SAMPLE_RATE / (t[b] - t[a]))
+
+
+def hold_cpu(samples: list[tuple[float, float]], session, plan_zero: float) -> float:
+    """CPU use inside holds, as % of one core."""
+    times = np.array([t for t, _ in samples])
+    used = np.array([c for _, c in samples])
+    busy = spent = 0.0
+    for section in session.timeline.sections:
+        start = plan_zero + section.hold_start / SAMPLE_RATE + HOLD_MARGIN
+        end = plan_zero + (section.hold_start + section.hold_length) / SAMPLE_RATE - HOLD_MARGIN
+        i, j = np.searchsorted(times, start), np.searchsorted(times, end) - 1
+        if j > i:
+            busy += used[j] - used[i]
+            spent += times[j] - times[i]
+    return 100 * busy / spent if spent else float("nan")
+
+
+def report(mode: str, f: dict[str, float]) -> None:
+    print(f"\n[{mode}]")
+    print(f"  chime timing error vs plan: max {f['chime_max_ms']:.1f} ms, mean {f['chime_mean_ms']:.1f} ms "
+          f"({f['chimes']} chimes)")
+    print(f"  drift at the end ({f['end_at']:.1f} s in): {f['end_drift_ms']:+.1f} ms "
+          f"(on the sink's own clock, {f['device_ppm']:+.0f} ppm off: {f['end_drift_raw_ms']:+.1f} ms)")
+    print(f"  time to first sound: {f['first_sound_s'] * 1000:.0f} ms from launch (warm cache)")
+    print(f"  CPU during holds: {f['hold_cpu_pct']:.2f} % of one core")
+    print(f"  peak memory: {f['peak_mb']:.1f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
