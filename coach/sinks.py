@@ -1,0 +1,381 @@
+"""Where the sound goes: a real device (simpleaudio or miniaudio), nowhere (captions), or memory (tests).
+
+Every sink plays one buffer at a time: the live player pre-mixes overlapping sounds
+(a chime ringing under speech) into one buffer, and play() stops whatever was still
+sounding first, so a device without hardware mixing never needs two streams. How long
+a stopped buffer may still be heard is each sink's `stop_tail` (simpleaudio: ~0.2 s).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import numpy as np
+
+from coach.audio import SAMPLE_RATE, to_int16
+from coach.errors import AudioOutputError, UsageError, one_line
+
+BACKENDS = ("simpleaudio", "miniaudio")
+PROBE_SECONDS = 0.01  # a few ms of silence are enough to find a missing device
+EXPORT_HINT = "Use `coach export -o session.wav` to play it elsewhere."
+
+
+class Sink(Protocol):
+    """One audio output. play() returns at once; a new play() replaces the buffer still sounding."""
+
+    name: str
+    volume: float
+    stop_tail: float  # seconds that already-queued sound may go on after stop()
+
+    def set_volume(self, gain: float) -> None: ...
+
+    def play(self, samples: np.ndarray) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def is_playing(self) -> bool: ...
+
+    def wait(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def default_backend() -> str:
+    """simpleaudio where it works; it crashes after playback on Python 3.12+, so miniaudio there."""
+    return "simpleaudio" if sys.version_info < (3, 12) else "miniaudio"
+
+
+def open_sink(backend: str | None = None, volume: float = 1.0) -> Sink:
+    """Open an audio device and prove it plays, so a missing device is found before a session starts.
+
+    Raises UsageError for an unknown backend name and AudioOutputError (one line, no
+    ALSA noise on the terminal) when the backend is not installed or no device opens.
+    """
+    name = backend or default_backend()
+    opener = _OPENERS.get(name)
+    if opener is None:
+        raise UsageError(f"unknown audio backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    silence_alsa_errors()
+    with stderr_to_devnull():
+        sink = opener(volume)
+        try:
+            sink.play(np.zeros(int(PROBE_SECONDS * SAMPLE_RATE), dtype=np.float32))
+            sink.wait()
+        except BaseException:
+            sink.close()
+            raise
+    return sink
+
+
+class _Volume:
+    """The volume every sink applies at play time."""
+
+    volume: float = 1.0
+
+    def set_volume(self, gain: float) -> None:
+        if not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain < 0:
+            raise UsageError(f"volume must be a number of 0 or more (1 = as recorded), got {gain!r}")
+        self.volume = float(gain)
+
+    def _scaled(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise ValueError(f"a sink plays mono samples (1-D), got shape {samples.shape}")
+        return samples * np.float32(self.volume) if self.volume != 1.0 else samples
+
+
+class SimpleaudioSink(_Volume):
+    """simpleaudio (ALSA on Linux): each play() is one play_buffer of int16 samples.
+
+    simpleaudio cannot drop what it already handed to ALSA: after stop() the device
+    still plays up to `stop_tail` seconds (its 100 ms write chunk, ALSA's 100 ms
+    buffer, and the sound server's own), and a mixing device (PulseAudio, PipeWire,
+    dmix) plays that tail under the next buffer.
+    """
+
+    name = "simpleaudio"
+    stop_tail = 0.35
+
+    def __init__(self, volume: float = 1.0) -> None:
+        if sys.version_info >= (3, 12):
+            # It would play, then take the whole process down with a segfault.
+            raise AudioOutputError("the simpleaudio backend crashes on Python 3.12 and newer; "
+                                   "use --audio-backend miniaudio (pip install miniaudio)")
+        self._sa = _import_backend("simpleaudio", "pip install simpleaudio (building it needs gcc and libasound2-dev)")
+        self._error = self._sa._simpleaudio.SimpleaudioError
+        self._current: Any = None
+        self.set_volume(volume)
+
+    def play(self, samples: np.ndarray) -> None:
+        pcm = to_int16(self._scaled(samples))
+        previous = self._current
+        self.stop()
+        if len(pcm) == 0:
+            return
+        try:
+            self._current = self._sa.play_buffer(pcm.tobytes(), 1, 2, SAMPLE_RATE)
+        except self._error as err:
+            if previous is None or not previous.is_playing():
+                reason = _simpleaudio_reason(err)
+                guess = "is the sound server running?" if "refused" in reason else "no sound card?"
+                raise AudioOutputError(_no_output_message(reason, guess)) from None
+            # A device that cannot mix (a bare ALSA hw device) is busy until the
+            # stopped buffer has drained: late is better than silent.
+            previous.wait_done()
+            self._current = None
+            self.play(samples)
+
+    def stop(self) -> None:
+        if self._current is not None:
+            self._current.stop()
+            self._current = None
+
+    def is_playing(self) -> bool:
+        return self._current is not None and self._current.is_playing()
+
+    def wait(self) -> None:
+        if self._current is not None:
+            self._current.wait_done()
+
+    def close(self) -> None:
+        self.stop()
+
+
+class MiniaudioSink(_Volume):
+    """miniaudio: one device opened once and kept running; play() swaps the buffer it reads from.
+
+    Its Linux wheels need no system package, and it does not crash on Python 3.12+.
+    """
+
+    name = "miniaudio"
+    stop_tail = 0.06  # one period plus the sound server's buffer
+    PERIOD_MSEC = 20  # how much the device asks for at a time: the latency a play() can have
+    STALL_SECONDS = 3.0  # no request from the device for this long: it is gone (a busy machine can pause it ~1 s)
+
+    def __init__(self, volume: float = 1.0) -> None:
+        ma = _import_backend("miniaudio", "pip install miniaudio")
+        self.set_volume(volume)
+        self._lock = threading.Lock()
+        self._buffer = np.zeros(0, dtype=np.int16)
+        self._position = 0
+        self._finished = threading.Event()
+        self._finished.set()
+        self._last_request = time.monotonic()
+        # The NULL backend "plays" into nothing: a missing device must be an error instead.
+        wanted = [b for b in ma.Backend if b in ma.get_enabled_backends() and b not in (ma.Backend.NULL, ma.Backend.CUSTOM)]
+        try:
+            self._device = ma.PlaybackDevice(output_format=ma.SampleFormat.SIGNED16, nchannels=1,
+                                             sample_rate=SAMPLE_RATE, buffersize_msec=self.PERIOD_MSEC,
+                                             backends=wanted, app_name="coach")
+            feed = self._feed()
+            next(feed)
+            self._device.start(feed)
+        except ma.MiniaudioError as err:
+            raise AudioOutputError(_no_output_message(f"miniaudio: {err.args[0] if err.args else err}", "no sound card or sound server?")) from None
+
+    def _feed(self) -> Iterator[bytes]:
+        """The generator the device pulls from (on its own thread): the current buffer, then silence."""
+        frames = yield b""
+        while True:
+            self._last_request = time.monotonic()
+            out = np.zeros(frames, dtype=np.int16)
+            with self._lock:
+                chunk = self._buffer[self._position: self._position + frames]
+                self._position += len(chunk)
+                if self._position >= len(self._buffer):
+                    self._finished.set()
+            out[: len(chunk)] = chunk
+            frames = yield out.tobytes()
+
+    def play(self, samples: np.ndarray) -> None:
+        pcm = to_int16(self._scaled(samples))
+        if time.monotonic() - self._last_request > self.STALL_SECONDS:
+            raise AudioOutputError(_no_output_message(f"the {self._device.backend} device stopped asking for sound"))
+        self._replace(pcm)
+
+    def stop(self) -> None:
+        self._replace(np.zeros(0, dtype=np.int16))
+
+    def _replace(self, pcm: np.ndarray) -> None:
+        """Switch the device over to `pcm`, one period from now whenever it is called.
+
+        The device takes new data at its next request, 0 to one period away. Letting
+        what was playing go on for the time since the last request (silence if nothing
+        was) makes every play() and stop() take effect exactly one period after the
+        call, instead of anywhere within that period.
+        """
+        since_request = max(0.0, time.monotonic() - self._last_request)
+        lead = int(min(since_request, self.PERIOD_MSEC / 1000) * SAMPLE_RATE)
+        with self._lock:
+            carry_on = np.zeros(lead, dtype=np.int16)
+            rest = self._buffer[self._position: self._position + lead]
+            carry_on[: len(rest)] = rest
+            self._buffer = np.concatenate((carry_on, pcm)) if len(pcm) or len(rest) else pcm
+            self._position = 0
+            if len(self._buffer):
+                self._finished.clear()
+            else:
+                self._finished.set()
+
+    def is_playing(self) -> bool:
+        return not self._finished.is_set()
+
+    def wait(self) -> None:
+        # Bounded, so a device that dies mid-buffer cannot hang the caller.
+        with self._lock:
+            left = (len(self._buffer) - self._position) / SAMPLE_RATE
+        self._finished.wait(timeout=left + self.STALL_SECONDS)
+
+    def close(self) -> None:
+        self.stop()
+        self._device.close()
+
+
+class CaptionSink(_Volume):
+    """Plays nothing: used when there is no device, while the player prints each cue as a caption."""
+
+    name = "captions"
+    stop_tail = 0.0
+
+    def __init__(self, volume: float = 1.0) -> None:
+        self.set_volume(volume)
+
+    def play(self, samples: np.ndarray) -> None:
+        self._scaled(samples)  # the same argument checks as a real device
+
+    def stop(self) -> None:
+        pass
+
+    def is_playing(self) -> bool:
+        return False
+
+    def wait(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class MemorySink(_Volume):
+    """Records what would be played and when, for tests of the player in simulated time.
+
+    `plays` holds (clock(), samples after volume) per play(); `stops` holds clock() per
+    explicit stop(). With `sleep`, wait() sleeps until the buffer would end. With
+    `fails_from`, play() raises AudioOutputError from that time on, like a device unplugged.
+    """
+
+    name = "memory"
+    stop_tail = 0.0
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None] | None = None,
+                 volume: float = 1.0, fails_from: float | None = None) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.fails_from = fails_from
+        self.plays: list[tuple[float, np.ndarray]] = []
+        self.stops: list[float] = []
+        self._ends_at = float("-inf")
+        self.set_volume(volume)
+
+    def play(self, samples: np.ndarray) -> None:
+        now = self.clock()
+        if self.fails_from is not None and now >= self.fails_from:
+            raise AudioOutputError(_no_output_message("the device was removed (simulated)"))
+        scaled = self._scaled(samples).copy()
+        self.plays.append((now, scaled))
+        self._ends_at = now + len(scaled) / SAMPLE_RATE
+
+    def stop(self) -> None:
+        now = self.clock()
+        self.stops.append(now)
+        self._ends_at = min(self._ends_at, now)
+
+    def is_playing(self) -> bool:
+        return self.clock() < self._ends_at
+
+    def wait(self) -> None:
+        left = self._ends_at - self.clock()
+        if self.sleep is not None and left > 0:
+            self.sleep(left)
+
+    def close(self) -> None:
+        self.stop()
+
+
+_OPENERS: dict[str, Callable[[float], Sink]] = {
+    "simpleaudio": SimpleaudioSink,
+    "miniaudio": MiniaudioSink,
+}
+
+
+def _import_backend(module: str, how_to_install: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        others = ", ".join(name for name in BACKENDS if name != module)
+        raise AudioOutputError(f"the {module} audio backend is not installed: {how_to_install}, "
+                               f"or choose another with --audio-backend ({others})") from None
+
+
+def _simpleaudio_reason(err: Exception) -> str:
+    # "Error opening PCM device. -- CODE: -2 -- MSG: No such file or directory"
+    what, _, rest = str(err).partition(" -- CODE")
+    detail = rest.partition("MSG: ")[2].strip()
+    return what.rstrip(". ") + (f": {detail}" if detail else "")
+
+
+def _no_output_message(reason: str, guess: str = "") -> str:
+    return one_line(f"no audio output: {reason}{f' ({guess})' if guess else ''}. {EXPORT_HINT}")
+
+
+_alsa_handler: Any = None
+
+
+def silence_alsa_errors() -> None:
+    """Stop libasound from printing `ALSA lib ...` lines to stderr, for this whole process.
+
+    The same library instance serves simpleaudio and miniaudio, so one no-op handler
+    covers them. Nothing to do where there is no ALSA (macOS, Windows).
+    """
+    global _alsa_handler
+    if _alsa_handler is not None:
+        return
+    try:
+        alsa = ctypes.CDLL("libasound.so.2")
+    except OSError:
+        _alsa_handler = False
+        return
+    # The real signature ends in a printf-style `...`; a handler that ignores its
+    # arguments may safely be declared with the fixed ones only.
+    handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                    ctypes.c_int, ctypes.c_char_p)
+    _alsa_handler = handler_type(lambda *_: None)  # kept referenced: ALSA calls it later
+    alsa.snd_lib_error_set_handler(_alsa_handler)
+
+
+@contextmanager
+def stderr_to_devnull() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile: native libraries (JACK, PulseAudio) print there."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield  # no usable stderr: nothing to hide
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
