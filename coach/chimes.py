@@ -20,7 +20,7 @@ from coach.errors import ChimeError, one_line
 
 # Must match coach.routine.CHIME_KINDS (a test checks).
 CHIME_KINDS = ("hold_start", "midpoint", "side_switch")
-CHIME_PEAK_DB = -9.0
+CHIME_PEAK_DB = -12.0
 CHIME_FADE_SECONDS = 0.005
 MAX_CHIME_SECONDS = 2.0
 

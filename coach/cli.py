@@ -6,14 +6,38 @@ library, so anything it does can also be done from Python.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Optional
 
-import typer
+
+def _started_as_command() -> bool:
+    """True in the `coach` command (console script or `python -m coach`), not when imported
+    by a program such as pytest, whose signal handling must stay its own."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return getattr(spec, "name", None) == "coach.__main__" or \
+        os.path.basename(getattr(main, "__file__", None) or "") == "coach"
+
+
+def _stop_before_work(signum, frame) -> None:
+    # Ctrl-C or SIGTERM while Python is still importing typer and numpy (a few tenths of a
+    # second): nothing has started and nothing is written, so leave at once with the usual
+    # code. Not by raising: an exception raised here can land in the import machinery's own
+    # clean-up, which prints it as "Exception ignored" and carries on with the command.
+    os._exit(128 + signum)
+
+
+if _started_as_command():  # before the slow imports below
+    signal.signal(signal.SIGINT, _stop_before_work)
+    signal.signal(signal.SIGTERM, _stop_before_work)
+
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402
+
+import typer  # noqa: E402
 
 from coach import __version__
 from coach.errors import CoachError, one_line
@@ -138,14 +162,14 @@ def validate(
     routines: Annotated[list[str], typer.Argument(help="Routine names or .toml files to check.")],
 ) -> None:
     """Check routine files and summarise them. Example: coach validate cues/mine.toml"""
-    from coach.chimes import load_chimes
     from coach.routine import load_routine
+    from coach.session import load_routine_chimes
 
     failed = 0
     for name in routines:
         try:
             routine = load_routine(name)
-            load_chimes(routine.chimes)
+            load_routine_chimes(routine)
         except CoachError as err:
             typer.secho(f"Error: {err}", err=True, fg="red")
             failed += 1
@@ -269,13 +293,15 @@ def start(
 
 @app.command()
 def voices(engine: EngineOpt = None) -> None:
-    """List the voices of the speech engine. Example: coach voices"""
-    from coach.speech import list_voices
+    """List the voices of every installed speech engine (or of one). Example: coach voices --engine espeak"""
+    from coach.speech import list_all_voices, list_voices
 
     with user_errors():
-        for v in list_voices(engine or "espeak"):
-            languages = ", ".join(v.languages)
-            typer.echo(f"{v.id:28} {v.name:32} {languages}")
+        found, unavailable = (list_voices(engine), {}) if engine else list_all_voices()
+        for v in found:
+            typer.echo(f"{v.engine:7} {v.id:28} {v.name:32} {', '.join(v.languages)}")
+        for name, reason in unavailable.items():
+            typer.secho(f"{name}: not available ({reason})", err=True, fg="yellow")
 
 
 @config_app.command("show")
@@ -315,5 +341,27 @@ def config_reset() -> None:
         typer.echo(f"Settings reset ({path} removed).")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C. A subclass because CPython 3.11 remembers a plain KeyboardInterrupt raised inside
+    exec'd code (dataclasses and pydantic build classes that way while they load) and, even
+    once it is handled, ends the process by SIGINT instead of with the exit code chosen."""
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted()
+
+
 def main() -> None:
-    app()
+    # From here on Ctrl-C and SIGTERM raise exceptions, so clean-up code runs. Inside a
+    # command user_errors() reports them; this catches one that comes while typer parses the
+    # command line or a command imports what it needs.
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.secho("Stopped.", err=True)
+        sys.exit(130)
+    except Terminated:
+        typer.secho("Stopped (terminated).", err=True)
+        sys.exit(143)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from coach.chimes import load_chimes
-from coach.errors import UsageError
+from coach.errors import ChimeError, UsageError
 from coach.routine import MAX_HOLD, MIN_HOLD, Routine
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
 from coach.speech import SpeechSettings, synthesize_all
@@ -84,9 +84,19 @@ class Session:
     chimes: dict[str, np.ndarray]
 
 
+def load_routine_chimes(routine: Routine) -> dict[str, np.ndarray]:
+    """The routine's chimes; a bad chime file's error also names the routine that asks for it."""
+    try:
+        return load_chimes(routine.chimes)
+    except ChimeError as err:
+        if routine.source is None or not routine.chimes:
+            raise
+        raise ChimeError(f"{routine.source}: {err}") from None
+
+
 def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
                   progress: Callable[[int, int], None] | None = None) -> Session:
-    chimes = load_chimes(routine.chimes)
+    chimes = load_routine_chimes(routine)
     texts = spoken_texts(routine, options.timeline_options)
     speech = synthesize_all(texts, options.speech_settings, progress=progress)
     timeline = build_timeline(

@@ -100,7 +100,7 @@ def test_polish_speech_trims_levels_and_fades():
     out = dsp.polish_speech(raw)
     lead, tail = edge_silence_ms(out)
     assert lead <= 20 and tail <= 20
-    assert dsp.voiced_rms_db(out) == pytest.approx(-20.0, abs=1.0)
+    assert dsp.voiced_rms_db(out) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0)
     assert abs(out[0]) < 1e-3 and abs(out[-1]) < 1e-3
 
 

