@@ -1,0 +1,798 @@
+"""Issue 5 end to end: every bad input, fault and interruption gets one clear line, the right
+exit code, no traceback, and loses nothing.
+
+These tests go through the real command line: typer's CliRunner where only the message and
+exit code matter, a subprocess (`python -m coach`) where signals, pipes or two processes at
+once do. Each checks the message (what, where, how to fix), the exit code, that there is no
+traceback, and that nothing was lost: no output or temporary file left behind, an existing
+file unchanged. The library-level tests that go deeper into a case are named in
+docs/reliability.md beside each case.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from coach.audio import SAMPLE_RATE
+from coach.chimes import MAX_CHIME_SECONDS
+from coach.cli import app
+from coach.routine import MAX_FILE_BYTES, MAX_POSES, Cue, Pose, Routine
+from coach.speech import SpeechCache
+from coach.timeline import TimelineOptions, build_timeline, samples, spoken_texts
+
+REPO = Path(__file__).resolve().parent.parent
+SHORT = REPO / "tests" / "data" / "short.toml"
+STOP_WITHIN_S = 0.5
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+def cli(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> str:
+    """The command failed with `code`, printing exactly one `Error: ...` line and no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def listing(folder: Path) -> list[str]:
+    """Every name in a folder, hidden ones (temporary .part files) too."""
+    return sorted(p.name for p in folder.iterdir())
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# The `coach` script installed beside this Python, as people run it; else `python -m coach`.
+COACH = [str(Path(sys.executable).with_name("coach"))] if Path(sys.executable).with_name("coach").exists() \
+    else [sys.executable, "-m", "coach"]
+
+
+def coach_command(*args, cache: Path, config: Path) -> tuple[list[str], dict]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(COACH_CACHE_DIR=str(cache), COACH_CONFIG_DIR=str(config), COLUMNS="200")
+    return [*COACH, *map(str, args)], env
+
+
+def run_coach(*args, cache: Path, config: Path, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
+    command, env = coach_command(*args, cache=cache, config=config)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+
+
+def long_routine_text(poses: int = 60, seed: int = 5) -> str:
+    """A valid routine of many poses with long, distinct texts: seconds of synthesis from cold."""
+    words = ("slowly gently breathe soften release reach lengthen relax settle notice ground shoulders "
+             "hips knees spine ankle heel toes belly chest").split()
+    rng = random.Random(seed)
+
+    def text(i: int, j: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(35)).capitalize() + f" number {i} {j}."
+
+    lines = ['title = "Long generated routine"', "[defaults]", "hold = 20", 'sides = ["right", "left"]']
+    for i in range(poses):
+        lines += ["[[poses]]", f'name = "Pose {i}"',
+                  f'setup = ["{text(i, 0)} Now the {{side}} leg.", "{text(i, 1)}"]',
+                  f'release = "{text(i, 2)}"']
+    return "\n".join(lines) + "\n"
+
+
+def processes_with(token: str) -> list[int]:
+    """Live processes whose environment mentions `token` (a unique folder of this test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = next((ln for ln in (entry / "status").read_text().splitlines() if ln.startswith("State:")), "")
+        except OSError:
+            continue
+        if token.encode() in environ and "Z" not in state.split()[1:2]:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    """A fresh speech cache, settings folder and output folder for one subprocess test."""
+    made = {name: tmp_path / name for name in ("cache", "config", "out")}
+    made["out"].mkdir()
+    return made
+
+
+@pytest.fixture(scope="module")
+def long_routine(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("routines") / "long.toml"
+    path.write_text(long_routine_text())
+    return path
+
+
+@pytest.fixture(scope="module")
+def warm_long_cache(tmp_path_factory, long_routine) -> Path:
+    """A speech cache already holding every clip of the long routine."""
+    cache = tmp_path_factory.mktemp("warm-cache")
+    config = tmp_path_factory.mktemp("warm-config")
+    out = tmp_path_factory.mktemp("warm-out")
+    result = run_coach("export", long_routine, "-o", out / "warm.txt", cache=cache, config=config)
+    assert result.returncode == 0, result.stderr
+    return cache
+
+
+# ---------------------------------------------------------------------------
+# Routine files, through `coach validate` (test_routine.py checks each message in detail)
+
+def _cases_of_bad_routines():
+    pose = '[[poses]]\nname = "Leg up"\n'
+    top = 'title = "Mine"\n'
+    return {
+        # name: (file content, fragments the one line must hold)
+        "malformed-toml": (top + pose + "hold = = 3\n", [":4:", "not valid TOML", "check the quotes"]),
+        "unknown-key": (top + pose + "hodl = 3\n", [":4:", 'pose 1 "Leg up"', 'did you mean "hold"']),
+        "wrong-type": (top + pose + 'hold = "long"\n', [":4:", "hold must be", 'text "long"']),
+        "hold-zero": (top + pose + "hold = 0\n", [":4:", "hold must be between 1 and 3600 seconds, got 0"]),
+        "hold-negative": (top + pose + "hold = -5\n", [":4:", "hold must be between 1 and 3600 seconds, got -5"]),
+        "hold-absurd": (top + pose + "hold = 1e9\n", [":4:", "hold must be between 1 and 3600 seconds, got 1e+09"]),
+        "pose-without-name": (top + '[[poses]]\nhold = 20\n', [":2:", "pose 1: has no name", 'add a line like name =']),
+        "empty-text": (top + pose + 'setup = ""\n', [":4:", 'pose 1 "Leg up": setup is empty', "remove the line"]),
+        "no-poses": (top, ["has no poses", "[[poses]]"]),
+        "empty-file": ("", ["title"]),
+        "not-utf8": (top.encode() + b'intro = "caf\xe9"\n' + pose.encode(), [":2:", "not UTF-8", "save the file as UTF-8"]),
+        "utf16": (("\ufeff" + top + pose).encode("utf-16-le"), ["UTF-16", "save it as UTF-8"]),
+        "over-1-MiB": (top + pose + "# padding\n" * (MAX_FILE_BYTES // 10), ["over 1 MiB", "at most 1 MiB"]),
+        "deeply-nested": ("a = " + "[" * 5000 + "]" * 5000 + "\n", ["nested too deeply"]),
+        "too-many-poses": (top + '[[poses]]\nname = "A"\nhold = 1\n' * (MAX_POSES + 1),
+                           [f"{MAX_POSES + 1} poses", f"at most {MAX_POSES}"]),
+        "over-4-hours": (top + "[defaults]\nhold = 3600\n" + pose * 3, ["6.0 hours", "at most 4 hours", "shorten holds"]),
+        "control-character": (top + pose + 'release = "Lower\\u001b[2J it."\n',
+                              [":4:", "control character (U+001B)", "write plain text"]),
+        "very-long-line": (top + pose + 'cues = ["' + "stretch " * 100 + '"]\n',
+                           [":4:", "characters long", "split it into several lines"]),
+        "huge-number": (top + pose + "hold = " + "9" * 5000 + "\n", [":4:", "thousands of digits"]),
+        "unknown-placeholder": (top + pose + 'setup = "Lift the {sid} leg."\n', [":4:", "{sid}"]),
+        "cues-do-not-fit": (top + pose + "hold = 5\ncues = [" + '"Keep breathing slowly and let the leg grow '
+                            'heavier with every breath out.", ' * 4 + "]\n", ['pose 1 "Leg up"', "cue"]),
+    }
+
+
+BAD_ROUTINES = _cases_of_bad_routines()
+
+
+@pytest.mark.parametrize("case", list(BAD_ROUTINES))
+def test_a_bad_routine_file_is_one_line_exit_1(tmp_path, case):
+    content, fragments = BAD_ROUTINES[case]
+    path = tmp_path / "mine.toml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    before = digest(path)
+    line = assert_one_line_error(cli("validate", path), 1, str(path), *fragments)
+    assert "\x1b" not in line  # a control character in the file never reaches the terminal
+    assert digest(path) == before and listing(tmp_path) == ["mine.toml"]
+
+
+def test_a_missing_routine_file_suggests_one_beside_it(tmp_path):
+    (tmp_path / "evening.toml").write_text('title = "Evening"\n[[poses]]\nname = "Twist"\n')
+    missing = tmp_path / "evenning.toml"
+    assert_one_line_error(cli("validate", missing), 1, f"{missing}: no such file", 'did you mean "evening.toml"',
+                          "coach list")
+
+
+def test_an_endless_file_does_not_hang(dirs):
+    started = time.monotonic()
+    result = run_coach("validate", "/dev/zero", cache=dirs["cache"], config=dirs["config"], timeout=30)
+    assert time.monotonic() - started < 10
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "Error: /dev/zero: is over 1 MiB; a routine may be at most 1 MiB. Is this the right file?"
+
+
+def test_texts_in_other_scripts_are_spoken(tmp_path):
+    """Accents, CJK, Greek, Cyrillic: espeak-ng speaks each (a silent clip would be an error)."""
+    path = tmp_path / "world.toml"
+    path.write_text('title = "Étirements 伸展"\n'
+                    'intro = ["Détendez-vous, façade naïve, über.", "请慢慢呼吸。放松你的肩膀。", "ゆっくり息を吐いて",'
+                    ' "Ελληνικά κείμενο", "Дышите медленно."]\n[[poses]]\nname = "Jambe 腿"\nhold = 5\n',
+                    encoding="utf-8")
+    out = tmp_path / "world.json"
+    result = cli("export", path, "-o", out)
+    assert result.exit_code == 0, result.output
+    import json
+
+    events = json.loads(out.read_text(encoding="utf-8"))["events"]
+    intro = [e for e in events if e["kind"] == "speech" and e["part"] == "intro"]
+    assert [e["text"] for e in intro][1] == "请慢慢呼吸。放松你的肩膀。"
+    assert all(e["duration"] > 0.3 for e in intro), intro
+
+
+# ---------------------------------------------------------------------------
+# Routine names and paths
+
+def test_an_unknown_name_suggests_close_names():
+    assert_one_line_error(cli("validate", "leg-strech"), 1, 'no routine named "leg-strech"',
+                          'did you mean "leg-stretches"', "coach list")
+
+
+def test_a_folder_is_not_a_routine(tmp_path):
+    assert_one_line_error(cli("plan", tmp_path), 1, f"{tmp_path}: is a folder", "name a .toml file inside it")
+
+
+def test_a_symlink_loop(tmp_path):
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    assert_one_line_error(cli("validate", a), 1, f"{a}: is a symbolic link loop", "fix or remove the link")
+
+
+def test_a_routine_without_read_permission(tmp_path, monkeypatch):
+    path = tmp_path / "secret.toml"
+    path.write_text('title = "T"\n[[poses]]\nname = "A"\n')
+    if os.geteuid() == 0:  # root reads any file: make the open fail as it does for anyone else
+        import coach.routine as routine_module
+
+        def denied(*args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(routine_module, "open", denied, raising=False)
+    else:
+        path.chmod(0)
+    assert_one_line_error(cli("validate", path), 1, f"{path}: cannot be read: permission denied",
+                          "check the file's permissions")
+
+
+# ---------------------------------------------------------------------------
+# Chime files named by a routine, through `coach validate`
+
+def _riff(tag: int, channels: int, rate: int, bits: int, pcm: bytes) -> bytes:
+    block = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * block, block, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def _bell(rate: int, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return 0.5 * np.sin(2 * np.pi * 660 * t) * np.exp(-4 * t)
+
+
+def _make_chime(path: Path, kind: str) -> None:
+    if kind == "8-bit":
+        path.write_bytes(_riff(1, 1, 22050, 8, (_bell(22050) * 127 + 128).astype(np.uint8).tobytes()))
+    elif kind == "stereo":
+        both = np.repeat(_bell(22050)[:, None], 2, axis=1)
+        path.write_bytes(_riff(1, 2, 22050, 16, (both * 32767).astype("<i2").tobytes()))
+    elif kind == "96-kHz":
+        path.write_bytes(_riff(1, 1, 96000, 16, (_bell(96000) * 32767).astype("<i2").tobytes()))
+    elif kind == "compressed":
+        path.write_bytes(_riff(3, 1, 22050, 32, _bell(22050).astype("<f4").tobytes()))
+    elif kind == "mp3-renamed":
+        path.write_bytes(b"ID3\x03\x00" + bytes(range(256)) * 8)
+    elif kind == "not-a-wav":
+        path.write_text("hello, this is text\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "enormous":
+        with open(path, "wb") as handle:
+            handle.truncate(200 * 2**20)  # sparse: 200 MB that cost nothing to write
+    elif kind == "too-long":
+        path.write_bytes(_riff(1, 1, 22050, 16, (np.tile(_bell(22050), 30) * 32767).astype("<i2").tobytes()))
+    elif kind != "missing":
+        raise ValueError(kind)
+
+
+def _chime_routine(tmp_path: Path, kind: str) -> tuple[Path, Path]:
+    chime = tmp_path / "bell.wav"
+    _make_chime(chime, kind)
+    routine = tmp_path / "mine.toml"
+    routine.write_text('title = "Mine"\n[chimes]\nmidpoint = "bell.wav"\n[[poses]]\nname = "Leg up"\nhold = 10\n')
+    return routine, chime
+
+
+@pytest.mark.parametrize("kind", ["8-bit", "stereo", "96-kHz"])
+def test_chimes_in_other_pcm_layouts_are_converted(tmp_path, kind):
+    routine, chime = _chime_routine(tmp_path, kind)
+    before = digest(chime)
+    result = cli("validate", routine)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"ok  {routine}")
+    assert digest(chime) == before  # converted in memory, the user's file is left alone
+
+
+@pytest.mark.parametrize("kind, fragments", [
+    ("missing", [":3:", "chimes.midpoint", "does not exist", "relative to the routine file's folder"]),
+    ("compressed", ["chimes.midpoint", "compressed/non-PCM WAV (32-bit float)", "convert it with `sox"]),
+    ("mp3-renamed", ["chimes.midpoint", "it looks like an MP3", "sox -t mp3"]),
+    ("not-a-wav", ["chimes.midpoint", "is not a WAV file", "give a PCM .wav file"]),
+    ("empty", ["chimes.midpoint", "empty file (0 bytes)", "export or record the sound again"]),
+    ("enormous", ["chimes.midpoint", "200.0 MB, over the 20 MB limit", "use a short clip"]),
+    ("too-long", ["chimes.midpoint", "15.0 s long", "trim it"]),
+])
+def test_unusable_chimes_are_one_line_naming_routine_and_file(tmp_path, kind, fragments):
+    routine, chime = _chime_routine(tmp_path, kind)
+    assert_one_line_error(cli("validate", routine), 1, f"{routine}", "bell.wav", *fragments)
+    # the same line stops `coach export` before any file is made
+    assert_one_line_error(cli("export", routine, "-o", tmp_path / "s.txt"), 1, "chimes.midpoint")
+    assert "s.txt" not in listing(tmp_path)
+
+
+def test_an_unreadable_chime_is_named(tmp_path, monkeypatch):
+    routine, chime = _chime_routine(tmp_path, "8-bit")
+    if os.geteuid() == 0:  # root reads any file: answer as the file's permissions would for a user
+        import coach.routine as routine_module
+
+        real_access = os.access
+        monkeypatch.setattr(routine_module.os, "access",
+                            lambda path, mode: False if Path(path) == chime else real_access(path, mode))
+    chime.chmod(0)
+    assert_one_line_error(cli("validate", routine), 1, f"{routine}:3: chimes.midpoint: {chime} cannot be read",
+                          "check the file's permissions")
+
+
+# ---------------------------------------------------------------------------
+# Command line
+
+@pytest.mark.parametrize("command", ["plan", "export", "start"])
+@pytest.mark.parametrize("option, value, fragment", [
+    ("--speed", "3", "--speed must be between 0.5 and 2, got 3"),
+    ("--speed", "0.1", "--speed must be between 0.5 and 2, got 0.1"),
+    ("--hold", "0", "--hold must be between 1 and 3600 seconds, got 0"),
+    ("--hold", "99999", "--hold must be between 1 and 3600 seconds, got 99999"),
+    ("--volume", "1.5", "--volume must be between 0 and 1, got 1.5"),
+    ("--volume", "-1", "--volume must be between 0 and 1, got -1"),
+])
+def test_out_of_range_options_exit_2_before_any_work(tmp_path, monkeypatch, command, option, value, fragment):
+    if option == "--volume" and command == "plan":
+        pytest.skip("plan has no --volume")
+    import coach.session as session_module
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("speech was synthesized before the options were checked")
+
+    monkeypatch.setattr(session_module, "synthesize_all", no_synthesis)
+    extra = ["-o", tmp_path / "s.wav"] if command == "export" else []
+    assert_one_line_error(cli(command, *extra, option, value), 2, fragment)
+    assert not (tmp_path / "s.wav").exists()
+
+
+def test_unknown_voice_lists_voices(tmp_path):
+    out = tmp_path / "s.txt"
+    assert_one_line_error(cli("export", "-o", out, "--voice", "nosuchvoice"), 1, "unknown voice 'nosuchvoice'",
+                          "gmw/en", "`coach voices` lists them all")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["-o", "{tmp}/s.ogg"], "cannot tell the format of"),
+    (["-o", "{tmp}/s.wav", "--format", "ogg"], "unknown format 'ogg'; use one of wav, txt, md, srt, vtt, json"),
+    (["-o", "-", "--format", "wav"], "cannot be written to stdout (-o -); give a file name"),
+])
+def test_unknown_export_format_exit_2(tmp_path, args, fragment):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert_one_line_error(cli("export", *args), 2, fragment)
+    assert not list(tmp_path.glob("s.*")) and not list(tmp_path.glob(".s.*"))
+
+
+def test_output_into_a_missing_folder(tmp_path):
+    target = tmp_path / "nope" / "s.wav"
+    assert_one_line_error(cli("export", "-o", target), 1, f"folder {target.parent} does not exist", "create it first")
+    assert not target.parent.exists()
+
+
+def test_output_into_a_read_only_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if os.geteuid() == 0:  # root may write anywhere: answer as the folder's permissions would for a user
+        import coach.files
+
+        real_access = os.access
+        monkeypatch.setattr(coach.files.os, "access",
+                            lambda path, mode: False if Path(path) == folder else real_access(path, mode))
+    folder.chmod(0o555)
+    try:
+        assert_one_line_error(cli("export", "-o", folder / "s.wav"), 1, f"folder {folder} is not writable",
+                              "choose another place")
+        assert listing(folder) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_existing_output_without_force_is_untouched_and_costs_no_work(tmp_path, monkeypatch):
+    import coach.session as session_module
+
+    target = tmp_path / "s.wav"
+    target.write_bytes(b"last week's session")
+    os.utime(target, (1_000_000_000, 1_000_000_000))
+    monkeypatch.setattr(session_module, "synthesize_all", lambda *a, **k: pytest.fail("synthesized anyway"))
+    assert_one_line_error(cli("export", "-o", target), 1, f"{target} already exists", "use --force")
+    assert target.read_bytes() == b"last week's session" and target.stat().st_mtime == 1_000_000_000
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "config") == ["s.wav"]
+
+
+# ---------------------------------------------------------------------------
+# Settings file
+
+@pytest.mark.parametrize("content, fragments", [
+    ("speed = = 1\n", ["not a valid settings file"]),
+    ("sped = 0.8\n", ['unknown setting "sped" (did you mean "speed"?)']),
+    ('speed = "fast"\n', ["speed has the wrong type: got 'fast'"]),
+    ("volume = 5\n", ["volume must be between 0 and 1, got 5"]),
+    (b"speed = 0.8\xff\n", ["not a valid settings file"]),
+])
+def test_a_broken_settings_file_names_the_file_and_the_reset(isolated_user_dirs, content, fragments):
+    isolated_user_dirs.mkdir(parents=True, exist_ok=True)
+    path = isolated_user_dirs / "config.toml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    for command in (["plan"], ["config", "show"], ["config", "set", "countdown", "3"]):
+        assert_one_line_error(cli(*command), 1, f"{path}:", *fragments, "run `coach config reset`")
+        assert path.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+    result = cli("config", "reset")
+    assert result.exit_code == 0 and not path.exists()
+    assert cli("plan", SHORT).exit_code == 0
+
+
+def test_a_settings_file_that_is_a_folder(isolated_user_dirs):
+    (isolated_user_dirs / "config.toml").mkdir(parents=True)
+    assert_one_line_error(cli("plan"), 1, "config.toml is a folder", "coach config reset")
+    assert cli("config", "reset").exit_code == 0
+    assert cli("plan", SHORT).exit_code == 0
+
+
+# ---------------------------------------------------------------------------
+# Speech cache
+
+def test_corrupt_cache_entries_are_synthesized_again_not_played_as_noise(dirs):
+    first, second = dirs["out"] / "first.wav", dirs["out"] / "second.wav"
+    assert run_coach("export", SHORT, "-o", first, cache=dirs["cache"], config=dirs["config"]).returncode == 0
+    entries = sorted(dirs["cache"].glob("*.clip"))
+    assert entries
+    for number, entry in enumerate(entries):  # every kind of damage: cut short, bit flips, emptied
+        data = entry.read_bytes()
+        entry.write_bytes([data[: len(data) // 2], data[:-64] + bytes(b ^ 0xFF for b in data[-64:]), b""][number % 3])
+    result = run_coach("export", SHORT, "-o", second, cache=dirs["cache"], config=dirs["config"])
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert digest(first) == digest(second)  # the same speech, sample for sample
+    cache = SpeechCache(dirs["cache"])
+    assert all(cache.get(e.name.removesuffix(".clip")) is not None for e in entries)  # replaced, whole
+
+
+def _wav_frames(path: Path) -> int:
+    """Frames in a WAV, after checking that its header agrees with the file (a whole file)."""
+    with wave.open(str(path), "rb") as wav:
+        frames = wav.getnframes()
+        assert wav.getnchannels() == 1 and wav.getsampwidth() == 2 and wav.getframerate() == SAMPLE_RATE
+    assert path.stat().st_size == 44 + 2 * frames
+    return frames
+
+
+def test_two_exports_filling_one_empty_cache_both_succeed(dirs, tmp_path):
+    routine = tmp_path / "medium.toml"
+    routine.write_text(long_routine_text(poses=12, seed=9))  # long enough for speech helpers too
+    procs = []
+    for name in ("a.wav", "b.wav"):
+        command, env = coach_command("export", routine, "-o", dirs["out"] / name, cache=dirs["cache"],
+                                     config=dirs["config"])
+        procs.append(subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    assert all("Traceback" not in err for _, err in results)
+    assert listing(dirs["out"]) == ["a.wav", "b.wav"]
+    a, b = _wav_frames(dirs["out"] / "a.wav"), _wav_frames(dirs["out"] / "b.wav")
+    # The same session; see the xfail below for why not always to the sample.
+    assert abs(a - b) < 0.5 * SAMPLE_RATE
+    names = listing(dirs["cache"])
+    assert names and all(n.endswith(".clip") and not n.startswith(".") for n in names)  # no temporary files
+    cache = SpeechCache(dirs["cache"])
+    assert all(cache.get(n.removesuffix(".clip")) is not None for n in names)  # every entry whole
+    # From the filled cache, every later export is the same to the byte.
+    again = [run_coach("export", routine, "-o", dirs["out"] / f"{n}.wav", cache=dirs["cache"], config=dirs["config"])
+             for n in ("c", "d")]
+    assert [r.returncode for r in again] == [0, 0]
+    assert digest(dirs["out"] / "c.wav") == digest(dirs["out"] / "d.wav")
+
+
+@pytest.mark.xfail(strict=True, reason="espeak-ng through pyttsx3 renders the same text a few samples longer or "
+                   "shorter from one call to the next, so two processes that synthesize the same text each "
+                   "(two exports filling one empty cache) can differ by a few milliseconds; coach.speech")
+def test_the_engine_renders_the_same_text_to_the_same_samples():
+    from coach.speech import get_engine
+
+    engine = get_engine("espeak")
+    text = "Lie down on your back with both legs long and breathe slowly."
+    lengths = {len(engine.render(text, None, 1.0)) for _ in range(4)}
+    assert len(lengths) == 1, lengths
+
+
+# ---------------------------------------------------------------------------
+# Faults
+
+def test_tts_failure_for_one_utterance_names_the_text(tmp_path):
+    routine = tmp_path / "mine.toml"
+    routine.write_text('title = "T"\nintro = ["Welcome.", "..."]\n[[poses]]\nname = "A"\nhold = 5\n')
+    out = tmp_path / "s.wav"
+    assert_one_line_error(cli("export", routine, "-o", out), 1, 'made no sound for "..."', "use words it can pronounce")
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))
+
+
+class _FullDisk:
+    """A file object that runs out of space after `room` bytes."""
+
+    def __init__(self, real, room: int) -> None:
+        self.real, self.room, self.written = real, room, 0
+
+    def write(self, data) -> int:
+        if self.written + len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.written += len(data)
+        return self.real.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.real.close()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_disk_full_during_export_leaves_nothing_and_says_so(tmp_path, monkeypatch, existing):
+    import coach.files
+
+    target = tmp_path / "out" / "s.wav"
+    target.parent.mkdir()
+    if existing:
+        target.write_bytes(b"the old export")
+    disks = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        disks.append(_FullDisk(real_fdopen(fd, *args, **kwargs), room=200_000))
+        return disks[-1]
+
+    monkeypatch.setattr(coach.files.os, "fdopen", fdopen)
+    args = ["export", SHORT, "-o", target] + (["--force"] if existing else [])
+    assert_one_line_error(cli(*args), 1, f"cannot write {target}: No space left on device", "nothing was written")
+    assert disks and disks[0].written > 44  # it failed in the middle of the audio
+    assert listing(target.parent) == (["s.wav"] if existing else [])
+    if existing:
+        assert target.read_bytes() == b"the old export"
+
+
+# -- signals -------------------------------------------------------------------
+
+
+def _wait_for(condition, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.002)
+
+
+def _signal_and_time(process: subprocess.Popen, signum: int) -> tuple[float, str, str]:
+    sent = time.monotonic()
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("coach did not stop within 10 s of the signal") from None
+    stopped = time.monotonic() - sent
+    out, err = process.communicate()
+    return stopped, out, err
+
+
+SIGNALS = [pytest.param(signal.SIGINT, 130, "Stopped.", id="SIGINT"),
+           pytest.param(signal.SIGTERM, 143, "Stopped (terminated).", id="SIGTERM")]
+
+
+@pytest.mark.parametrize("signum, code, said", SIGNALS)
+def test_signal_during_synthesis_stops_at_once_and_cleans_up(dirs, long_routine, signum, code, said):
+    target = dirs["out"] / "session.wav"
+    command, env = coach_command("export", long_routine, "-o", target, cache=dirs["cache"], config=dirs["config"])
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        # Make sure it is synthesizing (a clip was cached, more to come), not still starting up.
+        _wait_for(lambda: dirs["cache"].is_dir() and any(dirs["cache"].glob("*.clip")), what="the first clip")
+        helpers = [pid for pid in processes_with(str(dirs["cache"])) if pid != process.pid]
+        stopped, out, err = _signal_and_time(process, signum)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    clips = list(dirs["cache"].glob("*.clip"))
+    assert 0 < len(clips) < 240, "the signal came in the middle of synthesis"
+    assert process.returncode == code, err
+    assert stopped < STOP_WITHIN_S, f"took {stopped:.3f} s to stop"
+    assert "Traceback" not in err + out and err.strip() == said
+    # (stdout may still carry pyttsx3's "Audio saved to ...": the xfail test below)
+    assert listing(dirs["out"]) == []  # no output, no .part file
+    assert not [p.name for p in dirs["cache"].iterdir() if not p.name.endswith(".clip") or p.name.startswith(".")]
+    cache = SpeechCache(dirs["cache"])
+    assert all(cache.get(p.name.removesuffix(".clip")) is not None for p in clips)  # whole entries only
+    if (os.cpu_count() or 1) >= 2:  # a routine this long is shared with a helper process...
+        assert helpers, "expected a speech helper process to be running"
+    assert processes_with(str(dirs["cache"])) == []  # ...which is gone by the time coach has exited
+
+
+@pytest.mark.xfail(strict=True, reason="coach.speech: on Ctrl-C inside runAndWait, espeak's own thread finishes "
+                   "the utterance after quiet_output() has given stdout back, and pyttsx3 prints "
+                   "'Audio saved to ...' on the user's terminal")
+def test_interrupted_synthesis_keeps_the_engine_quiet(capfd):
+    from coach.speech import get_engine
+
+    engine = get_engine("espeak")
+    text = " ".join(["Breathe out slowly and let your shoulders soften toward the mat."] * 8)
+    rendering = threading.Event()
+
+    def interrupt_only_while_rendering(signum, frame):
+        if rendering.is_set():  # a late signal must not hit the rest of the test run
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt_only_while_rendering)
+    timer = threading.Timer(0.02, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        rendering.set()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            engine.render(text, None, 1.0)
+    finally:
+        rendering.clear()
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(0.3)  # espeak's thread would finish the utterance by now
+    assert len(engine.render("Still working.", None, 1.0)) > 0  # the engine survives the interrupt
+    out, err = capfd.readouterr()
+    assert "Audio saved" not in out + err
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-file", "over-existing"])
+@pytest.mark.parametrize("signum, code, said", SIGNALS)
+def test_signal_during_wav_export_stops_at_once_and_leaves_no_file(dirs, long_routine, warm_long_cache,
+                                                                   signum, code, said, existing):
+    target = dirs["out"] / "session.wav"
+    if existing:
+        target.write_bytes(b"the session I exported yesterday")
+    args = ["export", long_routine, "-o", target] + (["--force"] if existing else [])
+    command, env = coach_command(*args, cache=warm_long_cache, config=dirs["config"])
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def writing() -> bool:
+            parts = list(dirs["out"].glob(".session.wav.*.part"))
+            return bool(parts) and parts[0].stat().st_size > 2_000_000
+
+        _wait_for(writing, what="the WAV to be half written")
+        stopped, out, err = _signal_and_time(process, signum)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, err
+    assert stopped < STOP_WITHIN_S, f"took {stopped:.3f} s to stop"
+    assert "Traceback" not in err and err.strip() == said and out == ""
+    if existing:
+        assert listing(dirs["out"]) == ["session.wav"]
+        assert target.read_bytes() == b"the session I exported yesterday"
+    else:
+        assert listing(dirs["out"]) == []
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler: coach.cli installs one as its first act,
+    so from then on coach's own code is running (Python itself leaves SIGTERM alone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal dispositions from /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.1, 0.2])
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routine, warm_long_cache, signum, code,
+                                                               delay):
+    """A signal while coach imports typer and numpy, parses the command line or loads the
+    routine and its cached speech: exit 130/143 at once, no traceback, nothing written. (The
+    first milliseconds, while the Python interpreter itself starts, are Python's: see
+    docs/reliability.md.)"""
+    target = dirs["out"] / "s.txt"
+    command, env = coach_command("export", long_routine, "-o", target, cache=warm_long_cache, config=dirs["config"])
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _catches_sigterm(process.pid), timeout=30, what="coach's own code to start")
+        time.sleep(delay)
+        assert process.poll() is None, "coach finished before the signal: the test needs a longer job"
+        stopped, out, err = _signal_and_time(process, signum)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, err
+    assert "Traceback" not in err and err.strip() in ("", "Stopped.", "Stopped (terminated).")
+    assert stopped < STOP_WITHIN_S
+    assert listing(dirs["out"]) == []
+
+
+# ---------------------------------------------------------------------------
+# Output
+
+@pytest.mark.parametrize("reader", ["head -1", "true"])
+def test_stdout_closed_early_prints_no_traceback(dirs, long_routine, warm_long_cache, reader):
+    """`coach export -o - | head -1` with a big export: head leaves while coach still writes."""
+    command, env = coach_command("export", long_routine, "-o", "-", "--format", "json",
+                                 cache=warm_long_cache, config=dirs["config"])
+    shell = " ".join(f"'{part}'" for part in command) + f" | {reader}; exit ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", shell], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout == ("{\n" if reader == "head -1" else "")
+    assert result.stderr == "" and result.returncode == 0
+
+
+# ---------------------------------------------------------------------------
+# Properties: no speech ever overlaps any chime (test_timeline.py checks the rest).
+# Holds here are at least twice the longest chime; shorter ones are the known gap below.
+
+_words = st.lists(st.sampled_from(["reach", "breathe", "soften", "your", "leg", "{side}", "slowly"]),
+                  min_size=1, max_size=12).map(" ".join)
+_poses = st.builds(Pose, name=st.sampled_from(["A", "B"]), setup=st.lists(_words, max_size=3).map(tuple),
+                   hold=st.floats(2 * MAX_CHIME_SECONDS, 90), cues=st.lists(st.builds(Cue, _words), max_size=4).map(tuple),
+                   release=st.lists(_words, max_size=2).map(tuple))
+_routines = st.builds(Routine, title=st.just("generated"), poses=st.lists(_poses, min_size=1, max_size=4).map(tuple),
+                      sides=st.sampled_from([("right", "left"), ("left", "right"), ()]),
+                      intro=st.lists(_words, max_size=2).map(tuple), outro=st.lists(_words, max_size=2).map(tuple),
+                      side_switch=st.lists(_words, max_size=2).map(tuple))
+
+
+@settings(max_examples=200, deadline=None)
+@given(routine=_routines, speed=st.floats(0.5, 2.0), countdown=st.integers(0, 5),
+       chimes=st.fixed_dictionaries({k: st.integers(samples(0.2), samples(2.0))
+                                     for k in ("hold_start", "midpoint", "side_switch")}))
+def test_no_speech_overlaps_any_chime(routine, speed, countdown, chimes):
+    options = TimelineOptions(speed=speed, countdown=countdown)
+    texts = spoken_texts(routine, options)
+    lengths = {t: samples(0.35 * len(t.split()) / speed + 0.2) for t in texts}
+    timeline = build_timeline(routine, lengths, chimes, options)
+    speech = [e for e in timeline.events if e.kind == "speech"]
+    rings = [e for e in timeline.events if e.kind == "chime"]
+    for s in speech:
+        for c in rings:
+            assert not (s.start < c.end and c.start < s.end), (s, c)
+    assert all(e.end <= timeline.length for e in timeline.events)
+    assert timeline.length >= SAMPLE_RATE  # never empty
+
+
+@pytest.mark.xfail(strict=True, reason="timeline.py starts the release line at the hold's end even when the "
+                   "midpoint chime (hold/2 + its length) is still ringing: holds under 2x the midpoint chime")
+def test_release_after_a_very_short_hold_waits_for_the_midpoint_chime():
+    routine = Routine(title="short", poses=(Pose(name="A", hold=1.0, release=("Release.",)),), sides=())
+    chimes = {"hold_start": samples(0.5), "midpoint": samples(1.0), "side_switch": samples(0.5)}
+    timeline = build_timeline(routine, {"Release.": samples(0.8)}, chimes, TimelineOptions())
+    midpoint = next(e for e in timeline.events if e.part == "midpoint")
+    release = next(e for e in timeline.events if e.part == "release")
+    assert release.start >= midpoint.end
