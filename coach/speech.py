@@ -190,6 +190,9 @@ class EspeakEngine:
             with contextlib.suppress(Exception):
                 self._tts.endLoop()
             if not isinstance(err, Exception):
+                # espeak's own thread may still finish this utterance, and pyttsx3 then prints
+                # "Audio saved to ..."; let that happen while our output is still silenced.
+                self._settle(time.monotonic() + 0.3)
                 raise
             reason = "it did not finish in time" if isinstance(err, _EngineTimeout) else str(err)
             raise SpeechError(f"espeak-ng failed to speak {_quote(text)}: {reason}; try again, or reinstall espeak-ng") from err
@@ -201,6 +204,12 @@ class EspeakEngine:
                 "(`coach voices` lists the voices)"
             )
         return self._wait_for_wav(path, text, deadline)
+
+    def _settle(self, deadline: float) -> None:
+        with contextlib.suppress(Exception):
+            while self._espeak.IsPlaying() and time.monotonic() < deadline:
+                time.sleep(0.002)
+        time.sleep(0.02)
 
     def _wait_until_idle(self, text: str, deadline: float) -> None:
         # espeak-ng works through a queue on its own thread: rate changes go through it, and
@@ -411,6 +420,8 @@ def synthesize_all(
 def _synthesize_into(cache: SpeechCache, key: str, engine: SpeechEngine, text: str, voice: str, speed: float) -> np.ndarray:
     """Render, polish and cache one text; returns exactly what a later run reads from the cache."""
     pcm = _to_int16(polish_speech(engine.render(text, voice, speed)))
+    if not np.any(pcm):  # rarely espeak drops an utterance under heavy load: one more try
+        pcm = _to_int16(polish_speech(engine.render(text, voice, speed)))
     if not np.any(pcm):
         raise SpeechError(f"{engine.name} made no sound for {_quote(text)}: use words it can pronounce")
     cache.put(key, pcm)

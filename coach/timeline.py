@@ -244,7 +244,9 @@ class _Builder:
             quiet_end = min(quiet_end, countdown - samples(CUE_GAP))
         self.place_cues(pose, side, index, hold_start, hold_length, quiet_end, blocked)
 
-        self.t = hold_end
+        # The hold itself ends exactly on time; in a hold shorter than its chimes the release
+        # waits for them to stop ringing rather than speaking over them.
+        self.t = max(hold_end, hold_start + self.chimes["hold_start"], midpoint + self.chimes["midpoint"])
         self.say(pose.release, "release", pose.name, side, index)
         return hold_start, hold_length
 

@@ -642,9 +642,6 @@ def test_signal_during_synthesis_stops_at_once_and_cleans_up(dirs, long_routine,
     assert processes_with(str(dirs["cache"])) == []  # ...which is gone by the time coach has exited
 
 
-@pytest.mark.xfail(strict=True, reason="coach.speech: on Ctrl-C inside runAndWait, espeak's own thread finishes "
-                   "the utterance after quiet_output() has given stdout back, and pyttsx3 prints "
-                   "'Audio saved to ...' on the user's terminal")
 def test_interrupted_synthesis_keeps_the_engine_quiet(capfd):
     from coach.speech import get_engine
 
@@ -787,8 +784,6 @@ def test_no_speech_overlaps_any_chime(routine, speed, countdown, chimes):
     assert timeline.length >= SAMPLE_RATE  # never empty
 
 
-@pytest.mark.xfail(strict=True, reason="timeline.py starts the release line at the hold's end even when the "
-                   "midpoint chime (hold/2 + its length) is still ringing: holds under 2x the midpoint chime")
 def test_release_after_a_very_short_hold_waits_for_the_midpoint_chime():
     routine = Routine(title="short", poses=(Pose(name="A", hold=1.0, release=("Release.",)),), sides=())
     chimes = {"hold_start": samples(0.5), "midpoint": samples(1.0), "side_switch": samples(0.5)}
