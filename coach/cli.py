@@ -34,7 +34,6 @@ if _started_as_command():  # before the slow imports below
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes import FullDisk
+
 from coach import export as export_module
 from coach.audio import SAMPLE_RATE, to_int16
 from coach.errors import ExportError, UsageError
@@ -592,28 +594,6 @@ def test_a_failing_rename_leaves_nothing_behind(session, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="Permission denied"):
         write_export(session, str(tmp_path / "s.vtt"))
     assert list(tmp_path.iterdir()) == []
-
-
-class FullDisk:
-    """A file object that runs out of space after `room` bytes, like a full disk."""
-
-    def __init__(self, real, room: int) -> None:
-        self.real, self.room, self.written = real, room, 0
-
-    def write(self, data) -> int:
-        if self.written + len(data) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.written += len(data)
-        return self.real.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.real.close()
 
 
 @pytest.mark.parametrize("existing", [False, True])

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.fakes import FullDisk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -539,28 +541,6 @@ def test_tts_failure_for_one_utterance_names_the_text(tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
 
 
-class _FullDisk:
-    """A file object that runs out of space after `room` bytes."""
-
-    def __init__(self, real, room: int) -> None:
-        self.real, self.room, self.written = real, room, 0
-
-    def write(self, data) -> int:
-        if self.written + len(data) > self.room:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self.written += len(data)
-        return self.real.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.real.close()
-
-
 @pytest.mark.parametrize("existing", [False, True])
 def test_disk_full_during_export_leaves_nothing_and_says_so(tmp_path, monkeypatch, existing):
     import coach.files
@@ -573,7 +553,7 @@ def test_disk_full_during_export_leaves_nothing_and_says_so(tmp_path, monkeypatc
     real_fdopen = os.fdopen
 
     def fdopen(fd, *args, **kwargs):
-        disks.append(_FullDisk(real_fdopen(fd, *args, **kwargs), room=200_000))
+        disks.append(FullDisk(real_fdopen(fd, *args, **kwargs), room=200_000))
         return disks[-1]
 
     monkeypatch.setattr(coach.files.os, "fdopen", fdopen)
