@@ -128,7 +128,7 @@ def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[
     return update, bar.stop
 
 
-def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None):
+def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None, *, every_warning=False):
     from coach.routine import load_routine
     from coach.session import build_session, resolve_options
     from coach.settings import load_settings
@@ -141,7 +141,13 @@ def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=N
         session = build_session(routine, options, progress=update)
     finally:
         done()
-    for warning in session.timeline.warnings:
+    warnings = session.timeline.warnings
+    if len(warnings) > 2 and not every_warning:
+        # A short --hold can leave out every cue: one line, and `coach plan` names each one.
+        typer.secho(f"Warning: {len(warnings)} cues or countdowns left out: they do not fit the holds at this "
+                    "length and speed; `coach plan` with the same options lists them", err=True, fg="yellow")
+        warnings = ()
+    for warning in warnings:
         typer.secho(f"Warning: {warning}", err=True, fg="yellow")
     return session
 
@@ -215,7 +221,7 @@ def plan(
     from rich.table import Table
 
     with user_errors():
-        session = _session(routine, speed, voice, engine, hold, side, countdown)
+        session = _session(routine, speed, voice, engine, hold, side, countdown, every_warning=True)
         table = Table(title=session.routine.title, show_lines=False, expand=False)
         for column in ("start", "side", "pose", "event", "text"):
             table.add_column(column, overflow="fold")

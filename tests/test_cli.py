@@ -144,3 +144,13 @@ def test_broken_config_file_names_file_and_fix(isolated_user_dirs):
     assert len(result.output.strip().splitlines()) == 1
     assert run("config", "reset").exit_code == 0
     assert run("plan").exit_code == 0
+
+
+def test_left_out_cues_are_one_summary_line_except_in_plan():
+    exported = run("export", "-o", "-", "--hold", "4")
+    assert exported.exit_code == 0, exported.output
+    warnings = [line for line in exported.output.splitlines() if line.startswith("Warning:")]
+    assert warnings == ["Warning: 18 cues or countdowns left out: they do not fit the holds at this length "
+                        "and speed; `coach plan` with the same options lists them"]
+    planned = run("plan", "--hold", "4")
+    assert len([line for line in planned.output.splitlines() if line.startswith("Warning: pose")]) == 18
