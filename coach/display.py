@@ -1,0 +1,190 @@
+"""What the person sees, if they look: a rich live panel, or one plain line per event.
+
+Both are player Listeners. `LiveDisplay` (stdout is a terminal, not --quiet) shows the
+routine title, pose and side, a hold progress bar with the seconds left, what comes
+next, elapsed and total time, and the keys. `LogDisplay` prints `[mm:ss] pose (side): text`
+per event, flushed at once, so it reads well in a log file or through a pipe.
+rich is imported only for the live panel: --quiet starts that much sooner.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import IO
+
+from typing import TYPE_CHECKING
+
+from coach.audio import SAMPLE_RATE
+from coach.player import Listener, Status, Stop
+from coach.timeline import Event, Section, Timeline
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+KEY_HELP = "space pause/resume · n next pose · b back · q quit"
+NO_KEY_HELP = "Ctrl-C to stop"
+PANEL_WIDTH = 76
+
+
+def format_clock(seconds: float) -> str:
+    whole = max(0, int(seconds))
+    return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def event_label(event: Event) -> str:
+    """Who/where an event belongs to: "Leg up (right)", or its part ("intro", "outro")."""
+    if event.pose:
+        return f"{event.pose} ({event.side})" if event.side else event.pose
+    return event.part
+
+
+def event_text(event: Event) -> str:
+    if event.kind == "chime":
+        return f"(chime: {event.part.replace('_', ' ')})"
+    return event.text
+
+
+class LogDisplay(Listener):
+    """One plain line per event, e.g. `[03:12] Leg up (right): (chime: midpoint)`."""
+
+    def __init__(self, timeline: Timeline, title: str, stream: IO[str] | None = None) -> None:
+        self.timeline = timeline
+        self.title = title
+        self.stream = stream
+        self.captions = False  # every spoken line is printed anyway: nothing to add
+
+    def __enter__(self) -> LogDisplay:
+        self._line(f"{self.title} ({format_clock(self.timeline.length_s)})")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def _line(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        print(text, file=stream, flush=True)
+
+    def event(self, event: Event, status: Status) -> None:
+        if event.kind == "hold":
+            return  # the hold-start chime already marks it
+        self._line(f"[{format_clock(event.start_s)}] {event_label(event)}: {event_text(event)}")
+
+    def paused(self, status: Status) -> None:
+        self._line(f"[{format_clock(status.position)}] paused")
+
+    def resumed(self, status: Status) -> None:
+        self._line(f"[{format_clock(status.position)}] resumed")
+
+    def moved(self, status: Status) -> None:
+        where = status.section.label if status.section else "the beginning"
+        self._line(f"[{format_clock(status.position)}] moved to {where}")
+
+    def finish(self, stop: Stop) -> None:
+        if stop.reason == "end":
+            self._line(f"[{format_clock(stop.position)}] end of the session")
+
+
+class LiveDisplay(Listener):
+    """A rich panel redrawn a few times a second while the player waits."""
+
+    refresh = 0.2
+
+    def __init__(self, timeline: Timeline, title: str, console: Console | None = None,
+                 keys: bool = True) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.timeline = timeline
+        self.title = title
+        self.console = console or Console()
+        self.help = KEY_HELP if keys else NO_KEY_HELP
+        self.captions = False  # no sound: print each spoken line above the panel as well
+        self.now = ""
+        self._live = Live(console=self.console, auto_refresh=False, transient=False,
+                          redirect_stdout=True, redirect_stderr=True)
+        self._last = Status(0.0, False, None)
+
+    def __enter__(self) -> LiveDisplay:
+        self._live.update(self.render(self._last))
+        self._live.start(refresh=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._live.stop()
+
+    def _show(self, status: Status) -> None:
+        self._last = status
+        self._live.update(self.render(status), refresh=True)
+
+    def event(self, event: Event, status: Status) -> None:
+        if event.kind == "speech":
+            self.now = event.text
+            if self.captions:
+                self._live.console.print(f"[{format_clock(event.start_s)}] {event_label(event)}: {event.text}",
+                                         markup=False, highlight=False)
+        self._show(status)
+
+    def tick(self, status: Status) -> None:
+        self._show(status)
+
+    paused = resumed = moved = tick
+
+    def finish(self, stop: Stop) -> None:
+        if stop.reason == "end":
+            self.now = "The session is complete."
+        self._show(Status(stop.position, False, stop.section))
+
+    def render(self, status: Status) -> Panel:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        position = status.position
+        section = status.section
+        at = position * SAMPLE_RATE
+        closing = section is not None and section.index == len(self.timeline.sections) - 1 and at >= section.end
+        if section is None:
+            heading = "Introduction"
+        elif closing:
+            heading = "Closing"
+        else:
+            heading = section.label
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="dim")
+        grid.add_column()
+        grid.add_row("Pose", Text(heading, style="bold"))
+        if section is not None and not closing:
+            grid.add_row("Hold", self._hold(section, at))
+        grid.add_row("Now", Text(self.now, overflow="fold"))
+        grid.add_row("Next", Text(self._next(section, closing)))
+        clock = f"{format_clock(position)} / {format_clock(self.timeline.length_s)}"
+        grid.add_row("Time", Text(clock + ("   PAUSED" if status.paused else ""),
+                                  style="bold yellow" if status.paused else ""))
+        # A fixed width, so the panel does not jump about as the texts change.
+        return Panel(Group(grid, Text(self.help, style="dim")), title=self.title,
+                     width=min(self.console.width, PANEL_WIDTH))
+
+    def _hold(self, section: Section, at: float) -> Table:
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        length = section.hold_length
+        done = min(max(at - section.hold_start, 0.0), length)
+        left = math.ceil((length - done) / SAMPLE_RATE) if at >= section.hold_start else length / SAMPLE_RATE
+        row = Table.grid(padding=(0, 1))
+        row.add_row(ProgressBar(total=length, completed=done, width=30),
+                    Text(f"{left:.0f} s left" if at >= section.hold_start else f"{left:g} s, coming up"))
+        return row
+
+    def _next(self, section: Section | None, closing: bool) -> str:
+        sections = self.timeline.sections
+        if closing:
+            return "end of the session"
+        following = 0 if section is None else section.index + 1
+        return sections[following].label if following < len(sections) else "closing words"

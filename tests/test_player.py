@@ -1,0 +1,572 @@
+"""The live player in simulated time: a fake clock and sleep, a MemorySink, scripted keys.
+
+A 10-minute session runs in milliseconds; every play call's time is compared with the
+timeline's plan, exactly (to float rounding), after pauses, skips and jumps.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from coach import live
+from coach.audio import SAMPLE_RATE
+from coach.display import LiveDisplay, LogDisplay, format_clock
+from coach.errors import AudioOutputError, UsageError
+from coach.live import SessionStopped, continue_command, run_live, stopped_message
+from coach.mixer import mix_segment, segments
+from coach.player import BACK_GRACE, Listener, Player, Status, find_section
+from coach.routine import load_routine
+from coach.session import Session, SessionOptions
+from coach.sinks import CaptionSink, MemorySink
+from coach.timeline import Section, build_timeline, spoken_texts
+
+SHORT = Path(__file__).parent / "data" / "short.toml"
+T0 = 1000.0  # the simulated clock's reading when the session starts
+CHIME_SECONDS = {"hold_start": 1.0, "midpoint": 0.7, "side_switch": 1.2}
+
+
+def _clip(seconds: float, level: float) -> np.ndarray:
+    """A recognisable fake clip: a ramp from `level`, so any offset into it shows."""
+    n = int(round(seconds * SAMPLE_RATE))
+    return (level + 0.1 * np.linspace(0, 1, n, endpoint=False)).astype(np.float32)
+
+
+def make_session(routine: str | Path = SHORT, **options) -> Session:
+    """A session with fake speech (length grows with the text) and fake chimes: no synthesis."""
+    loaded = load_routine(routine)
+    opts = SessionOptions(**options)
+    texts = spoken_texts(loaded, opts.timeline_options)
+    speech = {t: _clip(0.4 + 0.05 * len(t), 0.1 + 0.01 * (i % 20)) for i, t in enumerate(texts)}
+    chimes = {k: _clip(s, 0.5 + 0.1 * i) for i, (k, s) in enumerate(CHIME_SECONDS.items())}
+    timeline = build_timeline(loaded, {t: len(c) for t, c in speech.items()},
+                              {k: len(c) for k, c in chimes.items()}, opts.timeline_options)
+    return Session(loaded, opts, timeline, speech, chimes)
+
+
+class SimTime:
+    """A clock that only moves when slept; a scripted key press wakes a sleeper at its time."""
+
+    def __init__(self, keys=(), jitter: float = 0.0, at: dict | None = None, suspend: dict | None = None) -> None:
+        self.now = T0
+        self.keys = sorted((T0 + t, k) for t, k in keys)
+        self.sleeps: list[float] = []
+        self.jitter = jitter  # oversleep by up to this many seconds, like a busy machine
+        self.actions = sorted((T0 + t, f) for t, f in (at or {}).items())
+        self.rng = random.Random(4)
+        self.suspend = sorted((T0 + t, d) for t, d in (suspend or {}).items())  # the process stopped
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        target = self.now + seconds
+        if self.keys and self.keys[0][0] < target:
+            target = max(self.now, self.keys[0][0])
+        elif self.jitter:
+            target += self.rng.uniform(0, self.jitter)
+        if self.suspend and self.suspend[0][0] <= target:
+            target += self.suspend.pop(0)[1]
+        if self.actions and self.actions[0][0] <= target:
+            self.now, action = self.actions.pop(0)
+            action()
+        self.now = target
+
+    def key(self) -> str | None:
+        if self.keys and self.keys[0][0] <= self.now:
+            return self.keys.pop(0)[1]
+        return None
+
+
+class Recorder(Listener):
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Status]] = []
+
+    def event(self, event, status):
+        self.calls.append(("event", status))
+
+    def paused(self, status):
+        self.calls.append(("paused", status))
+
+    def resumed(self, status):
+        self.calls.append(("resumed", status))
+
+    def moved(self, status):
+        self.calls.append(("moved", status))
+
+
+def play(session: Session, sim: SimTime, start: int = 0, listener=None, sink=None):
+    segs = segments(session.timeline)
+    buffers = [mix_segment(s, session.speech, session.chimes) for s in segs]
+    sink = sink or MemorySink(sim.clock)
+    player = Player(session.timeline, segs, buffers, sink, clock=sim.clock, sleep=sim.sleep,
+                    keys=sim.key, listener=listener)
+    stop = player.run(start)
+    return stop, sink, segs, buffers
+
+
+def planned(segs, shift: float = 0.0, start: int = 0):
+    return [T0 + shift + (s.start - start) / SAMPLE_RATE for s in segs]
+
+
+def times(sink: MemorySink, after: float = float("-inf")) -> list[float]:
+    return [t for t, _ in sink.plays if t >= after]
+
+
+def seg_at(segs, sample: int):
+    return next(i for i, s in enumerate(segs) if s.start == sample)
+
+
+# --- on time ----------------------------------------------------------------------------
+
+def test_every_segment_plays_at_its_planned_time_in_order_with_its_audio():
+    session = make_session("leg-stretches", hold=90)  # about ten minutes
+    assert session.timeline.length_s > 600
+    sim = SimTime()
+    stop, sink, segs, buffers = play(session, sim)
+
+    assert times(sink) == pytest.approx(planned(segs), abs=1e-9)
+    for (_, played), buffer in zip(sink.plays, buffers):
+        np.testing.assert_array_equal(played, buffer)
+    assert stop.reason == "end"
+    assert sim.now == pytest.approx(T0 + session.timeline.length_s, abs=1e-9)
+    # No polling: with no keys to read and no display, one sleep per deadline at most.
+    assert len(sim.sleeps) <= len(segs) + len(session.timeline.events) + 1
+
+
+def test_late_wake_ups_do_not_add_up():
+    session = make_session("leg-stretches", hold=90)
+    sim = SimTime(jitter=0.02)
+    _, sink, segs, _ = play(session, sim)
+    errors = np.array(times(sink)) - np.array(planned(segs))
+    assert errors.min() >= 0
+    assert errors.max() <= 0.02 + 1e-9  # each late by one wake-up at most, never the sum
+    assert len(segs) > 40  # with relative sleeps this would drift by ~0.4 s
+
+
+def test_a_silent_hold_is_one_sleep():
+    session = make_session()
+    section = session.timeline.sections[0]
+    sim = SimTime()
+    play(session, sim)
+    hold_start = T0 + section.hold_start / SAMPLE_RATE
+    # Between the hold-start chime and the midpoint chime nothing happens: one sleep.
+    midpoint = hold_start + section.hold_length / 2 / SAMPLE_RATE
+    assert any(s == pytest.approx(midpoint - hold_start) for s in sim.sleeps)
+
+
+def test_events_are_announced_at_their_times_after_their_sound():
+    session = make_session()
+    sim = SimTime()
+    announced = []
+
+    class Spy(Listener):
+        def event(self, event, status):
+            announced.append((sim.now, event))
+
+    stop, sink, segs, _ = play(session, sim, listener=Spy())
+    assert [e for _, e in announced] == list(session.timeline.events)
+    for now, event in announced:
+        assert now == pytest.approx(T0 + event.start_s, abs=1e-9)
+
+
+# --- pause and resume ---------------------------------------------------------------------
+
+def test_pause_mid_sound_shifts_everything_after_by_the_pause_and_resumes_at_the_offset():
+    session = make_session()
+    segs = segments(session.timeline)
+    section = session.timeline.sections[1]
+    k = seg_at(segs, section.start)  # the setup speech of pose 2
+    pause_at = section.start / SAMPLE_RATE + 0.3
+    assert pause_at * SAMPLE_RATE < segs[k].end
+    sim = SimTime(keys=[(pause_at, " "), (pause_at + 7, " ")])
+    listener = Recorder()
+    stop, sink, segs, buffers = play(session, sim, listener=listener)
+
+    assert T0 + pause_at in sink.stops
+    before = [(t, p) for t, p in sink.plays if t < T0 + pause_at]
+    assert [t for t, _ in before] == pytest.approx(planned(segs)[: k + 1], abs=1e-9)
+    resume_time, resumed = [(t, p) for t, p in sink.plays if t >= T0 + pause_at][0]
+    assert resume_time == pytest.approx(T0 + pause_at + 7, abs=1e-9)
+    offset = round(pause_at * SAMPLE_RATE) - segs[k].start
+    np.testing.assert_array_equal(resumed, buffers[k][offset:])
+    later = times(sink, after=resume_time + 1e-6)
+    assert later == pytest.approx(planned(segs, shift=7)[k + 1:], abs=1e-9)
+    assert sim.now == pytest.approx(T0 + 7 + session.timeline.length_s, abs=1e-9)
+    kinds = [kind for kind, _ in listener.calls if kind != "event"]
+    assert kinds == ["paused", "resumed"]
+    paused_status = next(s for kind, s in listener.calls if kind == "paused")
+    assert paused_status.paused and paused_status.section == section
+    assert paused_status.position == pytest.approx(pause_at)
+
+
+def test_pause_in_silence_plays_nothing_until_the_next_planned_sound():
+    session = make_session()
+    segs = segments(session.timeline)
+    section = session.timeline.sections[0]
+    pause_at = section.hold_start / SAMPLE_RATE + 1.5  # after the 1-s chime, before the midpoint
+    sim = SimTime(keys=[(pause_at, " "), (pause_at + 7, " ")])
+    _, sink, segs, _ = play(session, sim)
+    k = sum(1 for s in segs if s.start < pause_at * SAMPLE_RATE)
+    assert times(sink) == pytest.approx(planned(segs)[:k] + planned(segs, shift=7)[k:], abs=1e-9)
+
+
+def test_quit_stops_the_sound_and_says_where():
+    session = make_session()
+    section = session.timeline.sections[2]
+    quit_at = section.hold_start / SAMPLE_RATE + 0.5
+    sim = SimTime(keys=[(quit_at, "q")])
+    stop, sink, segs, _ = play(session, sim)
+    assert stop.reason == "quit"
+    assert stop.section == section
+    assert stop.position == pytest.approx(quit_at)
+    assert sink.stops[-1] == pytest.approx(T0 + quit_at)
+    assert max(times(sink)) <= T0 + quit_at
+    assert sim.now == pytest.approx(T0 + quit_at)
+
+
+# --- skip and back ------------------------------------------------------------------------
+
+def _after_jump(session, key_at, key):
+    sim = SimTime(keys=[(key_at, key)])
+    listener = Recorder()
+    _, sink, segs, buffers = play(session, sim, listener=listener)
+    moved = [s for kind, s in listener.calls if kind == "moved"]
+    return sink, segs, buffers, moved
+
+
+@pytest.mark.parametrize("key_in, key, lands_on", [
+    ("hold 0", "n", 1),          # next pose
+    ("intro", "n", 0),           # from the intro to the first pose
+    ("hold 1", "n", 2),          # to the first pose of the other side (the side switch is its start)
+    (f"start 2 +{BACK_GRACE - 2}", "b", 1),  # within BACK_GRACE of a start: the previous pose
+    (f"start 2 +{BACK_GRACE + 2}", "b", 2),  # later: this pose from its start
+    ("start 0 +1", "b", None),   # back from the first pose: the intro
+])
+def test_skip_and_back_land_on_section_starts(key_in, key, lands_on):
+    session = make_session()
+    sections = session.timeline.sections
+    where, number = key_in.split(" ", 1) if " " in key_in else (key_in, "")
+    if where == "intro":
+        key_at = 0.5
+    elif where == "hold":
+        key_at = sections[int(number)].hold_start / SAMPLE_RATE + 1.5
+    else:
+        index, plus = number.split(" +")
+        key_at = sections[int(index)].start / SAMPLE_RATE + float(plus)
+    sink, segs, buffers, moved = _after_jump(session, key_at, key)
+
+    target = sections[lands_on].start if lands_on is not None else 0
+    k = seg_at(segs, target)
+    key_time = T0 + key_at
+    assert sink.stops and sink.stops[0] == pytest.approx(key_time)
+    after = [(t, p) for t, p in sink.plays if t >= key_time]
+    np.testing.assert_array_equal(after[0][1], buffers[k])
+    shift = key_at - target / SAMPLE_RATE
+    assert [t for t, _ in after] == pytest.approx(planned(segs, shift=shift)[k:], abs=1e-9)
+    assert len(moved) == 1
+    assert moved[0].section == (sections[lands_on] if lands_on is not None else None)
+
+
+def test_next_in_the_last_pose_goes_to_the_closing_words():
+    session = make_session()
+    last = session.timeline.sections[-1]
+    key_at = last.hold_start / SAMPLE_RATE + 1.5
+    sink, segs, buffers, moved = _after_jump(session, key_at, "n")
+    outro = segs[-1]
+    after = times(sink, after=T0 + key_at)
+    assert after == pytest.approx([T0 + key_at + (outro.start - last.end) / SAMPLE_RATE], abs=1e-9)
+
+
+def test_skip_while_paused_stays_paused_at_the_new_place():
+    session = make_session()
+    sections = session.timeline.sections
+    pause_at = sections[0].hold_start / SAMPLE_RATE + 1.5
+    sim = SimTime(keys=[(pause_at, " "), (pause_at + 2, "n"), (pause_at + 10, " ")])
+    _, sink, segs, buffers = play(session, sim)
+    k = seg_at(segs, sections[1].start)
+    after = times(sink, after=T0 + pause_at)
+    assert after[0] == pytest.approx(T0 + pause_at + 10)
+    shift = pause_at + 10 - sections[1].start / SAMPLE_RATE
+    assert after == pytest.approx(planned(segs, shift=shift)[k:], abs=1e-9)
+
+
+# --- --from ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, index", [
+    ("1", 0), ("2", 1), ("leg across", 1), ("LEG ACROSS", 1), ("Leg across:left", 3),
+    ("leg up:LEFT", 2), ("2:right", 1), ("  leg   across ", 1), ("Leg a", 1),
+])
+def test_from_finds_the_pose_by_number_or_name_and_side(spec, index):
+    timeline = make_session().timeline
+    assert find_section(timeline, spec) == timeline.sections[index]
+
+
+def test_from_without_side_takes_the_side_the_session_starts_with():
+    timeline = make_session(start_side="left").timeline
+    section = find_section(timeline, "leg across")
+    assert section.side == "left"
+    assert section == timeline.sections[1]
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("twist", ['1 "Leg up"', '2 "Leg across"']),
+    ("3", ['1 "Leg up"', '2 "Leg across"']),
+    ("leg", ["several poses", '1 "Leg up"', '2 "Leg across"']),
+    ("leg up:middle", ["unknown side", "right, left"]),
+])
+def test_from_unknown_pose_lists_the_choices(spec, says):
+    with pytest.raises(UsageError) as err:
+        find_section(make_session().timeline, spec)
+    for text in says:
+        assert text in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_playing_from_a_section_skips_everything_before_it():
+    session = make_session()
+    section = find_section(session.timeline, "leg across:left")
+    sim = SimTime()
+    _, sink, segs, buffers = play(session, sim, start=section.start)
+    k = seg_at(segs, section.start)
+    assert times(sink) == pytest.approx(planned(segs, start=section.start)[k:], abs=1e-9)
+    np.testing.assert_array_equal(sink.plays[0][1], buffers[k])
+
+
+# --- run_live: captions, device lost, signals -------------------------------------------------
+
+class TimedStream(io.StringIO):
+    """stdout that remembers the simulated time each line was written."""
+
+    def __init__(self, sim: SimTime) -> None:
+        super().__init__()
+        self.sim = sim
+        self.lines: list[tuple[float, str]] = []
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line:  # print() writes the newline on its own
+                self.lines.append((self.sim.now, line))
+        return super().write(text)
+
+
+def _live(session, sim, monkeypatch, sink_or_error, **kwargs):
+    opened = []
+
+    def fake_open_sink(backend=None, volume=1.0):
+        opened.append(backend)
+        if isinstance(sink_or_error, Exception):
+            raise sink_or_error
+        return sink_or_error
+
+    monkeypatch.setattr(live, "open_sink", fake_open_sink)
+    out = TimedStream(sim)
+    stop = run_live(session, quiet=True, stdin=io.StringIO(), stdout=out, clock=sim.clock,
+                    sleep=sim.sleep, **kwargs)
+    return stop, out, opened
+
+
+NO_DEVICE = AudioOutputError("no audio output: Error opening PCM device (no sound card?). "
+                             "Use `coach export -o session.wav` to play it elsewhere.")
+
+
+def test_no_device_continues_on_time_as_captions_with_one_warning(monkeypatch, capsys):
+    session = make_session()
+    sim = SimTime()
+    stop, out, _ = _live(session, sim, monkeypatch, NO_DEVICE)
+    assert stop.reason == "end"
+    assert sim.now == pytest.approx(T0 + session.timeline.length_s)
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Warning: no audio output") and "coach export -o session.wav" in warnings[0]
+    assert "captions" in warnings[0]
+    spoken = [e for e in session.timeline.events if e.kind == "speech"]
+    captions = [(t, line) for t, line in out.lines if any(line.endswith(": " + e.text) for e in spoken)]
+    assert len(captions) == len(spoken)
+    for (t, line), event in zip(captions, spoken):
+        assert t == pytest.approx(T0 + event.start_s)  # printed when it would be spoken
+        assert line.endswith(event.text)
+
+
+def test_no_device_with_require_audio_is_an_error(monkeypatch):
+    with pytest.raises(AudioOutputError) as err:
+        _live(make_session(), SimTime(), monkeypatch, NO_DEVICE, require_audio=True)
+    assert err.value.exit_code == 3
+
+
+def test_device_lost_mid_session_goes_on_as_captions(monkeypatch, capsys):
+    session = make_session()
+    sim = SimTime()
+    lost_at = session.timeline.sections[1].start / SAMPLE_RATE + 0.01
+    sink = MemorySink(sim.clock, fails_from=T0 + lost_at)
+    stop, out, _ = _live(session, sim, monkeypatch, sink)
+    assert stop.reason == "end"
+    assert sim.now == pytest.approx(T0 + session.timeline.length_s)
+    segs = segments(session.timeline)
+    assert times(sink) == pytest.approx([t for t in planned(segs) if t < T0 + lost_at], abs=1e-9)
+    warnings = capsys.readouterr().err.splitlines()
+    assert len(warnings) == 1 and "removed" in warnings[0] and "captions" in warnings[0]
+    outro = [e for e in session.timeline.events if e.part == "outro"][0]
+    assert (pytest.approx(T0 + outro.start_s), f"[{format_clock(outro.start_s)}] outro: {outro.text}") in out.lines
+
+
+def test_device_lost_with_require_audio_is_an_error(monkeypatch):
+    session = make_session()
+    sim = SimTime()
+    sink = MemorySink(sim.clock, fails_from=T0 + 5)
+    with pytest.raises(AudioOutputError):
+        _live(session, sim, monkeypatch, sink, require_audio=True)
+
+
+def test_bad_from_is_reported_before_any_device_is_opened(monkeypatch):
+    opened = []
+    monkeypatch.setattr(live, "open_sink", lambda *a, **k: opened.append(1))
+    with pytest.raises(UsageError):
+        run_live(make_session(), from_pose="twist", quiet=True, stdin=io.StringIO(), stdout=io.StringIO())
+    assert opened == []
+
+
+def test_from_in_run_live_starts_there(monkeypatch):
+    session = make_session()
+    sim = SimTime()
+    sink = MemorySink(sim.clock)
+    _, out, _ = _live(session, sim, monkeypatch, sink, from_pose="2:left")
+    section = session.timeline.sections[3]
+    first_event = out.lines[1][1]
+    assert first_event.startswith("[00:") and "Leg across (left)" in first_event
+    segs = segments(session.timeline)
+    assert times(sink) == pytest.approx(planned(segs, start=section.start)[seg_at(segs, section.start):],
+                                        abs=1e-9)
+
+
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Stopped at"),
+                                                 (signal.SIGTERM, 143, "Stopped (terminated) at")])
+def test_signal_stops_the_sound_at_once_and_says_how_to_continue(monkeypatch, signum, code, said):
+    session = make_session(hold=8)
+    section = session.timeline.sections[0]
+    stop_at = section.hold_start / SAMPLE_RATE + 0.2  # while the hold-start chime rings
+    sim = SimTime(at={stop_at: lambda: os.kill(os.getpid(), signum)})
+    sink = MemorySink(sim.clock)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with pytest.raises(SessionStopped) as err:
+        _live(session, sim, monkeypatch, sink)
+    assert err.value.exit_code == code
+    assert sink.stops[0] == pytest.approx(T0 + stop_at)  # silenced before anything else
+    message = err.value.message
+    assert message.startswith(f"{said} 00:{int(stop_at):02d} in Leg up (right).")
+    assert '--from "Leg up:right"' in message and "--hold 8" in message and str(SHORT.name) in message
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_stopped_message_in_the_intro_and_the_closing_words():
+    session = make_session()
+    assert "in the introduction" in stopped_message(session, 0.5, None)
+    assert "--from" not in stopped_message(session, 0.5, None)
+    last = session.timeline.sections[-1]
+    closing = stopped_message(session, last.end / SAMPLE_RATE + 1, last)
+    assert "in the closing words" in closing and '--from "Leg across:left"' in closing
+
+
+def test_continue_command_names_a_builtin_routine_by_name():
+    session = make_session("leg-stretches", start_side="left")
+    command = continue_command(session, session.timeline.sections[0])
+    assert command == 'coach start leg-stretches --side left --from "Leg up:left"'
+
+
+# --- displays ----------------------------------------------------------------------------------
+
+def _render(display: LiveDisplay, status: Status) -> str:
+    console = Console(width=100, file=io.StringIO(), force_terminal=False, color_system=None)
+    console.print(display.render(status))
+    return console.file.getvalue()
+
+
+def test_live_display_shows_pose_hold_left_next_time_and_keys():
+    session = make_session()
+    sections = session.timeline.sections
+    display = LiveDisplay(session.timeline, session.routine.title, Console(file=io.StringIO()))
+    position = sections[0].hold_start / SAMPLE_RATE + 1.5
+    text = _render(display, Status(position, False, sections[0]))
+    assert "Short test routine" in text
+    assert "Leg up (right)" in text
+    assert "3 s left" in text  # a 4-s hold, 1.5 s in
+    assert "Leg across (right)" in text  # next
+    assert f"/ 00:{int(session.timeline.length_s):02d}" in text
+    assert "space" in text and "n next" in text and "b back" in text and "q quit" in text
+    assert "PAUSED" not in text
+    assert "PAUSED" in _render(display, Status(position, True, sections[0]))
+    assert "Introduction" in _render(display, Status(0.5, False, None))
+
+
+def test_log_display_writes_one_plain_line_per_event():
+    session = make_session()
+    out = io.StringIO()
+    display = LogDisplay(session.timeline, session.routine.title, out)
+    for event in session.timeline.events:
+        display.event(event, Status(event.start_s, False, None))
+    lines = out.getvalue().splitlines()
+    audible = session.timeline.audible()
+    assert len(lines) == len(audible)
+    chime = next(e for e in audible if e.part == "midpoint")
+    assert f"[00:{int(chime.start_s):02d}] Leg up (right): (chime: midpoint)" in lines
+    assert "\x1b" not in out.getvalue()
+
+
+def test_caption_sink_is_what_a_missing_device_becomes(monkeypatch, capsys):
+    def no_device(*args, **kwargs):
+        raise NO_DEVICE
+
+    monkeypatch.setattr(live, "open_sink", no_device)
+    assert isinstance(live.open_output(None, require_audio=False), CaptionSink)
+    assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+def test_a_display_is_refreshed_a_few_times_a_second_during_a_hold():
+    session = make_session()
+    section = session.timeline.sections[0]
+    sim = SimTime()
+    ticks = []
+
+    class Display(Listener):
+        refresh = 0.2
+
+        def tick(self, status):
+            ticks.append(sim.now)
+
+    play(session, sim, listener=Display())
+    hold_start = T0 + section.hold_start / SAMPLE_RATE
+    in_hold = [t for t in ticks if hold_start <= t < hold_start + section.hold_length / SAMPLE_RATE]
+    assert len(in_hold) >= 4 / 0.2 - 1
+    assert max(np.diff(in_hold)) <= 0.2 + 1e-9
+    assert max(sim.sleeps) <= 0.2 + 1e-9
+
+
+def test_after_being_stopped_for_a_while_it_carries_on_where_it_was():
+    session = make_session()
+    stopped_at = session.timeline.sections[0].hold_start / SAMPLE_RATE + 1.5
+    sim = SimTime(suspend={stopped_at: 30.0})  # like Ctrl-Z, then `fg` 30 s later
+    _, sink, segs, _ = play(session, sim)
+    k = sum(1 for s in segs if s.start < stopped_at * SAMPLE_RATE)
+    assert times(sink)[:k] == pytest.approx(planned(segs)[:k], abs=1e-9)
+    after = times(sink)[k:]
+    late = after[0] - planned(segs)[k]
+    assert late > 29  # the next sound came when the process woke up...
+    assert after == pytest.approx(planned(segs, shift=late)[k:], abs=1e-9)  # ...the rest kept its spacing
+
+
+def test_continue_command_repeats_what_shapes_the_session_and_quotes_safely():
+    session = make_session(hold=8, speed=0.8, countdown=3)
+    command = continue_command(session, session.timeline.sections[3])
+    assert command.endswith('--hold 8 --speed 0.8 --countdown 3 --from "Leg across:left"')
+    odd = Section(0, 2, 'Say "$HOME"', "left", 0, 1, 0, 1)
+    assert continue_command(session, odd).endswith('--from "2:left"')
+    assert find_section(session.timeline, "2:left") == session.timeline.sections[3]
