@@ -38,7 +38,7 @@ from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
-from coach import __version__
+from coach import __version__, signals
 from coach.errors import CoachError, one_line
 
 app = typer.Typer(
@@ -86,28 +86,18 @@ def fail(message: str, code: int = 1) -> None:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """CoachError -> one red line and its exit code; Ctrl-C and SIGTERM -> 130/143, no traceback."""
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        yield
+        with signals.as_exceptions():
+            yield
     except CoachError as err:
         fail(str(err), err.exit_code)
-    except KeyboardInterrupt:
-        typer.secho("Stopped.", err=True)
-        raise typer.Exit(code=130) from None
-    except Terminated:
-        typer.secho("Stopped (terminated).", err=True)
-        raise typer.Exit(code=143) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except (KeyboardInterrupt, signals.Terminated) as stop:
+        raise typer.Exit(code=_stopped(stop)) from None
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like KeyboardInterrupt so that clean-up code runs."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+def _stopped(stop: BaseException) -> int:
+    typer.secho("Stopped (terminated)." if isinstance(stop, signals.Terminated) else "Stopped.", err=True)
+    return signals.exit_code(stop)
 
 
 def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
@@ -346,27 +336,12 @@ def config_reset() -> None:
         typer.echo(f"Settings reset ({path} removed).")
 
 
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C. A subclass because CPython 3.11 remembers a plain KeyboardInterrupt raised inside
-    exec'd code (dataclasses and pydantic build classes that way while they load) and, even
-    once it is handled, ends the process by SIGINT instead of with the exit code chosen."""
-
-
-def _raise_interrupted(signum, frame) -> None:
-    raise Interrupted()
-
-
 def main() -> None:
     # From here on Ctrl-C and SIGTERM raise exceptions, so clean-up code runs. Inside a
     # command user_errors() reports them; this catches one that comes while typer parses the
     # command line or a command imports what it needs.
-    signal.signal(signal.SIGINT, _raise_interrupted)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signals.install()
     try:
         app()
-    except KeyboardInterrupt:
-        typer.secho("Stopped.", err=True)
-        sys.exit(130)
-    except Terminated:
-        typer.secho("Stopped (terminated).", err=True)
-        sys.exit(143)
+    except (KeyboardInterrupt, signals.Terminated) as stop:
+        sys.exit(_stopped(stop))

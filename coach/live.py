@@ -12,13 +12,14 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
+from coach import signals
 from coach.audio import SAMPLE_RATE
 from coach.display import LiveDisplay, LogDisplay, format_clock
 from coach.errors import AudioOutputError, CoachError, one_line
@@ -30,8 +31,6 @@ from coach.sinks import CaptionSink, Sink, open_sink
 from coach.timeline import Section
 
 CAPTIONS_NOTE = "Continuing on time with captions only."
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
 
 
 class SessionStopped(CoachError):
@@ -41,10 +40,6 @@ class SessionStopped(CoachError):
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
-
-
-class _Terminated(BaseException):
-    """SIGTERM during a session, raised like KeyboardInterrupt so clean-up code runs."""
 
 
 class MixedSegments(Sequence):
@@ -83,7 +78,7 @@ def run_live(session: Session, *, from_pose: str | None = None, quiet: bool = Fa
     sink = open_output(backend, require_audio)
     player: Player | None = None
     try:
-        with _signals_as_exceptions(), terminal_keys(stdin) as keys:
+        with signals.as_exceptions(), terminal_keys(stdin) as keys:
             display = _display(session, stdout, quiet, keys is not None)
             display.captions = isinstance(sink, CaptionSink)
             with display:
@@ -98,12 +93,12 @@ def run_live(session: Session, *, from_pose: str | None = None, quiet: bool = Fa
                     _ignore_signals()  # until the terminal is restored: a second Ctrl-C must not cut that short
                     raise
                 display.finish(stop)
-    except (KeyboardInterrupt, _Terminated) as signal_exception:
-        terminated = isinstance(signal_exception, _Terminated)
+    except (KeyboardInterrupt, signals.Terminated) as signal_exception:
+        terminated = isinstance(signal_exception, signals.Terminated)
         position, section = ((player.position, player.section_at(player.position)) if player
                              else (start / SAMPLE_RATE, first))
         message = stopped_message(session, position, section, " (terminated)" if terminated else "")
-        raise SessionStopped(message, EXIT_SIGTERM if terminated else EXIT_SIGINT) from None
+        raise SessionStopped(message, signals.exit_code(signal_exception)) from None
     finally:
         _close_quietly(player.sink if player else sink)
     if stop.reason == "quit":
@@ -162,24 +157,6 @@ def _stop_quietly(sink: Sink) -> None:
 def _close_quietly(sink: Sink) -> None:
     with suppress(Exception):
         sink.close()
-
-
-@contextmanager
-def _signals_as_exceptions() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt and SIGTERM _Terminated meanwhile; handlers restored after."""
-
-    def terminated(signum, frame) -> None:
-        raise _Terminated()
-
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if saved[signal.SIGINT] is not signal.SIG_IGN:  # left ignored, e.g. under nohup
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, terminated)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 # --- where it stopped -----------------------------------------------------------------
