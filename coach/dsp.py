@@ -26,6 +26,7 @@ _VOICED_RANGE_DB = 30.0  # frames this far below the loudest frame are pauses, n
 # Voiced RMS every utterance is brought to. Piper's clips peak up to ~21.5 dB above their
 # loudness (espeak's up to 19 dB), so -23 dB keeps every one of them under the -1 dBFS ceiling.
 SPEECH_LOUDNESS_DB = -23.0
+_TRIM_FRAME_MS = 5
 
 def samples(ms: float) -> int:
     """Milliseconds to a whole number of samples at SAMPLE_RATE."""
@@ -64,8 +65,10 @@ def voiced_rms_db(x: np.ndarray) -> float:
 def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10) -> np.ndarray:
     """Cut leading and trailing silence, keeping `keep_ms` before and after the sound.
 
-    Silence is every sample quieter than `threshold_db` below the clip's own peak,
-    so the result does not depend on how loud the engine happens to be.
+    Silence is quieter than `threshold_db` below the clip's own peak, so the result does
+    not depend on how loud the engine happens to be. The sound starts in the first 5 ms
+    frame whose RMS passes that threshold (and ends in the last): a lone faint tick before
+    the words, which Piper sometimes leaves, is cut with the silence around it.
     An all-silent clip comes back empty.
     """
     if not x.size:
@@ -74,8 +77,18 @@ def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10
     peak = float(magnitude.max())
     if peak <= 0:
         return x[:0].copy()
-    loud = magnitude >= peak * 10 ** (threshold_db / 20)
-    first, last = int(np.argmax(loud)), x.size - 1 - int(np.argmax(loud[::-1]))
+    level = peak * 10 ** (threshold_db / 20)
+    frame = samples(_TRIM_FRAME_MS)
+    padded = np.zeros(-(-x.size // frame) * frame, dtype=np.float64)
+    padded[: x.size] = x
+    rms = np.sqrt(np.mean(np.square(padded.reshape(-1, frame)), axis=1))
+    loud_frames = np.flatnonzero(rms >= level)
+    if loud_frames.size:
+        lo, hi = loud_frames[0] * frame, min((loud_frames[-1] + 1) * frame, x.size)
+    else:  # only isolated clicks: fall back to single samples
+        lo, hi = 0, x.size
+    loud = np.flatnonzero(magnitude[lo:hi] >= level) + lo
+    first, last = int(loud[0]), int(loud[-1])
     keep = samples(keep_ms)
     start = max(first - keep, 0)
     end = min(last + 1 + keep, x.size)
