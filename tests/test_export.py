@@ -303,18 +303,19 @@ def test_wav_header_length_and_level(session, exported):
     assert np.max(np.abs(audio.astype(np.int32))) == pytest.approx(full_scale(PEAK_TARGET), abs=1)
 
 
-def test_wav_never_clips_when_a_loud_chime_rings_under_speech(tmp_path):
-    # A 2 s hold: the 1.9 s halfway chime still rings when the release line starts.
+def test_wav_never_clips_when_a_loud_chime_rings_under_another_sound(tmp_path):
+    # A 2 s hold: the 1.9 s hold-start chime still rings when the halfway chime starts.
+    # (Speech never starts over a chime: the timeline keeps it clear.)
     loud_chimes = {kind: tone(1.9, hz, 0.9, decay=2.0) for kind, hz in CHIME_HZ.items()}
     session = synthetic_session(options=SessionOptions(hold=2.0), chimes=loud_chimes, amplitude=0.9)
-    events = session.timeline.events
-    overlapping = [(c, s) for c in events if c.kind == "chime" for s in events
-                   if s.kind == "speech" and c.start < s.start < c.end]
-    assert overlapping, "this test needs a chime still ringing when speech starts"
-    chime, speech = overlapping[0]
-    offset = speech.start - chime.start
-    raw_peak = np.max(np.abs(session.chimes[chime.part][offset:offset + 2000]
-                             + session.speech[speech.text][:2000]))
+    audible = [e for e in session.timeline.events if e.kind != "hold"]
+    overlapping = [(a, b) for a in audible if a.kind == "chime" for b in audible
+                   if b is not a and a.start < b.start < a.end]
+    assert overlapping, "this test needs a chime still ringing when another sound starts"
+    ringing, later = overlapping[0]
+    offset = later.start - ringing.start
+    later_clip = session.chimes[later.part] if later.kind == "chime" else session.speech[later.text]
+    raw_peak = np.max(np.abs(session.chimes[ringing.part][offset:offset + 2000] + later_clip[:2000]))
     assert raw_peak > 1.2, "summed as is, the overlap would clip"
 
     path = tmp_path / "loud.wav"
@@ -324,9 +325,10 @@ def test_wav_never_clips_when_a_loud_chime_rings_under_speech(tmp_path):
     assert peak == pytest.approx(full_scale(PEAK_TARGET), abs=1)
     assert peak < np.iinfo(np.int16).max
     # both sounds are in the audio there: mixed, not one replacing the other
-    window = audio[speech.start:speech.start + 2048].astype(np.float64) * np.hanning(2048)
+    window = audio[later.start:later.start + 2048].astype(np.float64) * np.hanning(2048)
     spectrum = np.abs(np.fft.rfft(window))
-    level = {hz: spectrum[int(round(hz * 2048 / SAMPLE_RATE))] for hz in (SPEECH_HZ, CHIME_HZ[chime.part])}
+    later_hz = CHIME_HZ[later.part] if later.kind == "chime" else SPEECH_HZ
+    level = {hz: spectrum[int(round(hz * 2048 / SAMPLE_RATE))] for hz in (later_hz, CHIME_HZ[ringing.part])}
     assert min(level.values()) > 0.1 * max(level.values()), level
 
 
