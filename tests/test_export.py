@@ -780,3 +780,41 @@ def test_real_session_captions_json_and_txt_match_the_timeline(real_sessions, tm
     txt = parse_txt(render_text(session, "txt"))
     assert len(txt) == len(session.timeline.events)
     assert [t for t, _ in txt] == [e.start // SAMPLE_RATE for e in session.timeline.events]
+
+
+def chime_onsets(audio: np.ndarray, chime: np.ndarray) -> list[int]:
+    """Where a chime starts in the audio, found from the audio alone (no timeline): each start
+    of a stretch of sound whose first 0.25 s matches the chime's waveform (normalised
+    correlation over 0.9 within 5 ms of that start)."""
+    length = int(0.25 * SAMPLE_RATE)
+    onsets = []
+    for first, _ in sound_runs(audio):
+        lag, score = best_lag(audio, chime, first, search=int(5 * ONE_MS), length=length)
+        if score > 0.9:
+            onsets.append(first + lag)
+    return onsets
+
+
+def test_voice_speed_changes_speech_length_in_the_audio_but_not_the_holds(tmp_path):
+    from coach.session import build_session
+
+    hold = 4 * SAMPLE_RATE
+    measured = {}
+    for speed in (0.75, 1.0, 1.5):
+        session = build_session(load_routine_text(SHORT_ROUTINE, "short.toml"), SessionOptions(speed=speed))
+        path = tmp_path / f"speed-{speed}.wav"
+        write_export(session, str(path))
+        audio, _ = read_wav_file(path)
+        starts = chime_onsets(audio, session.chimes["hold_start"])
+        middles = chime_onsets(audio, session.chimes["midpoint"])
+        assert len(starts) == len(middles) == 4
+        runs = sound_runs(audio)
+        for start, middle in zip(starts, middles):
+            assert abs(middle - start - hold // 2) <= ONE_MS  # the halfway chime, exactly
+            release = next(first for first, _ in runs if first > middle + SAMPLE_RATE)
+            assert abs(release - start - hold) <= 15 * ONE_MS  # the release line ends the hold on time
+        # speech is what sounds outside the chimes: everything heard minus the chimes' own runs
+        chime_samples = sum(end - first for first, end in runs
+                            if any(abs(first - at) <= 5 * ONE_MS for at in starts + middles))
+        measured[speed] = sum(end - first for first, end in runs) - chime_samples
+    assert measured[0.75] > 1.15 * measured[1.0] and measured[1.5] < 0.85 * measured[1.0], measured
