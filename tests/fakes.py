@@ -1,4 +1,4 @@
-"""Stand-ins for failing I/O, shared by the export and robustness tests."""
+"""Stand-ins for failing I/O and counting wrappers, shared by several test files."""
 
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ class FullDisk:
 
     def __exit__(self, *exc) -> None:
         self.real.close()
+
+
+def count_renders(monkeypatch, engine) -> list[str]:
+    """Every text `engine` is asked to render from now on in the test (it still renders them)."""
+    real_render = engine.render
+    calls: list[str] = []
+
+    def counting_render(text, voice, speed):
+        calls.append(text)
+        return real_render(text, voice, speed)
+
+    monkeypatch.setattr(engine, "render", counting_render)
+    return calls

@@ -213,3 +213,20 @@ def sound_regions(samples: np.ndarray, threshold: float = 0.02, min_gap: float =
     starts = np.concatenate(([loud[0]], loud[breaks + 1]))
     ends = np.concatenate((loud[breaks], [loud[-1]])) + 1
     return list(zip(starts.tolist(), ends.tolist()))
+
+
+def processes_with_env(key: str, value: str) -> list[int]:
+    """Pids of live processes whose environment has key=value (the daemon, recorder, keep-alive)."""
+    wanted = f"{key}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                # the state follows the command name, which may itself hold spaces
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

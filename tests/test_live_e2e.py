@@ -25,7 +25,7 @@ from coach.mixer import segments, session_gain
 from coach.routine import load_routine
 from coach.session import build_session, resolve_options
 from coach.settings import load_settings
-from tests.pulse import pulse_null_sink, sound_regions
+from tests.pulse import processes_with_env, pulse_null_sink, sound_regions
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT = REPO / "tests" / "data" / "short.toml"
@@ -344,12 +344,12 @@ def test_sigint_mid_hold_exits_130_with_where_it_stopped_and_leaves_nothing_runn
         server = pulse.env["PULSE_SERVER"]
         code, err, recording, _ = run_into_sink(pulse, tmp_path, [], stop_when="Leg up (right): (chime: hold start)",
                                                 after=1.5)
-        assert _processes_with_env("PULSE_SERVER", server)  # the check below can see them
+        assert processes_with_env("PULSE_SERVER", server)  # the check below can see them
     assert code == 130
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert re.fullmatch(r'Stopped at 00:\d\d in Leg up \(right\)\. To continue from there: coach start \S+short\.toml '
                         r'--from "Leg up:right"\n', err), err
-    assert _processes_with_env("PULSE_SERVER", server) == []  # daemon, recorder, coach: all gone
+    assert processes_with_env("PULSE_SERVER", server) == []  # daemon, recorder, coach: all gone
 
 
 @pytest.mark.e2e
@@ -367,18 +367,3 @@ def test_sigint_while_speaking_silences_at_once(tmp_path):
     # ...and stopped at once: about 45 ms here (simpleaudio keeps up to 100 ms queued in
     # ALSA), more when other work loads the machine; never the rest of the intro (> 0.3 s).
     assert last_heard < interrupted_at + 0.25
-
-
-def _processes_with_env(key: str, value: str) -> list[int]:
-    wanted = f"{key}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found

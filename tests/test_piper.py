@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes import count_renders
+
 from coach import piper_engine, speech
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
@@ -219,14 +221,7 @@ def test_piper_and_espeak_clips_never_share_a_cache_entry():
 @needs_piper
 def test_the_cache_makes_piper_sound_the_same_twice(cold_cache, monkeypatch):
     engine = speech.get_engine("piper")
-    real_render = engine.render
-    calls: list[str] = []
-
-    def counting_render(text, voice, speed):
-        calls.append(text)
-        return real_render(text, voice, speed)
-
-    monkeypatch.setattr(engine, "render", counting_render)
+    calls = count_renders(monkeypatch, engine)
     settings = SpeechSettings(engine="piper", speed=0.9)
     first = synthesize_all(TEXTS, settings)
     assert sorted(calls) == sorted(TEXTS)

@@ -21,7 +21,7 @@ import pytest
 from coach.audio import SAMPLE_RATE
 from coach.errors import AudioOutputError, UsageError
 from coach.sinks import BACKENDS, CaptionSink, MemorySink, default_backend, open_sink
-from tests.pulse import pulse_null_sink, sound_regions
+from tests.pulse import processes_with_env, pulse_null_sink, sound_regions
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -419,29 +419,12 @@ def test_pulse_harness_leaves_no_process_behind(tmp_path):
         pulse.start_recording(tmp_path / "rec.raw")
         server = Path(pulse.env["PULSE_SERVER"].removeprefix("unix:"))
         assert server.is_socket()
-        running = _processes_with_env("PULSE_SERVER", pulse.env["PULSE_SERVER"])
+        running = processes_with_env("PULSE_SERVER", pulse.env["PULSE_SERVER"])
         time.sleep(0.3)
         recorded = pulse.stop_recording()
         pulse.start_recording(tmp_path / "rec2.raw")  # still recording at exit: the harness stops it
     assert len(running) == 3  # daemon, keep-alive, recorder: the check below can see them
     assert len(recorded) / SAMPLE_RATE == pytest.approx(0.3, abs=0.1)  # real time, no gaps
     assert not server.exists()
-    left = _processes_with_env("PULSE_SERVER", pulse.env["PULSE_SERVER"])
+    left = processes_with_env("PULSE_SERVER", pulse.env["PULSE_SERVER"])
     assert left == [], f"left running: {left}"
-
-
-def _processes_with_env(key: str, value: str) -> list[int]:
-    """Pids of live processes whose environment has key=value (the daemon, recorder, keep-alive)."""
-    wanted = f"{key}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
-                status = (entry / "stat").read_text().split()[2]
-                if status != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fakes import count_renders
+
 from coach import dsp, speech
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
@@ -35,16 +37,7 @@ def cold_cache(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def engine_calls(monkeypatch) -> list[str]:
     """Every text the espeak engine is asked to render during the test."""
-    engine = speech.get_engine("espeak")
-    real_render = engine.render
-    calls: list[str] = []
-
-    def counting_render(text, voice, speed):
-        calls.append(text)
-        return real_render(text, voice, speed)
-
-    monkeypatch.setattr(engine, "render", counting_render)
-    return calls
+    return count_renders(monkeypatch, speech.get_engine("espeak"))
 
 
 def cache_files(path: Path) -> list[Path]:
