@@ -79,16 +79,24 @@ def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10
         return x[:0].copy()
     level = peak * 10 ** (threshold_db / 20)
     frame = samples(_TRIM_FRAME_MS)
-    padded = np.zeros(-(-x.size // frame) * frame, dtype=np.float64)
-    padded[: x.size] = x
-    rms = np.sqrt(np.mean(np.square(padded.reshape(-1, frame)), axis=1))
-    loud_frames = np.flatnonzero(rms >= level)
+    # Mean power of each frame (the last one may be short), compared with level squared:
+    # this runs for every utterance, so float32 and no padded copy.
+    whole = x.size - x.size % frame
+    frames = x[:whole].astype(np.float32, copy=False).reshape(-1, frame)
+    power = np.einsum("ij,ij->i", frames, frames) / frame
+    if whole < x.size:
+        rest = x[whole:].astype(np.float32, copy=False)
+        power = np.append(power, np.dot(rest, rest) / rest.size)
+    loud_frames = np.flatnonzero(power >= level * level)
     if loud_frames.size:
+        # A frame whose mean power passes level squared holds a sample that passes level.
         lo, hi = loud_frames[0] * frame, min((loud_frames[-1] + 1) * frame, x.size)
+        head, tail = magnitude[lo:lo + frame], magnitude[max(hi - frame, lo):hi]
+        first = lo + int(np.argmax(head >= level))
+        last = hi - 1 - int(np.argmax(tail[::-1] >= level))
     else:  # only isolated clicks: fall back to single samples
-        lo, hi = 0, x.size
-    loud = np.flatnonzero(magnitude[lo:hi] >= level) + lo
-    first, last = int(loud[0]), int(loud[-1])
+        loud = magnitude >= level
+        first, last = int(np.argmax(loud)), x.size - 1 - int(np.argmax(loud[::-1]))
     keep = samples(keep_ms)
     start = max(first - keep, 0)
     end = min(last + 1 + keep, x.size)

@@ -45,7 +45,7 @@ ESPEAK_NORMAL_WPM = 175  # espeak-ng's own default; pyttsx3.init would force 200
 DEFAULT_ENGINE = "espeak"
 # Part of every cache key: bump it whenever polish_speech (or the cache layout) changes
 # what comes out for the same engine output, so stale clips are never reused.
-PROCESSING_VERSION = "polish-3"
+PROCESSING_VERSION = "polish-4"
 
 NO_ESPEAK = "no text-to-speech engine: espeak-ng is not installed (sudo apt-get install espeak-ng)"
 
