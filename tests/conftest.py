@@ -17,3 +17,11 @@ def isolated_user_dirs(tmp_path, monkeypatch, speech_cache_dir):
     monkeypatch.setenv("COACH_CACHE_DIR", str(speech_cache_dir))
     monkeypatch.setenv("COLUMNS", "200")  # stable rich tables and help
     return config
+
+
+@pytest.fixture
+def cold_cache(tmp_path, monkeypatch):
+    """An empty speech cache for this test only."""
+    path = tmp_path / "speech-cache"
+    monkeypatch.setenv("COACH_CACHE_DIR", str(path))
+    return path

@@ -30,13 +30,6 @@ TEXTS = ["Breathe in slowly.", "Let your right leg rest on the mat. Soften your 
 
 
 @pytest.fixture
-def cold_cache(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "speech-cache"
-    monkeypatch.setenv("COACH_CACHE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def fresh_piper(monkeypatch):
     """get_engine("piper") starts a new engine in this test (and the old one is back afterwards)."""
     monkeypatch.delitem(speech._engines, "piper", raising=False)

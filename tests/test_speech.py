@@ -27,14 +27,6 @@ TEXTS = [
 
 
 @pytest.fixture
-def cold_cache(tmp_path, monkeypatch) -> Path:
-    """An empty speech cache for this test only."""
-    path = tmp_path / "speech-cache"
-    monkeypatch.setenv("COACH_CACHE_DIR", str(path))
-    return path
-
-
-@pytest.fixture
 def engine_calls(monkeypatch) -> list[str]:
     """Every text the espeak engine is asked to render during the test."""
     return count_renders(monkeypatch, speech.get_engine("espeak"))
