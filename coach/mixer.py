@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from coach.audio import mix_into
 from coach.timeline import Event, Timeline
 
 PEAK_TARGET = 10 ** (-1.0 / 20)  # -1 dBFS: loud enough, never clipping
@@ -49,9 +50,7 @@ def mix_segment(segment: Segment, speech: Mapping[str, np.ndarray],
                 chimes: Mapping[str, np.ndarray], gain: float = 1.0) -> np.ndarray:
     out = np.zeros(segment.length, dtype=np.float32)
     for event in segment.events:
-        clip = clip_for(event, speech, chimes)[: event.length]
-        offset = event.start - segment.start
-        out[offset: offset + len(clip)] += clip
+        mix_into(out, clip_for(event, speech, chimes)[: event.length], event.start - segment.start)
     if gain != 1.0:
         out *= np.float32(gain)
     return out
