@@ -86,16 +86,22 @@ def write_wav(target: Path | str | BinaryIO, samples: np.ndarray, rate: int = SA
         out.writeframes(to_int16(samples).astype("<i2").tobytes())
 
 
-def to_int16(samples: np.ndarray) -> np.ndarray:
+def to_int16(samples: np.ndarray, *, scratch: bool = False) -> np.ndarray:
     """Float samples as int16, clipped to [-1, 1] first so loud peaks never wrap.
 
     The scale is 32768, the inverse of read_wav's, so writing what was read loses nothing;
-    +1.0 itself lands one step short, on 32767.
+    +1.0 itself lands one step short, on 32767. With scratch=True a float32 input is
+    worked on in place (the caller has no further use for it), saving a copy.
     """
     # Float32 and in place: this runs over every sample of an hour-long export.
-    scaled = np.array(samples, dtype=np.float32)  # a copy, so the caller's array is untouched
+    if scratch and isinstance(samples, np.ndarray) and samples.dtype == np.float32:
+        scaled = samples
+    else:
+        scaled = np.array(samples, dtype=np.float32)  # a copy, so the caller's array is untouched
     # NaN would turn into an arbitrary integer; treat it as silence (infinities clip below).
-    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    # One sum finds any NaN (it spreads through the sum) faster than checking each sample.
+    if np.isnan(scaled.sum()):
+        np.nan_to_num(scaled, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
     np.clip(scaled, -1.0, 1.0, out=scaled)
     scaled *= 32768.0
     np.rint(scaled, out=scaled)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from coach.audio import SAMPLE_RATE, to_int16
 from coach.errors import ExportError, UsageError
 from coach.files import atomic_writer, check_target
-from coach.mixer import iter_session_audio
+from coach.mixer import session_sounds
 from coach.timeline import Event, Timeline, ordered_sides
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
@@ -135,6 +135,9 @@ def _write_all(binary: BinaryIO, data: bytes) -> None:
         view = view[binary.write(view) or 0:]  # None: a non-blocking pipe is full; try again
 
 
+WAV_HEADER_BYTES = 44
+
+
 def wav_header(frames: int, rate: int = SAMPLE_RATE) -> bytes:
     """The 44-byte header of a 16-bit mono PCM WAV holding `frames` samples."""
     data_bytes = frames * 2
@@ -147,27 +150,30 @@ def wav_header(frames: int, rate: int = SAMPLE_RATE) -> bytes:
 
 def write_wav_stream(handle: BinaryIO, session: Session,
                      progress: Callable[[int, int], None] | None = None) -> int:
-    """The whole session as a 16-bit mono WAV, block by block: the length is known from the
-    timeline, so the header is final before the first sample and nothing is patched after."""
+    """The whole session as a 16-bit mono WAV, sound by sound: the length is known from the
+    timeline, so the header is final before the first sample and nothing is patched after.
+
+    Only the sounds are written. The silence between them (most of a session: the holds)
+    is skipped with a seek, which leaves zeros, and as holes on most file systems: an hour's
+    export writes and syncs about a fifth of its bytes.
+    """
     total = session.timeline.length
     handle.write(wav_header(total))
-    done = 0
     if progress:
         progress(0, total)
-    blocks = iter_session_audio(session.timeline, session.speech, session.chimes,
-                                session.options.volume)
-    for block in blocks:
-        if block.any():
-            handle.write(to_int16(block).astype("<i2").tobytes())
-        else:  # the silence between sounds: no need to convert it
-            handle.write(bytes(2 * len(block)))
-        done += len(block)
+    for start, sound in session_sounds(session.timeline, session.speech, session.chimes,
+                                       session.options.volume):
+        if start + len(sound) > total:
+            # A header that disagrees with the data would be a broken file; never keep it.
+            raise RuntimeError(f"bug: a sound ends at sample {start + len(sound)} but the timeline is {total} long")
+        handle.seek(WAV_HEADER_BYTES + 2 * start)
+        handle.write(memoryview(to_int16(sound, scratch=True).astype("<i2", copy=False)).cast("B"))
         if progress:
-            progress(done, total)
-    if done != total:
-        # A header that disagrees with the data would be a broken file; never keep it.
-        raise RuntimeError(f"bug: mixed {done} samples but the timeline is {total} long")
-    return done
+            progress(start + len(sound), total)
+    handle.truncate(WAV_HEADER_BYTES + 2 * total)  # the silence after the last sound
+    if progress:
+        progress(total, total)
+    return total
 
 
 # ---------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from coach.export import (
     split_caption,
     write_export,
 )
-from coach.mixer import PEAK_TARGET, render_session
+from coach.mixer import PEAK_TARGET, render_session, segments
 from coach.routine import Cue, Pose, Routine, load_routine_text
 from coach.session import Session, SessionOptions
 from coach.timeline import build_timeline, spoken_texts
@@ -338,6 +338,26 @@ def test_wav_is_the_mixed_session_written_block_by_block(session, exported):
     assert np.array_equal(audio, whole)
 
 
+def test_wav_export_writes_only_the_sounds(session, tmp_path, monkeypatch):
+    # The silence between sounds is left to a seek (zeros, or holes in the file); what is
+    # written is the sounds alone, and the file reads back as the whole session.
+    written = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        written.append(FullDisk(real_fdopen(fd, *args, **kwargs), room=1 << 40))
+        return written[-1]
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    write_export(session, str(tmp_path / "s.wav"))
+    monkeypatch.undo()
+    sounds = sum(s.length for s in segments(session.timeline))
+    assert written[0].written == 44 + 2 * sounds < 2 * session.timeline.length
+    audio, params = read_wav_file(tmp_path / "s.wav")
+    assert params.nframes == session.timeline.length
+    assert np.array_equal(audio, to_int16(render_session(session.timeline, session.speech, session.chimes)))
+
+
 def test_wav_progress_reports_samples_up_to_the_total(session, tmp_path):
     calls = []
     write_export(session, str(tmp_path / "p.wav"), progress=lambda done, total: calls.append((done, total)))
@@ -549,7 +569,7 @@ def test_existing_file_needs_force_and_costs_no_work(session, tmp_path, monkeypa
     def no_mixing(*args, **kwargs):
         raise AssertionError("the audio was mixed before the target was checked")
 
-    monkeypatch.setattr(export_module, "iter_session_audio", no_mixing)
+    monkeypatch.setattr(export_module, "session_sounds", no_mixing)
     with pytest.raises(ExportError, match="--force"):
         write_export(session, str(target))
     assert target.read_bytes() == b"precious"
@@ -603,7 +623,7 @@ def test_disk_full_mid_wav_leaves_no_partial_file(session, tmp_path, monkeypatch
     target = tmp_path / "s.wav"
     if existing:
         target.write_bytes(b"the old export")
-    room = session.timeline.length  # half the samples fit
+    room = sum(s.length for s in segments(session.timeline))  # half the sounds fit
     disks = []
     real_fdopen = os.fdopen
 
