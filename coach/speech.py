@@ -14,11 +14,8 @@ import json
 import logging
 import math
 import os
-import queue
 import shutil
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -159,6 +156,9 @@ class EspeakEngine:
         self._workdir = tempfile.mkdtemp(prefix="coach-speech-")
         weakref.finalize(self, shutil.rmtree, self._workdir, True)
         self._voices: list[Voice] | None = None
+        # (voice, rate) espeak was last set to: setting the voice again reloads its data,
+        # about a quarter of a millisecond per utterance for nothing when it is the same.
+        self._applied: tuple[str, int] | None = None
 
     def voices(self) -> list[Voice]:
         if self._voices is None:
@@ -179,8 +179,10 @@ class EspeakEngine:
         self._finished.clear()
         self._cancelled.clear()
         deadline = time.monotonic() + self.timeout + len(text) / 50.0
-        self._tts.setProperty("voice", voice)
-        self._tts.setProperty("rate", rate)
+        if self._applied != (voice, rate):
+            self._applied = None  # unknown until both are set and the utterance went well
+            self._tts.setProperty("voice", voice)
+            self._tts.setProperty("rate", rate)
         self._tts.save_to_file(text, path)
         self._wait_until_idle(text, deadline)
         self._clock.deadline = deadline
@@ -203,7 +205,9 @@ class EspeakEngine:
                 f"espeak-ng failed to speak {_quote(text)} with voice {voice!r}: {self._errors[0]} "
                 "(`coach voices` lists the voices)"
             )
-        return self._wait_for_wav(path, text, deadline)
+        pcm = self._wait_for_wav(path, text, deadline)
+        self._applied = (voice, rate)
+        return pcm
 
     def _settle(self, deadline: float) -> None:
         with contextlib.suppress(Exception):
@@ -385,162 +389,29 @@ def synthesize_all(
         cached = cache.get(keys[text])
         if cached is not None:
             clips[text] = cached
-    done, total = len(clips), len(unique)
+    hits, total = len(clips), len(unique)
 
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
+    def report(done_now: int) -> None:
         if progress:
-            progress(done, total)
+            progress(hits + done_now, total)
 
-    advance(0)
+    report(0)
     missing = [text for text in unique if text not in clips]
-    split = _helper_split(missing) if cache.writable() else len(missing)
-    helper = _Helper.start(missing[split:], voice, settings.speed, engine.name, cache) if split < len(missing) else None
-    try:
-        for text in missing[:split] if helper else missing:
-            clips[text] = _synthesize_into(cache, keys[text], engine, text, voice, settings.speed)
-            advance(1 + (helper.finished_since_last() if helper else 0))
-        if helper:
-            while helper.wait_for_next():
-                advance(1)
-            for index, text in enumerate(missing[split:]):
-                clip = cache.get(keys[text])
-                if clip is None:  # the helper died before this one: do it here
-                    clip = _synthesize_into(cache, keys[text], engine, text, voice, settings.speed)
-                    if index not in helper.finished:
-                        advance(1)
-                clips[text] = clip
-    finally:
-        if helper:
-            helper.stop()
+    if missing:
+        from coach.speech_helper import synthesize_shared  # imported here: it imports this module
+
+        clips.update(synthesize_shared(missing, keys, engine, voice, settings.speed, cache, report))
     return {text: clips[text] for text in unique}
 
 
-def _synthesize_into(cache: SpeechCache, key: str, engine: SpeechEngine, text: str, voice: str, speed: float) -> np.ndarray:
+def synthesize_into(cache: SpeechCache, key: str, engine: SpeechEngine, text: str, voice: str, speed: float) -> np.ndarray:
     """Render, polish and cache one text; returns exactly what a later run reads from the cache."""
     pcm = _to_int16(polish_speech(engine.render(text, voice, speed)))
     if not np.any(pcm):  # rarely espeak drops an utterance under heavy load: one more try
         pcm = _to_int16(polish_speech(engine.render(text, voice, speed)))
     if not np.any(pcm):
         raise SpeechError(f"{engine.name} made no sound for {_quote(text)}: use words it can pronounce")
-    cache.put(key, pcm)
-    return _from_int16(pcm)
-
-
-# --- a helper process for long batches -------------------------------------------
-#
-# espeak synthesizes on one core; a second process with its own espeak uses the other.
-# Starting one costs about 0.1 s, so it only pays for long batches: measured on a
-# 2-core machine, a 60-minute session's 270 cues took 1.25 s in one process and 0.95 s
-# with a helper; a 40-cue routine (0.2 s) gains nothing.
-
-_HELPER_MIN_CHARS = 8000  # below this much text, one process is as fast
-_HELPER_HEAD_START_CHARS = 2000  # what this process speaks while the helper starts up
-_HELPER_COMMAND = [sys.executable, "-m", "coach.speech"]
-
-
-def _helper_split(texts: list[str]) -> int:
-    """How many of `texts` this process synthesizes; a helper takes the rest."""
-    total = sum(len(t) for t in texts)
-    if total < _HELPER_MIN_CHARS or (os.cpu_count() or 1) < 2 or not sys.executable:
-        return len(texts)
-    share, mine = (total + _HELPER_HEAD_START_CHARS) / 2, 0
-    for index, text in enumerate(texts):
-        mine += len(text)
-        if mine >= share:
-            return index + 1
-    return len(texts)
-
-
-class _Helper:
-    """A second coach process that fills the cache for some texts, reporting each one done."""
-
-    def __init__(self, process: subprocess.Popen) -> None:
-        self.process = process
-        self.finished: set[int] = set()
-        self._messages: queue.Queue[dict | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    @classmethod
-    def start(cls, texts: list[str], voice: str, speed: float, engine: str, cache: SpeechCache) -> _Helper | None:
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, COACH_CACHE_DIR=str(cache.directory))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        request = json.dumps({"texts": texts, "voice": voice, "speed": speed, "engine": engine})
-        try:
-            process = subprocess.Popen(
-                _HELPER_COMMAND,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                text=True,
-                encoding="utf-8",
-                start_new_session=True,  # Ctrl-C is for this process; it stops the helper itself
-            )
-            process.stdin.write(request)
-            process.stdin.close()
-        except OSError as err:
-            log.debug("no speech helper process (%s); synthesizing in one process", err)
-            return None
-        return cls(process)
-
-    def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            for line in self.process.stdout:
-                with contextlib.suppress(ValueError):
-                    self._messages.put(json.loads(line))
-        self._messages.put(None)
-
-    def _take(self, message: dict | None) -> bool:
-        if message is None:
-            self._messages.put(None)  # stays the last word for any later call
-            return False
-        if "error" in message:
-            raise SpeechError(str(message["error"]))
-        self.finished.add(int(message["done"]))
-        return True
-
-    def finished_since_last(self) -> int:
-        """How many texts the helper finished since the last call (never waits)."""
-        count = 0
-        with contextlib.suppress(queue.Empty):
-            while self._take(self._messages.get_nowait()):
-                count += 1
-        return count
-
-    def wait_for_next(self) -> bool:
-        """Wait for the helper to finish one more text; False once it has ended."""
-        return self._take(self._messages.get())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()  # lets it remove a half-written cache file
-            try:
-                self.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process.wait()
-
-
-def _helper_main() -> int:
-    """`python -m coach.speech`: synthesize the texts of a JSON request on stdin into the cache."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks when stopped
-    request = json.load(sys.stdin)
-    try:
-        engine = get_engine(request["engine"])
-        cache = SpeechCache(cache_dir())
-        for index, text in enumerate(request["texts"]):
-            key = cache_key(text, request["voice"], request["speed"], engine)
-            _synthesize_into(cache, key, engine, text, request["voice"], request["speed"])
-            print(json.dumps({"done": index}), flush=True)
-    except SpeechError as err:
-        print(json.dumps({"error": str(err)}), flush=True)
-        return 1
-    except BrokenPipeError:  # the parent has gone
-        return 1
-    return 0
+    return _from_int16(cache.put(key, pcm))
 
 
 def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
@@ -600,22 +471,31 @@ class SpeechCache:
 
     def get(self, key: str) -> np.ndarray | None:
         """The clip as float32, or None when it is missing or damaged (then deleted)."""
+        pcm = self._read(key)
+        return None if pcm is None else _from_int16(pcm)
+
+    def _read(self, key: str) -> np.ndarray | None:
         path = self.path(key)
         try:
             data = path.read_bytes()
         except OSError:
             return None
-        clip = self._decode(data)
-        if clip is None:
+        pcm = self._decode(data)
+        if pcm is None:
             log.info("speech cache: %s is damaged; synthesizing it again", path)
             with contextlib.suppress(OSError):
                 path.unlink()
-        return clip
+        return pcm
 
-    def put(self, key: str, pcm: np.ndarray) -> None:
-        """Store int16 samples."""
+    def put(self, key: str, pcm: np.ndarray) -> np.ndarray:
+        """Store int16 samples and return the samples the cache now holds for `key`.
+
+        The first entry stored for a key stays: when two processes speak the same text
+        at once (coach and its helper where their halves meet, or two exports), espeak
+        may render it a few samples apart, and both must go on with the same clip.
+        """
         if not self._writable:
-            return
+            return pcm
         payload = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
         header = self.HEADER.pack(self.MAGIC, SAMPLE_RATE, len(pcm), zlib.crc32(payload))
         tmp = None
@@ -625,8 +505,12 @@ class SpeechCache:
             with os.fdopen(fd, "wb") as out:
                 out.write(header)
                 out.write(payload)
-            os.replace(tmp, self.path(key))
-            tmp = None
+            first = self._publish(tmp, self.path(key))
+            if not first:
+                existing = self._read(key)
+                if existing is not None:
+                    return existing
+                os.replace(tmp, self.path(key))  # the other entry was damaged: ours instead
         except OSError as err:
             self._writable = False
             log.info("speech cache %s cannot be written (%s); continuing without it", self.directory, err)
@@ -634,6 +518,18 @@ class SpeechCache:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+        return pcm
+
+    @staticmethod
+    def _publish(tmp: str, path: Path) -> bool:
+        """Give the whole file `tmp` its name `path` unless that exists; False if it did."""
+        try:
+            os.link(tmp, path)  # fails, unlike a rename, when the name is taken
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: the last one wins there
+            os.replace(tmp, path)
+        return True
 
     def _decode(self, data: bytes) -> np.ndarray | None:
         if len(data) < self.HEADER.size:
@@ -642,7 +538,7 @@ class SpeechCache:
         payload = memoryview(data)[self.HEADER.size :]
         if magic != self.MAGIC or rate != SAMPLE_RATE or len(payload) != 2 * count or zlib.crc32(payload) != crc:
             return None
-        return _from_int16(np.frombuffer(payload, "<i2"))
+        return np.frombuffer(payload, "<i2")
 
 
 def _to_int16(clip: np.ndarray) -> np.ndarray:
@@ -700,7 +596,3 @@ def _package_version(name: str) -> str:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-if __name__ == "__main__":
-    sys.exit(_helper_main())

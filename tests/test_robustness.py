@@ -504,9 +504,10 @@ def test_two_exports_filling_one_empty_cache_both_succeed(dirs, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], results
     assert all("Traceback" not in err for _, err in results)
     assert listing(dirs["out"]) == ["a.wav", "b.wav"]
-    a, b = _wav_frames(dirs["out"] / "a.wav"), _wav_frames(dirs["out"] / "b.wav")
-    # The same session; see the xfail below for why not always to the sample.
-    assert abs(a - b) < 0.5 * SAMPLE_RATE
+    assert _wav_frames(dirs["out"] / "a.wav") > 0 and _wav_frames(dirs["out"] / "b.wav") > 0
+    # espeak may render a text a few samples apart in each process (the xfail below), but
+    # the first clip stored for a text is the one both go on with: the same WAV.
+    assert digest(dirs["out"] / "a.wav") == digest(dirs["out"] / "b.wav")
     names = listing(dirs["cache"])
     assert names and all(n.endswith(".clip") and not n.startswith(".") for n in names)  # no temporary files
     cache = SpeechCache(dirs["cache"])
@@ -519,8 +520,8 @@ def test_two_exports_filling_one_empty_cache_both_succeed(dirs, tmp_path):
 
 
 @pytest.mark.xfail(strict=True, reason="espeak-ng through pyttsx3 renders the same text a few samples longer or "
-                   "shorter from one call to the next, so two processes that synthesize the same text each "
-                   "(two exports filling one empty cache) can differ by a few milliseconds; coach.speech")
+                   "shorter from one call to the next; the speech cache keeps the first clip of a text, so runs "
+                   "and concurrent exports still agree (the test above)")
 def test_the_engine_renders_the_same_text_to_the_same_samples():
     from coach.speech import get_engine
 

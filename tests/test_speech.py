@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 from tests.fakes import count_renders
 
-from coach import dsp, speech
+from coach import dsp, speech, speech_helper
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
 from coach.speech import SpeechCache, SpeechSettings, synthesize, synthesize_all
@@ -186,6 +188,20 @@ def test_two_processes_filling_one_cache_never_see_half_written_files(cold_cache
     assert len(cache_files(cold_cache)) == len(texts)
     for entry in cache_files(cold_cache):
         assert cache.get(entry.name.removesuffix(SpeechCache.SUFFIX)) is not None
+    # Where both spoke a text, both went on with the entry stored first: the same samples.
+    assert results[0][0] == results[1][0]
+
+
+def test_the_first_entry_for_a_key_stays(cold_cache):
+    cache = SpeechCache(cold_cache)
+    first, second = np.arange(100, dtype=np.int16), np.arange(101, dtype=np.int16)
+    assert np.array_equal(cache.put("k", first), first)
+    assert np.array_equal(cache.put("k", second), first)  # the later one is told what is there
+    assert len(cache.get("k")) == 100
+    cache.path("k").write_bytes(b"damaged")
+    assert np.array_equal(cache.put("k", second), second)  # a damaged entry does not stay
+    assert len(cache.get("k")) == 101
+    assert sorted(p.name for p in cold_cache.iterdir()) == ["k.clip"]  # no temporary files left
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
@@ -353,22 +369,48 @@ LONG_BATCH = [f"Hold the stretch and breathe out slowly, count {i}." for i in ra
 
 @pytest.fixture
 def helper_for_small_batches(monkeypatch):
-    monkeypatch.setattr(speech, "_HELPER_MIN_CHARS", 200)
-    monkeypatch.setattr(speech, "_HELPER_HEAD_START_CHARS", 0)
+    monkeypatch.setattr(speech_helper, "HELPER_MIN_CHARS", 200)
 
 
-def test_helper_split_shares_the_work():
-    texts = ["x" * 100] * 100
-    assert speech._helper_split(texts[:5]) == 5  # too little to be worth a second process
-    split = speech._helper_split(texts)
-    assert 50 <= split <= 60  # half each, plus a head start while the helper starts
+@pytest.fixture
+def helpers(monkeypatch) -> list[speech_helper.Helper]:
+    """Every helper started during the test."""
+    started: list[speech_helper.Helper] = []
+    real_start = speech_helper.Helper.start.__func__
+
+    def start(cls, *args, **kwargs):
+        helper = real_start(cls, *args, **kwargs)
+        if helper is not None:
+            started.append(helper)
+        return helper
+
+    monkeypatch.setattr(speech_helper.Helper, "start", classmethod(start))
+    return started
 
 
-def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, helper_for_small_batches):
+def fake_helper(monkeypatch, code: str) -> None:
+    monkeypatch.setattr(speech_helper, "HELPER_COMMAND", [sys.executable, "-c", code])
+
+
+def test_a_helper_only_for_long_batches_on_several_cores(monkeypatch):
+    assert not speech_helper.wants_helper(["x" * 100] * 5)  # starting it would cost more than it saves
+    assert speech_helper.wants_helper(["x" * 100] * 100)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not speech_helper.wants_helper(["x" * 100] * 100)
+
+
+def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
+    # Slow this process down, as a busy core would: the helper, working from the end,
+    # must then take a larger share, and the two meet without leaving a gap.
+    engine = speech.get_engine("espeak")
+    counting_render = engine.render
+    monkeypatch.setattr(engine, "render", lambda *args: (time.sleep(0.15), counting_render(*args))[1])
     seen = []
     clips = synthesize_all(LONG_BATCH, SpeechSettings(), progress=lambda done, total: seen.append(done))
+    monkeypatch.setattr(engine, "render", counting_render)
     assert list(clips) == LONG_BATCH
-    assert 0 < len(engine_calls) < len(LONG_BATCH)  # the rest was spoken by the helper
+    assert 0 < len(engine_calls) < len(LONG_BATCH) / 2  # the rest was spoken by the helper
+    assert engine_calls == LONG_BATCH[: len(engine_calls)]  # from the start, in order
     assert seen == sorted(seen) and seen[-1] == len(LONG_BATCH)
     assert len(cache_files(cold_cache)) == len(LONG_BATCH)
 
@@ -380,8 +422,27 @@ def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, he
         assert dsp.voiced_rms_db(clips[text]) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0)
 
 
+def test_the_helper_works_from_the_end_and_stops_when_asked(cold_cache):
+    texts = [f"Breathe in, and out, number {i}." for i in range(40)]
+    request = {"texts": texts, "voice": speech.get_engine().default_voice, "speed": 1.0, "engine": "espeak"}
+    env = dict(os.environ, COACH_CACHE_DIR=str(cold_cache))
+    helper = subprocess.Popen(speech_helper.HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=env, text=True)
+    helper.stdin.write(json.dumps(request) + "\n")
+    helper.stdin.flush()
+    assert json.loads(helper.stdout.readline()) == {"start": 39}
+    assert json.loads(helper.stdout.readline()) == {"done": 39}
+    helper.stdin.close()  # stop: it finishes the text it is on and starts no other
+    messages = [{"start": 39}, {"done": 39}] + [json.loads(line) for line in helper.stdout]
+    assert helper.wait(timeout=30) == 0
+    count = len(messages) // 2
+    assert messages == [m for i in range(39, 39 - count, -1) for m in ({"start": i}, {"done": i})]
+    assert count < len(texts)  # it stopped before the end of the list
+    assert len(cache_files(cold_cache)) == count
+
+
 def test_a_helper_that_dies_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
-    monkeypatch.setattr(speech, "_HELPER_COMMAND", [sys.executable, "-c", "import sys; sys.exit(3)"])
+    fake_helper(monkeypatch, "import sys; sys.exit(3)")
     seen = []
     clips = synthesize_all(LONG_BATCH, SpeechSettings(), progress=lambda done, total: seen.append(done))
     assert sorted(engine_calls) == sorted(LONG_BATCH)
@@ -389,14 +450,50 @@ def test_a_helper_that_dies_is_made_up_for(cold_cache, engine_calls, helper_for_
     assert seen == sorted(seen) and seen[-1] == len(LONG_BATCH)
 
 
+def test_a_helper_that_dies_halfway_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
+    # It claims the last two texts, finishes one (without storing it) and dies.
+    fake_helper(monkeypatch, 'import sys; sys.stdin.readline(); print(\'{"start": 13}\\n{"done": 13}\\n{"start": 12}\', flush=True)')
+    clips = synthesize_all(LONG_BATCH, SpeechSettings())
+    assert sorted(engine_calls) == sorted(LONG_BATCH)  # what was not in the cache was spoken here
+    assert list(clips) == LONG_BATCH and all(clip.size for clip in clips.values())
+
+
 def test_a_helper_that_cannot_start_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
-    monkeypatch.setattr(speech, "_HELPER_COMMAND", [str(cold_cache / "no-such-python")])
+    monkeypatch.setattr(speech_helper, "HELPER_COMMAND", [str(cold_cache / "no-such-python")])
     synthesize_all(LONG_BATCH, SpeechSettings())
     assert sorted(engine_calls) == sorted(LONG_BATCH)
 
 
-def test_a_helper_error_is_reported(cold_cache, helper_for_small_batches, monkeypatch):
-    failing = 'import json; print(json.dumps({"error": "espeak-ng failed to speak \\"count 13.\\""}))'
-    monkeypatch.setattr(speech, "_HELPER_COMMAND", [sys.executable, "-c", failing])
-    with pytest.raises(SpeechError, match='failed to speak "count 13."'):
+def test_a_helper_error_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
+    fake_helper(monkeypatch, 'import json; print(json.dumps({"error": "espeak-ng failed to speak \\"count 13.\\""}))')
+    clips = synthesize_all(LONG_BATCH, SpeechSettings())
+    assert sorted(engine_calls) == sorted(LONG_BATCH)
+    assert list(clips) == LONG_BATCH
+
+
+def test_a_silent_helper_does_not_hold_up_the_batch(cold_cache, engine_calls, helper_for_small_batches,
+                                                     helpers, monkeypatch):
+    # It reads until its stdin is closed and never reports: this process speaks every text
+    # and, done, tells it to stop instead of waiting for it (waiting would hang here).
+    fake_helper(monkeypatch, "import sys; sys.stdin.read()")
+    synthesize_all(LONG_BATCH, SpeechSettings())
+    assert engine_calls == LONG_BATCH
+    assert len(helpers) == 1 and helpers[0].process.wait(timeout=30) == 0
+
+
+def test_an_error_here_stops_the_helper_before_returning(cold_cache, helper_for_small_batches, helpers, monkeypatch):
+    fake_helper(monkeypatch, "import sys, time; sys.stdin.readline(); time.sleep(60)")
+    engine = speech.get_engine("espeak")
+    real_render = engine.render
+    calls = []
+
+    def render(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise SpeechError("espeak-ng failed")
+        return real_render(*args)
+
+    monkeypatch.setattr(engine, "render", render)
+    with pytest.raises(SpeechError):
         synthesize_all(LONG_BATCH, SpeechSettings())
+    assert len(helpers) == 1 and helpers[0].process.poll() is not None  # stopped, and waited for

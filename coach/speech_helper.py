@@ -1,0 +1,213 @@
+"""A second process that speaks part of a long batch, so that both cores work.
+
+espeak-ng synthesizes on one core. For a long batch a helper process
+(`python -m coach.speech_helper`, with its own espeak) takes texts from the end of the
+list while this process takes them from the start, and they meet wherever the work
+happens to split evenly: a fixed split left one side idle whenever the other was slowed
+down, by its start-up or by other programs. The helper stores each clip in the speech
+cache and reports it; this process reads it from there.
+
+The helper only saves time. When it cannot start, fails or dies, this process speaks
+what is left, and its own errors are the ones the user sees.
+
+Messages from the helper, one JSON object per line on its stdout:
+{"start": i} before text i, {"done": i} once it is in the cache, {"error": "..."}.
+The helper stops before its next text once its stdin is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from coach.errors import SpeechError
+from coach.speech import SpeechCache, SpeechEngine, cache_dir, cache_key, get_engine, synthesize_into
+
+log = logging.getLogger(__name__)
+
+# Below this much text a helper (about 0.1 s to start, on a core this process also needs)
+# costs more than it saves: measured, a 40-cue routine is 0.2 s in one process.
+HELPER_MIN_CHARS = 8000
+HELPER_COMMAND = [sys.executable, "-m", "coach.speech_helper"]
+
+
+def wants_helper(texts: list[str]) -> bool:
+    return bool(sys.executable) and (os.cpu_count() or 1) >= 2 and sum(map(len, texts)) >= HELPER_MIN_CHARS
+
+
+def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngine, voice: str,
+                      speed: float, cache: SpeechCache,
+                      report: Callable[[int], None] = lambda done: None) -> dict[str, np.ndarray]:
+    """Every text as polished audio (and in the cache), with a helper process when it pays.
+
+    report(done) counts the texts ready so far, from either process.
+    """
+    helper = Helper.start(texts, voice, speed, engine.name, cache) if wants_helper(texts) and cache.writable() else None
+    clips: dict[str, np.ndarray] = {}
+    here: set[int] = set()
+
+    def speak_here(index: int) -> None:
+        text = texts[index]
+        clips[text] = synthesize_into(cache, keys[text], engine, text, voice, speed)
+        here.add(index)
+        report(len(here | helper.finished) if helper else len(here))
+
+    finished = False
+    try:
+        mine = 0  # texts[:mine] are spoken here; the helper works down from the end
+        while mine < len(texts) and (helper is None or mine < helper.claimed_from()):
+            speak_here(mine)
+            mine += 1
+        if helper:
+            helper.wait_for(range(mine, len(texts)), each=lambda: report(len(here | helper.finished)))
+            report(len(here | helper.finished))  # it may have finished before we asked
+            for index in range(mine, len(texts)):
+                clip = cache.get(keys[texts[index]]) if index in helper.finished else None
+                if clip is None:  # the helper failed or died before this one
+                    speak_here(index)
+                else:
+                    clips[texts[index]] = clip
+        finished = True
+    finally:
+        if helper:
+            helper.close(wait=not finished)
+    return {text: clips[text] for text in texts}
+
+
+class Helper:
+    """The helper process, and what it has reported so far."""
+
+    def __init__(self, process: subprocess.Popen, request: str, count: int) -> None:
+        self.process = process
+        self.finished: set[int] = set()
+        self._claimed = count  # the lowest index the helper has started on
+        self._ended = False
+        self._request_sent = threading.Event()
+        self._messages: queue.Queue[dict | None] = queue.Queue()
+        threading.Thread(target=self._talk, args=(request,), daemon=True).start()
+
+    @classmethod
+    def start(cls, texts: list[str], voice: str, speed: float, engine: str, cache: SpeechCache) -> Helper | None:
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, COACH_CACHE_DIR=str(cache.directory))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        request = json.dumps({"texts": texts, "voice": voice, "speed": speed, "engine": engine})
+        try:
+            process = subprocess.Popen(
+                HELPER_COMMAND,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                start_new_session=True,  # Ctrl-C is for this process; it stops the helper itself
+            )
+        except OSError as err:
+            log.debug("no speech helper process (%s); synthesizing in one process", err)
+            return None
+        return cls(process, request, len(texts))
+
+    def _talk(self, request: str) -> None:
+        # On a thread: a long request fills the pipe before the helper has started to read.
+        with contextlib.suppress(OSError, ValueError):
+            self.process.stdin.write(request + "\n")
+            self.process.stdin.flush()
+            self._request_sent.set()
+        with contextlib.suppress(Exception):
+            for line in self.process.stdout:
+                with contextlib.suppress(ValueError):
+                    self._messages.put(json.loads(line))
+        self._messages.put(None)
+
+    def _take(self, message: dict | None) -> None:
+        if message is None:
+            self._ended = True
+        elif "start" in message:
+            self._claimed = min(self._claimed, int(message["start"]))
+        elif "done" in message:
+            self.finished.add(int(message["done"]))
+        elif "error" in message:
+            # This process speaks what the helper left; a real problem shows up here too.
+            log.info("speech helper stopped: %s", message["error"])
+
+    def claimed_from(self) -> int:
+        """The lowest index the helper has started on (the count when none yet); never waits."""
+        with contextlib.suppress(queue.Empty):
+            while not self._ended:
+                self._take(self._messages.get_nowait())
+        return self._claimed
+
+    def wait_for(self, indexes: range, each: Callable[[], None] = lambda: None) -> None:
+        """Wait until the helper has finished all of `indexes`, or has ended; each() after
+        every message."""
+        wanted = set(indexes)
+        while not self._ended and not wanted <= self.finished:
+            self._take(self._messages.get())
+            each()
+
+    def close(self, *, wait: bool) -> None:
+        """Let the helper go. Normally it is asked to stop after its current text and left
+        to exit on its own time (a thread collects it); on an error or Ctrl-C here it is
+        stopped and waited for, so nothing of it outlives this process."""
+        if not wait and self._request_sent.is_set():
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()  # its signal to stop
+            threading.Thread(target=self.process.wait, daemon=True).start()
+            return
+        if self.process.poll() is None:
+            self.process.terminate()  # lets it remove a half-written cache file
+            try:
+                self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+
+def _asked_to_stop() -> bool:
+    """Whether the parent closed our stdin (or sent anything more): checked between texts."""
+    readable, _, _ = select.select([sys.stdin], [], [], 0)
+    return bool(readable)
+
+
+def _say(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
+def main() -> int:
+    """Speak the texts of the JSON request on stdin into the cache, from the last one down."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks when stopped
+    try:
+        request = json.loads(sys.stdin.readline())
+        texts, voice, speed = request["texts"], request["voice"], request["speed"]
+        engine = get_engine(request["engine"])
+        cache = SpeechCache(cache_dir())
+        for index in reversed(range(len(texts))):
+            if _asked_to_stop():
+                return 0
+            _say({"start": index})
+            synthesize_into(cache, cache_key(texts[index], voice, speed, engine), engine, texts[index], voice, speed)
+            _say({"done": index})
+    except (SpeechError, ValueError, KeyError, TypeError) as err:
+        with contextlib.suppress(OSError):
+            _say({"error": str(err)})
+        return 1
+    except BrokenPipeError:  # the parent has gone
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
