@@ -133,13 +133,16 @@ def peak_db(samples: np.ndarray) -> float:
     """The peak level in dBFS (0 dB = full scale); -inf for silence or no samples."""
     if len(samples) == 0:
         return float("-inf")
-    peak = float(np.max(np.abs(samples)))
+    samples = np.asarray(samples)
+    peak = max(float(samples.max()), -float(samples.min()))  # no |x| copy of a long clip
     return float(20.0 * np.log10(peak)) if peak > 0 else float("-inf")
 
 
-def fade_edges(samples: np.ndarray, seconds: float, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """A copy with a raised-cosine fade-in and fade-out of `seconds`, so edges never click."""
-    out = np.array(samples, dtype=np.float32)
+def fade_edges(samples: np.ndarray, seconds: float, rate: int = SAMPLE_RATE, *,
+               in_place: bool = False) -> np.ndarray:
+    """A copy with a raised-cosine fade-in and fade-out of `seconds`, so edges never click;
+    with in_place=True, `samples` itself (float32) is faded and returned."""
+    out = samples if in_place else np.array(samples, dtype=np.float32)
     length = min(int(round(seconds * rate)), len(out) // 2)
     if length > 0:
         ramp = (0.5 - 0.5 * np.cos(np.pi * np.arange(length) / length)).astype(np.float32)

@@ -73,8 +73,7 @@ def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10
     """
     if not x.size:
         return x.copy()
-    magnitude = np.abs(x)
-    peak = float(magnitude.max())
+    peak = max(float(x.max()), -float(x.min()))  # no |x| copy: only the edge frames need one
     if peak <= 0:
         return x[:0].copy()
     level = peak * 10 ** (threshold_db / 20)
@@ -91,11 +90,11 @@ def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10
     if loud_frames.size:
         # A frame whose mean power passes level squared holds a sample that passes level.
         lo, hi = loud_frames[0] * frame, min((loud_frames[-1] + 1) * frame, x.size)
-        head, tail = magnitude[lo:lo + frame], magnitude[max(hi - frame, lo):hi]
+        head, tail = np.abs(x[lo:lo + frame]), np.abs(x[max(hi - frame, lo):hi])
         first = lo + int(np.argmax(head >= level))
         last = hi - 1 - int(np.argmax(tail[::-1] >= level))
     else:  # only isolated clicks: fall back to single samples
-        loud = magnitude >= level
+        loud = np.abs(x) >= level
         first, last = int(np.argmax(loud)), x.size - 1 - int(np.argmax(loud[::-1]))
     keep = samples(keep_ms)
     start = max(first - keep, 0)
@@ -109,25 +108,36 @@ def normalize_loudness(x: np.ndarray, target_db: float = SPEECH_LOUDNESS_DB) -> 
     A clip whose peaks would pass the ceiling comes out quieter than the target
     (logged at debug level) rather than clipped or distorted by a limiter.
     """
+    return np.multiply(x, np.float32(loudness_gain(x, target_db)), dtype=np.float32)
+
+
+def loudness_gain(x: np.ndarray, target_db: float = SPEECH_LOUDNESS_DB) -> float:
+    """The factor normalize_loudness scales `x` by (1.0 for silence)."""
     level = voiced_rms_db(x)
     if level == SILENCE:
-        return x.astype(np.float32, copy=True)
+        return 1.0
     gain_db = target_db - level
     peak_after = peak_db(x) + gain_db
     if peak_after > PEAK_CEILING_DB:
         log.debug("loudness %.1f dB short of target: peak would reach %.1f dBFS", peak_after - PEAK_CEILING_DB, peak_after)
         gain_db -= peak_after - PEAK_CEILING_DB
-    return (x * np.float32(10 ** (gain_db / 20))).astype(np.float32)
+    return 10 ** (gain_db / 20)
 
 
-def fade_edges(x: np.ndarray, ms: float = 5) -> np.ndarray:
+
+_FADE_MS = 5
+
+
+def fade_edges(x: np.ndarray, ms: float = _FADE_MS) -> np.ndarray:
     """Raised-cosine fade in and out of `ms` each, so a clip starts and ends at zero: no click."""
     return audio.fade_edges(x, ms / 1000.0)
 
 
 def polish_speech(x: np.ndarray) -> np.ndarray:
     """Make a raw engine clip ready for the timeline: trimmed, at the target loudness, faded."""
-    trimmed = trim_silence(x)
-    if not trimmed.size:
-        return trimmed.astype(np.float32)
-    return fade_edges(normalize_loudness(trimmed))
+    # One new array, then worked on in place: this runs over every second of speech.
+    clip = trim_silence(x).astype(np.float32, copy=False)
+    if clip.size:
+        clip *= np.float32(loudness_gain(clip))
+        audio.fade_edges(clip, _FADE_MS / 1000.0, in_place=True)
+    return clip
