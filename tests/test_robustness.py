@@ -700,8 +700,8 @@ def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routin
     """A signal while coach imports typer and numpy, parses the command line or loads the
     routine and its cached speech: exit 130/143 at once, no traceback, nothing written. (The
     first milliseconds, while the Python interpreter itself starts, are Python's: see
-    docs/reliability.md.)"""
-    target = dirs["out"] / "s.txt"
+    docs/reliability.md.) A WAV, so that the job outlasts the longest delay here."""
+    target = dirs["out"] / "s.wav"
     command, env = coach_command("export", long_routine, "-o", target, cache=warm_long_cache, config=dirs["config"])
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
