@@ -409,8 +409,9 @@ def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, he
     clips = synthesize_all(LONG_BATCH, SpeechSettings(), progress=lambda done, total: seen.append(done))
     monkeypatch.setattr(engine, "render", counting_render)
     assert list(clips) == LONG_BATCH
-    assert 0 < len(engine_calls) < len(LONG_BATCH) / 2  # the rest was spoken by the helper
-    assert engine_calls == LONG_BATCH[: len(engine_calls)]  # from the start, in order
+    spoken_here = list(dict.fromkeys(engine_calls))  # a rare silent render is tried once more
+    assert 0 < len(spoken_here) < len(LONG_BATCH) / 2  # the rest was spoken by the helper
+    assert spoken_here == LONG_BATCH[: len(spoken_here)]  # from the start, in order
     assert seen == sorted(seen) and seen[-1] == len(LONG_BATCH)
     assert len(cache_files(cold_cache)) == len(LONG_BATCH)
 
