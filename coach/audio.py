@@ -129,12 +129,19 @@ def db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
 
 
+def peak_amplitude(samples: np.ndarray) -> float:
+    """The largest |sample| (0.0 for no samples), without an |x| copy of a long clip."""
+    samples = np.asarray(samples)
+    if not samples.size:
+        return 0.0
+    return max(float(samples.max()), -float(samples.min()))
+
+
 def peak_db(samples: np.ndarray) -> float:
     """The peak level in dBFS (0 dB = full scale); -inf for silence or no samples."""
     if len(samples) == 0:
         return float("-inf")
-    samples = np.asarray(samples)
-    peak = max(float(samples.max()), -float(samples.min()))  # no |x| copy of a long clip
+    peak = peak_amplitude(samples)
     return float(20.0 * np.log10(peak)) if peak > 0 else float("-inf")
 
 

@@ -73,7 +73,7 @@ def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10
     """
     if not x.size:
         return x.copy()
-    peak = max(float(x.max()), -float(x.min()))  # no |x| copy: only the edge frames need one
+    peak = audio.peak_amplitude(x)  # no |x| copy: only the edge frames need one
     if peak <= 0:
         return x[:0].copy()
     level = peak * 10 ** (threshold_db / 20)

@@ -155,7 +155,7 @@ def write_wav_stream(handle: BinaryIO, session: Session,
 
     Only the sounds are written. The silence between them (most of a session: the holds)
     is skipped with a seek, which leaves zeros, and as holes on most file systems: an hour's
-    export writes and syncs about a fifth of its bytes.
+    export writes and syncs less than half of its bytes.
     """
     total = session.timeline.length
     handle.write(wav_header(total))

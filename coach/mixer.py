@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coach.audio import mix_into
+from coach.audio import mix_into, peak_amplitude
 from coach.timeline import Event, Timeline
 
 PEAK_TARGET = 10 ** (-1.0 / 20)  # -1 dBFS: loud enough, never clipping
@@ -69,15 +69,9 @@ def segment_peak(segment: Segment, speech, chimes) -> float:
     """The loudest sample of the mixed segment. Most segments hold one sound, whose peak
     needs no mixing: an hour's export then reads each clip once instead of mixing it twice."""
     if len(segment.events) > 1:
-        return _peak(mix_segment(segment, speech, chimes))
+        return peak_amplitude(mix_segment(segment, speech, chimes))
     event = segment.events[0]
-    return _peak(clip_for(event, speech, chimes)[: event.length])
-
-
-def _peak(samples: np.ndarray) -> float:
-    if not len(samples):
-        return 0.0
-    return max(float(samples.max()), -float(samples.min()))  # no |x| array on the way
+    return peak_amplitude(clip_for(event, speech, chimes)[: event.length])
 
 
 def session_sounds(timeline: Timeline, speech, chimes,
