@@ -6,6 +6,7 @@ library, so anything it does can also be done from Python.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -85,19 +86,30 @@ def fail(message: str, code: int = 1) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """CoachError -> one red line and its exit code; Ctrl-C and SIGTERM -> 130/143, no traceback."""
+    """CoachError -> one red line and its exit code; Ctrl-C, SIGTERM, SIGHUP -> 130/143/129, no traceback."""
     try:
         with signals.as_exceptions():
             yield
     except CoachError as err:
         fail(str(err), err.exit_code)
-    except (KeyboardInterrupt, signals.Terminated) as stop:
+    except (KeyboardInterrupt, signals.Terminated, OSError) as err:
+        stop = signals.stop_behind(err)
+        if stop is None:
+            raise
         raise typer.Exit(code=_stopped(stop)) from None
 
 
 def _stopped(stop: BaseException) -> int:
-    typer.secho("Stopped (terminated)." if isinstance(stop, signals.Terminated) else "Stopped.", err=True)
+    said = f"Stopped ({stop.reason})." if isinstance(stop, signals.Terminated) else "Stopped."
+    _say_if_possible(said)
     return signals.exit_code(stop)
+
+
+def _say_if_possible(line: str) -> None:
+    # After SIGHUP the terminal is gone: writing to it fails (EIO), and that must not turn a
+    # clean stop into a traceback.
+    with contextlib.suppress(OSError):
+        typer.echo(line, err=True)
 
 
 def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
@@ -282,7 +294,7 @@ def start(
             run_live(session, from_pose=from_pose, quiet=quiet, require_audio=require_audio,
                      backend=audio_backend)
         except SessionStopped as stop:
-            typer.echo(stop.message, err=True)
+            _say_if_possible(stop.message)
             raise typer.Exit(code=stop.exit_code) from None
 
 
@@ -343,5 +355,8 @@ def main() -> None:
     signals.install()
     try:
         app()
-    except (KeyboardInterrupt, signals.Terminated) as stop:
+    except (KeyboardInterrupt, signals.Terminated, OSError) as err:
+        stop = signals.stop_behind(err)
+        if stop is None:
+            raise
         sys.exit(_stopped(stop))

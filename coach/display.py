@@ -9,6 +9,7 @@ rich is imported only for the live panel: --quiet starts that much sooner.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from typing import IO
@@ -113,7 +114,8 @@ class LiveDisplay(Listener):
         return self
 
     def __exit__(self, *exc) -> None:
-        self._live.stop()
+        with contextlib.suppress(OSError):  # the terminal has hung up: nothing to tidy on it
+            self._live.stop()
 
     def _show(self, status: Status) -> None:
         self._last = status

@@ -8,6 +8,7 @@ the terminal back to the shell as it was, and `fg` takes it again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -101,7 +102,9 @@ def terminal_keys(stream: IO[str] | None = None) -> Iterator[TerminalKeys | None
         if previous is not None:
             signal.signal(signal.SIGTSTP, previous)
         # TCSAFLUSH also drops keys typed but not read, so they do not reach the shell.
-        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+        # A terminal that has hung up (SIGHUP) cannot be restored, nor does it need to be.
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
 
 
 def _main_thread() -> bool:

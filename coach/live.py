@@ -93,11 +93,14 @@ def run_live(session: Session, *, from_pose: str | None = None, quiet: bool = Fa
                     _ignore_signals()  # until the terminal is restored: a second Ctrl-C must not cut that short
                     raise
                 display.finish(stop)
-    except (KeyboardInterrupt, signals.Terminated) as signal_exception:
-        terminated = isinstance(signal_exception, signals.Terminated)
+    except (KeyboardInterrupt, signals.Terminated, OSError) as err:
+        signal_exception = signals.stop_behind(err)
+        if signal_exception is None:
+            raise
+        why = f" ({signal_exception.reason})" if isinstance(signal_exception, signals.Terminated) else ""
         position, section = ((player.position, player.section_at(player.position)) if player
                              else (start / SAMPLE_RATE, first))
-        message = stopped_message(session, position, section, " (terminated)" if terminated else "")
+        message = stopped_message(session, position, section, why)
         raise SessionStopped(message, signals.exit_code(signal_exception)) from None
     finally:
         _close_quietly(player.sink if player else sink)

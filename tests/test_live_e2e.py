@@ -235,6 +235,37 @@ def test_ctrl_c_in_a_terminal_exits_130_cleanly_and_restores_the_terminal(termin
     assert term.mode() == (True, True)
 
 
+def test_a_terminal_that_goes_away_stops_coach_cleanly_with_129(tmp_path):
+    # The window is closed (or the ssh link drops) mid-session: the kernel sends SIGHUP and
+    # from then on every write to the terminal and the restoring of its mode fail. coach
+    # must still stop its sound, say where it stopped (stderr here is a file that stays) and
+    # exit 129, as a shell reports SIGHUP, without a traceback.
+    stderr_path = tmp_path / "stderr.txt"
+    pid, master = os.forkpty()
+    if pid == 0:  # the child: a new session whose controlling terminal is the pty
+        try:
+            err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(err, 2)
+            os.execve(COACH[0], [*COACH, "start", str(SHORT), "--hold", "20"], no_device_env(tmp_path))
+        finally:
+            os._exit(127)
+    output = b""
+    deadline = time.monotonic() + 90
+    try:
+        while b"Lift your right leg" not in output:
+            assert time.monotonic() < deadline, output[-800:]
+            if select.select([master], [], [], 0.1)[0]:
+                output += os.read(master, 65536)
+    finally:
+        os.close(master)  # hang up
+    _, status = os.waitpid(pid, 0)
+    said = stderr_path.read_text()
+    assert os.waitstatus_to_exitcode(status) == 129, said
+    assert "Traceback" not in said
+    assert re.search(r'Stopped \(hung up\) at 00:\d\d in Leg up \(right\)\. To continue from there: .*--from "Leg up:right"',
+                     said), said
+
+
 # --- into a PulseAudio null sink ----------------------------------------------------------------
 
 def find_clip(recording: np.ndarray, clip: np.ndarray, lo: int, hi: int) -> tuple[int, float]:

@@ -591,7 +591,8 @@ def _signal_and_time(process: subprocess.Popen, signum: int) -> tuple[float, str
 
 
 SIGNALS = [pytest.param(signal.SIGINT, 130, "Stopped.", id="SIGINT"),
-           pytest.param(signal.SIGTERM, 143, "Stopped (terminated).", id="SIGTERM")]
+           pytest.param(signal.SIGTERM, 143, "Stopped (terminated).", id="SIGTERM"),
+           pytest.param(signal.SIGHUP, 129, "Stopped (hung up).", id="SIGHUP")]
 
 
 @pytest.mark.parametrize("signum, code, said", SIGNALS)
@@ -621,6 +622,23 @@ def test_signal_during_synthesis_stops_at_once_and_cleans_up(dirs, long_routine,
     if (os.cpu_count() or 1) >= 2:  # a routine this long is shared with a helper process...
         assert helpers, "expected a speech helper process to be running"
     assert processes_with(str(dirs["cache"])) == []  # ...which is gone by the time coach has exited
+
+
+def test_under_nohup_a_hang_up_does_not_stop_an_export(dirs, long_routine):
+    # `nohup coach export ...` ignores SIGHUP; coach must leave it ignored and finish the job.
+    target = dirs["out"] / "session.wav"
+    command, env = coach_command("export", long_routine, "-o", target, cache=dirs["cache"], config=dirs["config"])
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        _wait_for(lambda: dirs["cache"].is_dir() and any(dirs["cache"].glob("*.clip")), what="the first clip")
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert listing(dirs["out"]) == ["session.wav"] and _wav_frames(target) > 0
 
 
 def test_interrupted_synthesis_keeps_the_engine_quiet(capfd):
@@ -681,20 +699,24 @@ def test_signal_during_wav_export_stops_at_once_and_leaves_no_file(dirs, long_ro
         assert listing(dirs["out"]) == []
 
 
-def _catches_sigterm(pid: int) -> bool:
-    """Whether the process has a SIGTERM handler: coach.cli installs one as its first act,
-    so from then on coach's own code is running (Python itself leaves SIGTERM alone)."""
+def _catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler for `signum`: coach.cli installs them as its first
+    act, so from then on coach's own code is running (Python itself handles only SIGINT, so
+    for SIGINT this waits for SIGTERM's handler, installed in the same breath)."""
+    if signum == signal.SIGINT:
+        signum = signal.SIGTERM
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return False
     caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
-    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+    return bool(int(caught, 16) & (1 << (signum - 1)))
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal dispositions from /proc")
 @pytest.mark.parametrize("delay", [0.0, 0.05, 0.1, 0.2])
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routine, warm_long_cache, signum, code,
                                                                delay):
     """A signal while coach imports typer and numpy, parses the command line or loads the
@@ -705,7 +727,7 @@ def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routin
     command, env = coach_command("export", long_routine, "-o", target, cache=warm_long_cache, config=dirs["config"])
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: _catches_sigterm(process.pid), timeout=30, what="coach's own code to start")
+        _wait_for(lambda: _catches(process.pid, signum), timeout=30, what="coach's own code to start")
         time.sleep(delay)
         assert process.poll() is None, "coach finished before the signal: the test needs a longer job"
         stopped, out, err = _signal_and_time(process, signum)
@@ -713,7 +735,7 @@ def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routin
         if process.poll() is None:
             process.kill()
     assert process.returncode == code, err
-    assert "Traceback" not in err and err.strip() in ("", "Stopped.", "Stopped (terminated).")
+    assert "Traceback" not in err and err.strip() in ("", "Stopped.", "Stopped (terminated).", "Stopped (hung up).")
     assert stopped < STOP_WITHIN_S
     assert listing(dirs["out"]) == []
 
