@@ -53,6 +53,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show or change your saved settings (speed, voice, engine, volume, countdown).",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
+cache_app = typer.Typer(help="See or empty the speech cache (synthesized clips kept so sessions start at once).",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 ROUTINE_HELP = "Routine name (see `coach list`) or path to a .toml file. Default: the built-in leg-stretches."
 RoutineArg = Annotated[Optional[str], typer.Argument(help=ROUTINE_HELP, show_default=False)]
@@ -346,6 +349,33 @@ def config_reset() -> None:
     with user_errors():
         path = reset_settings()
         typer.echo(f"Settings reset ({path} removed).")
+
+
+@cache_app.command("show")
+def cache_show() -> None:
+    """Where the speech cache is and how much it holds. Example: coach cache show"""
+    from coach.speech import SpeechCache, cache_dir
+
+    with user_errors():
+        cache = SpeechCache(cache_dir())
+        count, size = cache.usage()
+        typer.echo(f"# {cache.directory}")
+        typer.echo(f"{count} clips, {megabytes(size)}")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Delete every cached clip; the next session synthesizes its speech again. Example: coach cache clear"""
+    from coach.speech import SpeechCache, cache_dir
+
+    with user_errors():
+        cache = SpeechCache(cache_dir())
+        count, size = cache.clear()
+        typer.echo(f"Removed {count} clips ({megabytes(size)}) from {cache.directory}.")
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def main() -> None:

@@ -469,6 +469,36 @@ class SpeechCache:
     def path(self, key: str) -> Path:
         return self.directory / f"{key}{self.SUFFIX}"
 
+    def files(self) -> list[Path]:
+        """Every file of the cache: whole clips and temporary ones a killed run left behind.
+        Nothing else in the folder (COACH_CACHE_DIR may point anywhere) is ours."""
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.name.endswith(self.SUFFIX) and p.is_file())
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise SpeechError(f"cannot read the speech cache {self.directory}: {err.strerror or err}") from None
+
+    def usage(self) -> tuple[int, int]:
+        """(clips, bytes) the cache holds now."""
+        sizes = [_size(p) for p in self.files()]
+        return len(sizes), sum(sizes)
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every clip; (clips, bytes) removed. A coach running meanwhile only loses time."""
+        count = size = 0
+        for path in self.files():
+            bytes_ = _size(path)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another coach replaced or removed it first
+            except OSError as err:
+                raise SpeechError(f"cannot delete {path}: {err.strerror or err}; "
+                                  f"{count} clips were removed before it") from None
+            count, size = count + 1, size + bytes_
+        return count, size
+
     def get(self, key: str) -> np.ndarray | None:
         """The clip as float32, or None when it is missing or damaged (then deleted)."""
         pcm = self._read(key)
@@ -539,6 +569,13 @@ class SpeechCache:
         if magic != self.MAGIC or rate != SAMPLE_RATE or len(payload) != 2 * count or zlib.crc32(payload) != crc:
             return None
         return np.frombuffer(payload, "<i2")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _to_int16(clip: np.ndarray) -> np.ndarray:

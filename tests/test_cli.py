@@ -154,3 +154,34 @@ def test_left_out_cues_are_one_summary_line_except_in_plan():
                         "and speed; `coach plan` with the same options lists them"]
     planned = run("plan", "--hold", "4")
     assert len([line for line in planned.output.splitlines() if line.startswith("Warning: pose")]) == 18
+
+
+def test_cache_show_and_clear(tmp_path, monkeypatch):
+    import numpy as np
+
+    from coach.speech import SpeechCache
+
+    folder = tmp_path / "speech"
+    monkeypatch.setenv("COACH_CACHE_DIR", str(folder))
+    result = run("cache", "show")
+    assert result.exit_code == 0 and result.output == f"# {folder}\n0 clips, 0.0 MB\n"
+    cache = SpeechCache(folder)
+    for key in ("a", "b", "c"):
+        cache.put(key, np.zeros(500_000, dtype=np.int16))  # 1 MB each, plus a header
+    (folder / ".tmp-left-by-a-killed-run.clip").write_bytes(b"x" * 1000)
+    (folder / "notes.txt").write_text("not ours")  # COACH_CACHE_DIR may point at a shared folder
+    result = run("cache", "show")
+    assert result.exit_code == 0 and result.output.splitlines()[1] == "4 clips, 3.0 MB"
+    result = run("cache", "clear")
+    assert result.exit_code == 0 and result.output == f"Removed 4 clips (3.0 MB) from {folder}.\n"
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert run("cache", "show").output.splitlines()[1] == "0 clips, 0.0 MB"
+
+
+def test_cache_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("COACH_CACHE_DIR", str(blocker))
+    result = run("cache", "clear")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot read the speech cache") and result.output.count("\n") == 1
