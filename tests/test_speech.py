@@ -404,7 +404,7 @@ def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, he
     # must then take a larger share, and the two meet without leaving a gap.
     engine = speech.get_engine("espeak")
     counting_render = engine.render
-    monkeypatch.setattr(engine, "render", lambda *args: (time.sleep(0.15), counting_render(*args))[1])
+    monkeypatch.setattr(engine, "render", lambda *args: (time.sleep(0.3), counting_render(*args))[1])
     seen = []
     clips = synthesize_all(LONG_BATCH, SpeechSettings(), progress=lambda done, total: seen.append(done))
     monkeypatch.setattr(engine, "render", counting_render)
