@@ -124,7 +124,6 @@ def loudness_gain(x: np.ndarray, target_db: float = SPEECH_LOUDNESS_DB) -> float
     return 10 ** (gain_db / 20)
 
 
-
 _FADE_MS = 5
 
 

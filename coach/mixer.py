@@ -43,17 +43,19 @@ def segments(timeline: Timeline) -> list[Segment]:
 
 
 def clip_for(event: Event, speech: Mapping[str, np.ndarray], chimes: Mapping[str, np.ndarray]) -> np.ndarray:
-    return speech[event.text] if event.kind == "speech" else chimes[event.text]
+    """What `event` plays: its speech or chime clip, cut to the event's length (a view)."""
+    clip = speech[event.text] if event.kind == "speech" else chimes[event.text]
+    return clip[: event.length]
 
 
 def mix_segment(segment: Segment, speech: Mapping[str, np.ndarray],
                 chimes: Mapping[str, np.ndarray], gain: float = 1.0) -> np.ndarray:
     if len(segment.events) == 1:  # most segments: one sound, nothing to mix it with
         only = segment.events[0]
-        return np.multiply(clip_for(only, speech, chimes)[: only.length], np.float32(gain), dtype=np.float32)
+        return np.multiply(clip_for(only, speech, chimes), np.float32(gain), dtype=np.float32)
     out = np.zeros(segment.length, dtype=np.float32)
     for event in segment.events:
-        mix_into(out, clip_for(event, speech, chimes)[: event.length], event.start - segment.start)
+        mix_into(out, clip_for(event, speech, chimes), event.start - segment.start)
     if gain != 1.0:
         out *= np.float32(gain)
     return out
@@ -71,7 +73,7 @@ def segment_peak(segment: Segment, speech, chimes) -> float:
     if len(segment.events) > 1:
         return peak_amplitude(mix_segment(segment, speech, chimes))
     event = segment.events[0]
-    return peak_amplitude(clip_for(event, speech, chimes)[: event.length])
+    return peak_amplitude(clip_for(event, speech, chimes))
 
 
 def session_sounds(timeline: Timeline, speech, chimes,
