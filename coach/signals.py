@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+SIGHUP = getattr(signal, "SIGHUP", None)  # POSIX only
 
 
 class Interrupted(KeyboardInterrupt):
@@ -29,7 +29,7 @@ class Terminated(BaseException):
     @property
     def reason(self) -> str:
         """For "Stopped (...)": what ended the command."""
-        return "hung up" if self.signum == getattr(signal, "SIGHUP", None) else "terminated"
+        return "hung up" if self.signum == SIGHUP else "terminated"
 
 
 def raise_interrupted(signum, frame) -> None:
@@ -63,7 +63,7 @@ def exit_code(stop: BaseException) -> int:
     return 128 + stop.signum if isinstance(stop, Terminated) else EXIT_SIGINT
 
 
-_ENDING = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])  # SIGHUP: POSIX only
+_ENDING = [sig for sig in (signal.SIGTERM, SIGHUP) if sig is not None]
 
 
 def install() -> None:
@@ -72,8 +72,8 @@ def install() -> None:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, raise_interrupted)
     signal.signal(signal.SIGTERM, raise_terminated)
-    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, raise_terminated)
+    if SIGHUP is not None and signal.getsignal(SIGHUP) is not signal.SIG_IGN:
+        signal.signal(SIGHUP, raise_terminated)
 
 
 @contextmanager
