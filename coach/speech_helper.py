@@ -58,11 +58,14 @@ def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngi
     clips: dict[str, np.ndarray] = {}
     here: set[int] = set()
 
+    def report_ready() -> None:  # texts done by either process
+        report(len(here | helper.finished) if helper else len(here))
+
     def speak_here(index: int) -> None:
         text = texts[index]
         clips[text] = synthesize_into(cache, keys[text], engine, text, voice, speed)
         here.add(index)
-        report(len(here | helper.finished) if helper else len(here))
+        report_ready()
 
     finished = False
     try:
@@ -71,8 +74,8 @@ def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngi
             speak_here(mine)
             mine += 1
         if helper:
-            helper.wait_for(range(mine, len(texts)), each=lambda: report(len(here | helper.finished)))
-            report(len(here | helper.finished))  # it may have finished before we asked
+            helper.wait_for(range(mine, len(texts)), each=report_ready)
+            report_ready()  # it may have finished before we asked
             for index in range(mine, len(texts)):
                 clip = cache.get(keys[texts[index]]) if index in helper.finished else None
                 if clip is None:  # the helper failed or died before this one
