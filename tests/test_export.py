@@ -26,7 +26,7 @@ import pytest
 
 from tests.fakes import FullDisk
 
-from coach import export as export_module
+from coach.export import audio as export_audio
 from coach.audio import SAMPLE_RATE, to_int16
 from coach.errors import ExportError, UsageError
 from coach.export import (
@@ -569,7 +569,7 @@ def test_existing_file_needs_force_and_costs_no_work(session, tmp_path, monkeypa
     def no_mixing(*args, **kwargs):
         raise AssertionError("the audio was mixed before the target was checked")
 
-    monkeypatch.setattr(export_module, "session_sounds", no_mixing)
+    monkeypatch.setattr(export_audio, "session_sounds", no_mixing)
     with pytest.raises(ExportError, match="--force"):
         write_export(session, str(target))
     assert target.read_bytes() == b"precious"

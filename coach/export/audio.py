@@ -1,0 +1,56 @@
+"""The session as audio: a 16-bit mono WAV, written sound by sound."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO
+
+from coach.audio import SAMPLE_RATE, to_int16
+from coach.errors import ExportError
+from coach.mixer import session_sounds
+
+if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
+    from coach.session import Session
+
+
+WAV_HEADER_BYTES = 44
+
+
+def wav_header(frames: int, rate: int = SAMPLE_RATE) -> bytes:
+    """The 44-byte header of a 16-bit mono PCM WAV holding `frames` samples."""
+    data_bytes = frames * 2
+    if data_bytes > 0xFFFFFFFF - 36:
+        raise ExportError(f"the session is {frames / rate / 3600:.1f} hours long, too long for one "
+                          "WAV file (4 GiB); export a shorter routine or use --hold")
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16,
+                       1, 1, rate, rate * 2, 2, 16, b"data", data_bytes)
+
+
+def write_wav_stream(handle: BinaryIO, session: Session,
+                     progress: Callable[[int, int], None] | None = None) -> int:
+    """The whole session as a 16-bit mono WAV, sound by sound: the length is known from the
+    timeline, so the header is final before the first sample and nothing is patched after.
+
+    Only the sounds are written. The silence between them (most of a session: the holds)
+    is skipped with a seek, which leaves zeros, and as holes on most file systems: an hour's
+    export writes and syncs less than half of its bytes.
+    """
+    total = session.timeline.length
+    handle.write(wav_header(total))
+    if progress:
+        progress(0, total)
+    for start, sound in session_sounds(session.timeline, session.speech, session.chimes,
+                                       session.options.volume):
+        if start + len(sound) > total:
+            # A header that disagrees with the data would be a broken file; never keep it.
+            raise RuntimeError(f"bug: a sound ends at sample {start + len(sound)} but the timeline is {total} long")
+        handle.seek(WAV_HEADER_BYTES + 2 * start)
+        handle.write(memoryview(to_int16(sound, scratch=True).astype("<i2", copy=False)).cast("B"))
+        if progress:
+            progress(start + len(sound), total)
+    handle.truncate(WAV_HEADER_BYTES + 2 * total)  # the silence after the last sound
+    if progress:
+        progress(total, total)
+    return total
+
