@@ -18,7 +18,7 @@ import numpy as np
 from coach.audio import SAMPLE_RATE, db_to_gain, fade_edges, peak_db, read_wav
 from coach.errors import ChimeError, one_line
 
-# Must match coach.routine.CHIME_KINDS (a test checks).
+# Must match coach.routine.model.CHIME_KINDS (a test checks).
 CHIME_KINDS = ("hold_start", "midpoint", "side_switch")
 CHIME_PEAK_DB = -12.0
 CHIME_FADE_SECONDS = 0.005

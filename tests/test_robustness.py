@@ -255,12 +255,12 @@ def test_a_routine_without_read_permission(tmp_path, monkeypatch):
     path = tmp_path / "secret.toml"
     path.write_text('title = "T"\n[[poses]]\nname = "A"\n')
     if os.geteuid() == 0:  # root reads any file: make the open fail as it does for anyone else
-        import coach.routine as routine_module
+        import coach.routine.load as routine_load
 
         def denied(*args, **kwargs):
             raise PermissionError(errno.EACCES, "Permission denied")
 
-        monkeypatch.setattr(routine_module, "open", denied, raising=False)
+        monkeypatch.setattr(routine_load, "open", denied, raising=False)
     else:
         path.chmod(0)
     assert_one_line_error(cli("validate", path), 1, f"{path}: cannot be read: permission denied",
@@ -345,10 +345,10 @@ def test_unusable_chimes_are_one_line_naming_routine_and_file(tmp_path, kind, fr
 def test_an_unreadable_chime_is_named(tmp_path, monkeypatch):
     routine, chime = _chime_routine(tmp_path, "8-bit")
     if os.geteuid() == 0:  # root reads any file: answer as the file's permissions would for a user
-        import coach.routine as routine_module
+        import coach.routine.validate as routine_validate
 
         real_access = os.access
-        monkeypatch.setattr(routine_module.os, "access",
+        monkeypatch.setattr(routine_validate.os, "access",
                             lambda path, mode: False if Path(path) == chime else real_access(path, mode))
     chime.chmod(0)
     assert_one_line_error(cli("validate", routine), 1, f"{routine}:3: chimes.midpoint: {chime} cannot be read",

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import coach.routine as routine_module
+import coach.routine.load as routine_load
+import coach.routine.validate as routine_validate
 from coach.errors import CoachError, RoutineError, RoutineNotFoundError
 from coach.routine import (
     MAX_FILE_BYTES,
@@ -270,7 +271,7 @@ def test_an_unreadable_file(tmp_path, monkeypatch):
     if os.geteuid() == 0:  # root reads any file, so make the open itself fail the same way
         def denied(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
-        monkeypatch.setattr(routine_module, "open", denied, raising=False)
+        monkeypatch.setattr(routine_load, "open", denied, raising=False)
     else:
         path.chmod(0)
     message = str(error_of(lambda: load_routine(path)))
@@ -691,7 +692,7 @@ def test_an_unreadable_chime_file(tmp_path, monkeypatch):
     bell = tmp_path / "bell.wav"
     bell.write_bytes(b"RIFF")
     # os.access is always True for root, so the check is made to answer as for another user.
-    monkeypatch.setattr(routine_module.os, "access", lambda path, mode: Path(path) != bell)
+    monkeypatch.setattr(routine_validate.os, "access", lambda path, mode: Path(path) != bell)
     text = routine_text(top='[chimes]\nmidpoint = "bell.wav"\n')
     message, path = file_error(tmp_path, text)
     assert message == (f'{path}:{line_of(text, "bell.wav")}: chimes.midpoint: {bell} cannot be read '

@@ -20,10 +20,6 @@ from hypothesis import strategies as st
 
 from coach.errors import RoutineError
 from coach.routine import (
-    _CUE_KEYS,
-    _DEFAULT_KEYS,
-    _POSE_KEYS,
-    _TOP_KEYS,
     CHIME_KINDS,
     MAX_HOLD,
     MAX_TEXT_CHARS,
@@ -33,6 +29,7 @@ from coach.routine import (
     load_routine,
     load_routine_text,
 )
+from coach.routine.validate import _CUE_KEYS, _DEFAULT_KEYS, _POSE_KEYS, _TOP_KEYS
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BUILTIN_TEXT = (builtin_cues_dir() / "leg-stretches.toml").read_text(encoding="utf-8")
