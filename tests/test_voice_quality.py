@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coach import dsp, piper_engine
+from coach import dsp
+from coach.speech import piper as piper_engine
 from coach.audio import SAMPLE_RATE, peak_db
 from coach.chimes import load_chimes
 from coach.routine import load_routine

@@ -1,11 +1,12 @@
-"""A second process that speaks part of a long batch, so that both cores work.
+"""What to synthesize, and where: cache hits first, then the rest shared with a helper process.
 
-espeak-ng synthesizes on one core. For a long batch a helper process
-(`python -m coach.speech_helper`, with its own espeak) takes texts from the end of the
-list while this process takes them from the start, and they meet wherever the work
-happens to split evenly: a fixed split left one side idle whenever the other was slowed
-down, by its start-up or by other programs. The helper stores each clip in the speech
-cache and reports it; this process reads it from there.
+`synthesize_all` reads what the cache holds and has the rest spoken. espeak-ng synthesizes
+on one core, so for a long batch a helper process (`python -m coach.speech.helper`, with
+its own espeak) takes texts from the end of the list while this process takes them from
+the start, and they meet wherever the work happens to split evenly: a fixed split left
+one side idle whenever the other was slowed down, by its start-up or by other programs.
+The helper stores each clip in the speech cache and reports it; this process reads it
+from there.
 
 The helper only saves time. When it cannot start, fails or dies, this process speaks
 what is left, and its own errors are the ones the user sees.
@@ -22,25 +23,68 @@ import json
 import logging
 import os
 import queue
-import select
-import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 
 from coach.errors import SpeechError
-from coach.speech import SpeechCache, SpeechEngine, cache_dir, cache_key, get_engine, synthesize_into
+from coach.speech.cache import SpeechCache, cache_dir, cache_key
+from coach.speech.engine import SpeechEngine, SpeechSettings
+from coach.speech.registry import get_engine
+from coach.speech.synthesis import synthesize_into
+from coach.speech.voices import resolve_voice
 
 log = logging.getLogger(__name__)
 
 # Below this much text a helper (about 0.1 s to start, on a core this process also needs)
 # costs more than it saves: measured, a 40-cue routine is 0.2 s in one process.
 HELPER_MIN_CHARS = 8000
-HELPER_COMMAND = [sys.executable, "-m", "coach.speech_helper"]
+HELPER_COMMAND = [sys.executable, "-m", "coach.speech.helper"]
+
+
+def synthesize(text: str, settings: SpeechSettings = SpeechSettings()) -> np.ndarray:
+    """One utterance as polished float32 mono at SAMPLE_RATE (from the cache when it can)."""
+    return synthesize_all([text], settings)[text]
+
+
+def synthesize_all(
+    texts: Iterable[str],
+    settings: SpeechSettings = SpeechSettings(),
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Every distinct text as polished audio; cached clips are read, the rest synthesized.
+
+    progress(done, total) counts distinct texts; cache hits are reported together first.
+    """
+    unique = list(dict.fromkeys(texts))
+    for text in unique:
+        if not isinstance(text, str) or not text.strip():
+            raise SpeechError(f"cannot speak an empty text ({text!r}): give every cue some words")
+    engine = get_engine(settings.engine)
+    voice = resolve_voice(settings.voice, settings.engine) or engine.default_voice
+    cache = SpeechCache(cache_dir())
+    keys = {text: cache_key(text, voice, settings.speed, engine) for text in unique}
+    clips: dict[str, np.ndarray] = {}
+    for text in unique:
+        cached = cache.get(keys[text])
+        if cached is not None:
+            clips[text] = cached
+    hits, total = len(clips), len(unique)
+
+    def report(done_now: int) -> None:
+        if progress:
+            progress(hits + done_now, total)
+
+    report(0)
+    missing = [text for text in unique if text not in clips]
+    if missing:
+        clips.update(synthesize_shared(missing, keys, engine, voice, settings.speed, cache, report))
+    return {text: clips[text] for text in unique}
 
 
 def wants_helper(texts: list[str]) -> bool:
@@ -103,7 +147,7 @@ class Helper:
 
     @classmethod
     def start(cls, texts: list[str], voice: str, speed: float, engine: str, cache: SpeechCache) -> Helper | None:
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, COACH_CACHE_DIR=str(cache.directory))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         request = json.dumps({"texts": texts, "voice": voice, "speed": speed, "engine": engine})
@@ -177,40 +221,3 @@ class Helper:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process.wait()
-
-
-def _asked_to_stop() -> bool:
-    """Whether the parent closed our stdin (or sent anything more): checked between texts."""
-    readable, _, _ = select.select([sys.stdin], [], [], 0)
-    return bool(readable)
-
-
-def _say(message: dict) -> None:
-    print(json.dumps(message), flush=True)
-
-
-def main() -> int:
-    """Speak the texts of the JSON request on stdin into the cache, from the last one down."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks when stopped
-    try:
-        request = json.loads(sys.stdin.readline())
-        texts, voice, speed = request["texts"], request["voice"], request["speed"]
-        engine = get_engine(request["engine"])
-        cache = SpeechCache(cache_dir())
-        for index in reversed(range(len(texts))):
-            if _asked_to_stop():
-                return 0
-            _say({"start": index})
-            synthesize_into(cache, cache_key(texts[index], voice, speed, engine), engine, texts[index], voice, speed)
-            _say({"done": index})
-    except (SpeechError, ValueError, KeyError, TypeError) as err:
-        with contextlib.suppress(OSError):
-            _say({"error": str(err)})
-        return 1
-    except BrokenPipeError:  # the parent has gone
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

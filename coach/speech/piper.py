@@ -22,7 +22,8 @@ import numpy as np
 
 from coach.audio import SAMPLE_RATE, resample
 from coach.errors import SpeechError, one_line
-from coach.speech import Voice, _quote
+from coach.speech.engine import Voice
+from coach.speech.engine import quote_text as _quote
 
 ENGINE_NAME = "piper"
 INSTALL_HINT = "pip install 'coach[natural]' (or `make natural` in a checkout)"

@@ -1,0 +1,199 @@
+"""The on-disk speech cache: one file per clip, keyed by everything that changes its sound."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from coach.audio import SAMPLE_RATE
+from coach.errors import SpeechError
+from coach.speech.engine import SpeechEngine
+
+log = logging.getLogger(__name__)
+
+# Part of every cache key: bump it whenever polish_speech (or the cache layout) changes
+# what comes out for the same engine output, so stale clips are never reused.
+PROCESSING_VERSION = "polish-4"
+
+
+def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
+    """Everything that changes the sound of a clip, hashed."""
+    fields = {
+        "text": text,
+        "voice": voice,
+        "speed": round(float(speed), 4),
+        "engine": engine.name,
+        "engine_version": engine.version,
+        "processing": PROCESSING_VERSION,
+        "sample_rate": SAMPLE_RATE,
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def cache_dir() -> Path:
+    """$COACH_CACHE_DIR, else $XDG_CACHE_HOME/coach/speech, else ~/.cache/coach/speech."""
+    if os.environ.get("COACH_CACHE_DIR"):
+        return Path(os.environ["COACH_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores relative paths
+    return base / "coach" / "speech"
+
+
+class SpeechCache:
+    """One file per clip: a header (magic, sample rate, sample count, CRC-32) and 16-bit samples.
+
+    16 bits, as every export and sound device gets them anyway, halve the size: about
+    44 MB for the speech of a 60-minute session.
+
+    A file that is short, long or fails its checksum is deleted and reported as a miss,
+    so a damaged entry is synthesized again rather than played as noise. Writes go to a
+    temporary name in the same folder and are renamed into place, so a reader (another
+    coach process) sees either no file or a whole one. The cache only saves time: when
+    it cannot be written, coach goes on without it.
+    """
+
+    MAGIC = b"COACHS16"
+    HEADER = struct.Struct("<8sIQI")  # magic, sample rate, sample count, crc32 of the samples
+    SUFFIX = ".clip"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._writable = True
+
+    def writable(self) -> bool:
+        """Whether entries can be stored (the folder is created if needed)."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return self._writable and os.access(self.directory, os.W_OK)
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}{self.SUFFIX}"
+
+    def files(self) -> list[Path]:
+        """Every file of the cache: whole clips and temporary ones a killed run left behind.
+        Nothing else in the folder (COACH_CACHE_DIR may point anywhere) is ours."""
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.name.endswith(self.SUFFIX) and p.is_file())
+        except FileNotFoundError:
+            return []
+        except OSError as err:
+            raise SpeechError(f"cannot read the speech cache {self.directory}: {err.strerror or err}") from None
+
+    def usage(self) -> tuple[int, int]:
+        """(clips, bytes) the cache holds now."""
+        sizes = [_size(p) for p in self.files()]
+        return len(sizes), sum(sizes)
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every clip; (clips, bytes) removed. A coach running meanwhile only loses time."""
+        count = size = 0
+        for path in self.files():
+            bytes_ = _size(path)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # another coach replaced or removed it first
+            except OSError as err:
+                raise SpeechError(f"cannot delete {path}: {err.strerror or err}; "
+                                  f"{count} clips were removed before it") from None
+            count, size = count + 1, size + bytes_
+        return count, size
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The clip as float32, or None when it is missing or damaged (then deleted)."""
+        pcm = self._read(key)
+        return None if pcm is None else from_int16(pcm)
+
+    def _read(self, key: str) -> np.ndarray | None:
+        path = self.path(key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        pcm = self._decode(data)
+        if pcm is None:
+            log.info("speech cache: %s is damaged; synthesizing it again", path)
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return pcm
+
+    def put(self, key: str, pcm: np.ndarray) -> np.ndarray:
+        """Store int16 samples and return the samples the cache now holds for `key`.
+
+        The first entry stored for a key stays: when two processes speak the same text
+        at once (coach and its helper where their halves meet, or two exports), espeak
+        may render it a few samples apart, and both must go on with the same clip.
+        """
+        if not self._writable:
+            return pcm
+        payload = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
+        header = self.HEADER.pack(self.MAGIC, SAMPLE_RATE, len(pcm), zlib.crc32(payload))
+        tmp = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=self.SUFFIX)
+            with os.fdopen(fd, "wb") as out:
+                out.write(header)
+                out.write(payload)
+            first = self._publish(tmp, self.path(key))
+            if not first:
+                existing = self._read(key)
+                if existing is not None:
+                    return existing
+                os.replace(tmp, self.path(key))  # the other entry was damaged: ours instead
+        except OSError as err:
+            self._writable = False
+            log.info("speech cache %s cannot be written (%s); continuing without it", self.directory, err)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        return pcm
+
+    @staticmethod
+    def _publish(tmp: str, path: Path) -> bool:
+        """Give the whole file `tmp` its name `path` unless that exists; False if it did."""
+        try:
+            os.link(tmp, path)  # fails, unlike a rename, when the name is taken
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: the last one wins there
+            os.replace(tmp, path)
+        return True
+
+    def _decode(self, data: bytes) -> np.ndarray | None:
+        if len(data) < self.HEADER.size:
+            return None
+        magic, rate, count, crc = self.HEADER.unpack_from(data)
+        payload = memoryview(data)[self.HEADER.size :]
+        if magic != self.MAGIC or rate != SAMPLE_RATE or len(payload) != 2 * count or zlib.crc32(payload) != crc:
+            return None
+        return np.frombuffer(payload, "<i2")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def to_int16(clip: np.ndarray) -> np.ndarray:
+    # Same scale as coach.audio.to_int16, in float32: polished speech holds no NaN, and
+    # float64 would cost a quarter of a second on a 60-minute session.
+    return np.rint(np.clip(clip, -1.0, 1.0) * np.float32(32767.0)).astype(np.int16)
+
+
+def from_int16(pcm: np.ndarray) -> np.ndarray:
+    return pcm.astype(np.float32) / np.float32(32767.0)

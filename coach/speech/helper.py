@@ -1,0 +1,54 @@
+"""The helper process: `python -m coach.speech.helper` speaks part of a batch into the cache.
+
+coach.speech.scheduler starts it and says which texts; the protocol is described there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import signal
+import sys
+
+from coach.errors import SpeechError
+from coach.speech.cache import SpeechCache, cache_dir, cache_key
+from coach.speech.registry import get_engine
+from coach.speech.synthesis import synthesize_into
+
+
+def _asked_to_stop() -> bool:
+    """Whether the parent closed our stdin (or sent anything more): checked between texts."""
+    readable, _, _ = select.select([sys.stdin], [], [], 0)
+    return bool(readable)
+
+
+def _say(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
+def main() -> int:
+    """Speak the texts of the JSON request on stdin into the cache, from the last one down."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks when stopped
+    try:
+        request = json.loads(sys.stdin.readline())
+        texts, voice, speed = request["texts"], request["voice"], request["speed"]
+        engine = get_engine(request["engine"])
+        cache = SpeechCache(cache_dir())
+        for index in reversed(range(len(texts))):
+            if _asked_to_stop():
+                return 0
+            _say({"start": index})
+            synthesize_into(cache, cache_key(texts[index], voice, speed, engine), engine, texts[index], voice, speed)
+            _say({"done": index})
+    except (SpeechError, ValueError, KeyError, TypeError) as err:
+        with contextlib.suppress(OSError):
+            _say({"error": str(err)})
+        return 1
+    except BrokenPipeError:  # the parent has gone
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

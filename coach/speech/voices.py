@@ -1,0 +1,63 @@
+"""Finding a voice by id, name or language, across the installed engines."""
+
+from __future__ import annotations
+
+import difflib
+
+from coach.errors import SpeechError
+from coach.speech.engine import DEFAULT_ENGINE, Voice
+from coach.speech.registry import engine_names, get_engine
+
+
+def list_voices(engine: str = DEFAULT_ENGINE) -> list[Voice]:
+    return get_engine(engine).voices()
+
+
+def list_all_voices() -> tuple[list[Voice], dict[str, str]]:
+    """The voices of every engine that starts, and for each one that does not, why (one line)."""
+    voices: list[Voice] = []
+    unavailable: dict[str, str] = {}
+    for name in engine_names():
+        try:
+            voices.extend(list_voices(name))
+        except SpeechError as err:
+            unavailable[name] = str(err)
+    return voices, unavailable
+
+
+def resolve_voice(name_or_id: str | None, engine: str = DEFAULT_ENGINE) -> str | None:
+    """A voice id from an id, a name or a language ("gmw/en-us", "English (America)", "en-us").
+
+    Exact id or name wins; then a case-insensitive match on id, the id's last part,
+    name or language. None stays None (the engine's default voice).
+    """
+    if name_or_id is None:
+        return None
+    wanted = name_or_id.strip()
+    voices = list_voices(engine)
+    for exact in (lambda v: v.id == wanted, lambda v: v.name == wanted):
+        match = next((v for v in voices if exact(v)), None)
+        if match:
+            return match.id
+    key = wanted.casefold()
+    for v in voices:
+        names = {v.id.casefold(), v.id.rsplit("/", 1)[-1].casefold(), v.name.casefold()}
+        if key in names or key in {lang.casefold() for lang in v.languages}:
+            return v.id
+    raise SpeechError(
+        f"unknown voice {wanted!r} for {engine}: try {', '.join(_suggest_voices(wanted, voices))} "
+        "(`coach voices` lists them all)"
+    )
+
+
+def _suggest_voices(wanted: str, voices: list[Voice], count: int = 4) -> list[str]:
+    by_label = {v.name: v for v in voices} | {v.id: v for v in voices}
+    close = difflib.get_close_matches(wanted, by_label, n=count, cutoff=0.5)
+    picked = list(dict.fromkeys(by_label[label] for label in close))
+    english = [v for v in voices if any(lang.startswith("en") for lang in v.languages)]
+    for v in english + voices:  # fill up with voices most users of the built-in routines want
+        if len(picked) >= count:
+            break
+        if v not in picked:
+            picked.append(v)
+    return [f"{v.id!r} ({v.name})" for v in picked[:count]]
