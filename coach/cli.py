@@ -6,6 +6,7 @@ library, so anything it does can also be done from Python.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -92,17 +93,35 @@ def user_errors() -> Iterator[None]:
     """CoachError -> one red line and its exit code; Ctrl-C, SIGTERM, SIGHUP -> 130/143/129, no traceback."""
     try:
         with signals.as_exceptions():
+            signals.raise_if_stopped()  # one that came while the command imported what it needs
             yield
+            signals.raise_if_stopped()  # one whose exception Python dropped on the way
     except CoachError as err:
+        stop = signals.recorded_stop()  # an error on the way out of a stop is the stop
+        if stop is not None:
+            raise typer.Exit(code=_stopped(stop)) from None
         fail(str(err), err.exit_code)
-    except (KeyboardInterrupt, signals.Terminated, OSError) as err:
-        stop = signals.stop_behind(err)
+    except (typer.Exit, SystemExit):
+        raise
+    except BaseException as err:
+        stop = signals.stop_behind(err) or signals.recorded_stop()
         if stop is None:
             raise
         raise typer.Exit(code=_stopped(stop)) from None
 
 
+_stop_reported = False
+
+
+def _mark_reported() -> None:
+    global _stop_reported
+    _stop_reported = True
+    signals.forget()
+
+
 def _stopped(stop: BaseException) -> int:
+    """Say that the command was stopped and return the exit code for it."""
+    _mark_reported()
     said = f"Stopped ({stop.reason})." if isinstance(stop, signals.Terminated) else "Stopped."
     _say_if_possible(said)
     return signals.exit_code(stop)
@@ -118,7 +137,7 @@ def _say_if_possible(line: str) -> None:
 def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     """A progress bar on stderr when it is a terminal; otherwise nothing."""
     if not sys.stderr.isatty():
-        return None, lambda: None
+        return _check_for_stop, lambda: None
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -128,9 +147,16 @@ def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[
     bar.start()
 
     def update(done: int, total: int) -> None:
+        _check_for_stop(done, total)
         bar.update(task, completed=done, total=max(total, 1))
 
     return update, bar.stop
+
+
+def _check_for_stop(done: int, total: int) -> None:
+    # Called for every clip and every stretch of audio written: a stop whose exception
+    # Python dropped (see coach/signals.py) still ends the work within moments.
+    signals.raise_if_stopped()
 
 
 def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None, *, every_warning=False):
@@ -139,6 +165,7 @@ def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=N
     from coach.settings import load_settings
 
     routine = load_routine(routine_name)
+    signals.raise_if_stopped()  # a signal while the modules above loaded
     options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
                               volume=volume, hold=hold, side=side, countdown=countdown)
     update, done = _progress("Preparing speech")
@@ -297,6 +324,7 @@ def start(
             run_live(session, from_pose=from_pose, quiet=quiet, require_audio=require_audio,
                      backend=audio_backend)
         except SessionStopped as stop:
+            _mark_reported()
             _say_if_possible(stop.message)
             raise typer.Exit(code=stop.exit_code) from None
 
@@ -381,12 +409,44 @@ def megabytes(size: int) -> str:
 def main() -> None:
     # From here on Ctrl-C and SIGTERM raise exceptions, so clean-up code runs. Inside a
     # command user_errors() reports them; this catches one that comes while typer parses the
-    # command line or a command imports what it needs.
+    # command line or a command imports what it needs, and one whose exception was lost.
     signals.install()
+    sys.unraisablehook = _quiet_about_stops(sys.unraisablehook)
+    atexit.register(_stop_at_exit)
     try:
-        app()
-    except (KeyboardInterrupt, signals.Terminated, OSError) as err:
-        stop = signals.stop_behind(err)
+        app()  # ends by SystemExit, always (typer's standalone mode)
+    except SystemExit as done:
+        stop = signals.recorded_stop()
+        if stop is None or _stop_reported:
+            raise
+        sys.exit(_stopped(stop))
+    except BaseException as err:
+        stop = signals.stop_behind(err) or signals.recorded_stop()
         if stop is None:
             raise
         sys.exit(_stopped(stop))
+
+
+def _quiet_about_stops(report_unraisable):
+    """Python prints "Exception ignored in ..." for an exception it has to drop (in the import
+    machinery's clean-up, an atexit callback, a __del__). A stop dropped there is recorded and
+    taken up at the next check, so it is no news for the terminal; anything else still is."""
+
+    def hook(unraisable) -> None:
+        if unraisable.exc_value is None or signals.stop_behind(unraisable.exc_value) is None:
+            report_unraisable(unraisable)
+
+    return hook
+
+
+def _stop_at_exit() -> None:
+    # A signal that lands while Python runs its exit callbacks, after the command returned:
+    # its exception is dropped, so say so and exit with the signal's code here.
+    stop = signals.recorded_stop()
+    if stop is None or _stop_reported:
+        return
+    code = _stopped(stop)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -1,11 +1,20 @@
 """Ctrl-C, SIGTERM and SIGHUP as exceptions, so clean-up code (temporary files, the terminal,
 the sound device, a speech helper) always runs, and the command can exit 130, 143 or 129 with
 one line. SIGHUP comes when the terminal goes away (a closed window, a dropped ssh link):
-without a handler Python would die on the spot and leave a half-written `.part` file."""
+without a handler Python would die on the spot and leave a half-written `.part` file.
+
+An exception raised by a signal handler does not always survive: CPython drops it when it
+lands in the compiler's constant folding (only KeyboardInterrupt is kept there), in the
+import machinery's lock clean-up or in an atexit callback ("Exception ignored in ..."). So
+the handler records the stop before it raises, and the places that commit something (the
+final rename of an output, a speech cache entry, the end of a command) call
+raise_if_stopped(): a stop is never lost, and nothing is written after it.
+"""
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,12 +41,49 @@ class Terminated(BaseException):
         return "hung up" if self.signum == SIGHUP else "terminated"
 
 
+# The first stopping signal that arrived and has not been reported yet (its number), or None.
+_recorded: int | None = None
+
+
+def _record(signum: int) -> None:
+    global _recorded
+    if _recorded is None:
+        _recorded = signum
+
+
 def raise_interrupted(signum, frame) -> None:
+    _record(signum)
     raise Interrupted()
 
 
 def raise_terminated(signum, frame) -> None:
+    _record(signum)
     raise Terminated(signum)
+
+
+def _as_exception(signum: int) -> BaseException:
+    return Interrupted() if signum == signal.SIGINT else Terminated(signum)
+
+
+def recorded_stop() -> BaseException | None:
+    """A new exception for the stop that was recorded, whether or not its first one survived."""
+    return _as_exception(_recorded) if _recorded is not None else None
+
+
+def raise_if_stopped() -> None:
+    """Raise the recorded stop again, in case Python dropped the handler's exception.
+
+    Only in the main thread, where signal handlers run: a worker thread that checks goes on,
+    and the main thread stops at its own next check.
+    """
+    if _recorded is not None and threading.current_thread() is threading.main_thread():
+        raise _as_exception(_recorded)
+
+
+def forget() -> None:
+    """The stop was reported (or a test is done with it): the next check does not raise again."""
+    global _recorded
+    _recorded = None
 
 
 def stop_behind(err: BaseException) -> BaseException | None:
@@ -45,16 +91,22 @@ def stop_behind(err: BaseException) -> BaseException | None:
 
     After SIGHUP the terminal is gone: a write to it fails with OSError (EIO) in the clean-up
     that Terminated set off (rich restoring the cursor, say), and that OSError would take
-    Terminated's place. It is still a stop by the signal, not a crash.
+    Terminated's place. It is still a stop by the signal, not a crash. So is an error that
+    names the stop as its cause: Python wraps an exception raised inside a class's
+    `__set_name__` in a RuntimeError, and a signal can land there while a module loads. Any
+    other error raised while a stop was being handled is a bug of its own, not a stop.
     """
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, (KeyboardInterrupt, Terminated)):
             return err
-        if not isinstance(err, OSError):
-            return None
         seen.add(id(err))
-        err = err.__context__
+        if err.__cause__ is not None:
+            err = err.__cause__
+        elif isinstance(err, OSError):
+            err = err.__context__
+        else:
+            return None
     return None
 
 
@@ -78,11 +130,18 @@ def install() -> None:
 
 @contextmanager
 def as_exceptions() -> Iterator[None]:
-    """install() for the duration of the block; the previous handlers come back after."""
+    """install() for the duration of the block; the previous handlers come back after.
+
+    When the block is the outermost (in a program that has handlers of its own, such as
+    pytest), a stop recorded inside it is forgotten at its end: it belonged to the block.
+    """
     saved = {sig: signal.getsignal(sig) for sig in [signal.SIGINT, *_ENDING]}
+    outermost = saved[signal.SIGTERM] is not raise_terminated
     install()
     try:
         yield
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if outermost:
+            forget()

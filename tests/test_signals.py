@@ -53,3 +53,68 @@ def test_an_ignored_hang_up_stays_ignored_as_under_nohup():
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def _with_our_handlers(body):
+    """Run body() with coach's handlers installed; pytest's come back after, the record is clean."""
+    try:
+        with signals.as_exceptions():
+            return body()
+    finally:
+        assert signals.recorded_stop() is None
+
+
+def test_a_stop_is_recorded_before_it_is_raised_and_raised_again_on_request():
+    def drop_a_terminate_then_check():
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except signals.Terminated:
+            pass  # as CPython's constant folder or import lock clean-up would
+        assert isinstance(signals.recorded_stop(), signals.Terminated)
+        with pytest.raises(signals.Terminated) as raised:
+            signals.raise_if_stopped()
+        assert raised.value.signum == signal.SIGTERM
+        signals.forget()
+        signals.raise_if_stopped()  # reported: no second stop
+
+    _with_our_handlers(drop_a_terminate_then_check)
+
+
+def test_the_first_stop_is_the_one_kept():
+    def two_signals():
+        for sig in (signal.SIGHUP, signal.SIGINT):
+            with pytest.raises((signals.Terminated, KeyboardInterrupt)):
+                signal.raise_signal(sig)
+        assert signals.exit_code(signals.recorded_stop()) == 129
+
+    _with_our_handlers(two_signals)
+
+
+def test_a_worker_thread_that_checks_goes_on():
+    import threading
+
+    def check_in_a_thread():
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        outcome = []
+        worker = threading.Thread(target=lambda: (signals.raise_if_stopped(), outcome.append("went on")))
+        worker.start()
+        worker.join()
+        assert outcome == ["went on"]
+        with pytest.raises(signals.Interrupted):
+            signals.raise_if_stopped()
+
+    _with_our_handlers(check_in_a_thread)
+
+
+def test_a_stop_wrapped_by_set_name_is_still_the_stop():
+    class Stopping:
+        def __set_name__(self, owner, name):
+            raise signals.Terminated(signal.SIGTERM)
+
+    try:
+        type("Loaded", (), {"attribute": Stopping()})
+    except BaseException as err:  # 3.11 wraps it in a RuntimeError; 3.12 lets it through
+        wrapped = err
+    assert isinstance(signals.stop_behind(wrapped), signals.Terminated)
+    assert signals.stop_behind(RuntimeError("a bug of its own")) is None
