@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from coach import signals
 from coach.errors import ExportError
 
 
@@ -47,6 +48,7 @@ def atomic_writer(path: Path, *, force: bool) -> Iterator[BinaryIO]:
             os.fsync(handle.fileno())
         if path.exists() and not force:  # appeared while we worked
             raise ExportError(f"{path} appeared while exporting; use --force to overwrite it")
+        signals.raise_if_stopped()  # a stop whose exception was lost: nothing is written after it
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
     except OSError as err:

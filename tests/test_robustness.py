@@ -740,6 +740,70 @@ def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routin
     assert listing(dirs["out"]) == []
 
 
+# A signal whose exception Python drops: coach is run through a bootstrap that makes the
+# signal arrive, in the middle of loading the routine, where Python cannot keep its exception.
+_DROP_A_SIGNAL = """
+import atexit, signal, sys
+import coach.cli, coach.routine
+
+real_load = coach.routine.load_routine
+
+
+class Unraisable:  # an exception raised in __del__ is printed as "Exception ignored" and dropped
+    def __del__(self):
+        signal.raise_signal(SIGNUM)
+
+
+class Wrapped:  # Python 3.11 wraps an exception raised in __set_name__ in a RuntimeError
+    def __set_name__(self, owner, name):
+        signal.raise_signal(SIGNUM)
+
+
+def load_with_a_signal(*args, **kwargs):
+    routine = real_load(*args, **kwargs)
+    if WHERE == "del":
+        Unraisable()
+    elif WHERE == "set_name":
+        type("Loaded", (), {"attribute": Wrapped()})
+    elif WHERE == "atexit":  # after the command has finished
+        atexit.register(signal.raise_signal, SIGNUM)
+    return routine
+
+
+coach.routine.load_routine = load_with_a_signal
+sys.argv[0] = "coach"
+coach.cli.main()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["wav", "txt"])
+@pytest.mark.parametrize("where", ["del", "set_name"])
+@pytest.mark.parametrize("signum, code, said", SIGNALS)
+def test_a_signal_whose_exception_python_drops_still_stops_coach(dirs, signum, code, said, where, fmt):
+    target = dirs["out"] / f"s.{fmt}"
+    command, env = coach_command("export", SHORT, "-o", target, cache=dirs["cache"], config=dirs["config"])
+    bootstrap = _DROP_A_SIGNAL.replace("SIGNUM", f"signal.{signum.name}").replace("WHERE", repr(where))
+    result = subprocess.run([sys.executable, "-c", bootstrap, *command[len(COACH):]], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.strip() == said  # no traceback, no "Exception ignored"
+    assert listing(dirs["out"]) == []
+
+
+@pytest.mark.parametrize("signum, code, said", SIGNALS)
+def test_a_signal_while_python_exits_is_still_a_stop(dirs, signum, code, said):
+    target = dirs["out"] / "s.txt"
+    command, env = coach_command("export", SHORT, "-o", target, cache=dirs["cache"], config=dirs["config"])
+    bootstrap = _DROP_A_SIGNAL.replace("SIGNUM", f"signal.{signum.name}").replace("WHERE", "'atexit'")
+    result = subprocess.run([sys.executable, "-c", bootstrap, *command[len(COACH):]], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr
+    # The file was whole before the signal came: it stays.
+    wrote, stopped = result.stderr.strip().splitlines()
+    assert wrote.startswith(f"Wrote {target} (txt, ") and stopped == said
+    assert listing(dirs["out"]) == ["s.txt"]
+
+
 # ---------------------------------------------------------------------------
 # Output
 
