@@ -118,3 +118,44 @@ def test_a_stop_wrapped_by_set_name_is_still_the_stop():
         wrapped = err
     assert isinstance(signals.stop_behind(wrapped), signals.Terminated)
     assert signals.stop_behind(RuntimeError("a bug of its own")) is None
+
+
+def _a_stop_was_lost():
+    """As after a signal whose exception Python dropped: recorded, not raised."""
+    try:
+        signal.raise_signal(signal.SIGTERM)
+    except signals.Terminated:
+        pass
+
+
+def test_after_a_lost_stop_an_output_is_not_renamed_into_place(tmp_path):
+    from coach.files import atomic_writer
+
+    target = tmp_path / "session.txt"
+
+    def write():
+        _a_stop_was_lost()
+        with pytest.raises(signals.Terminated):
+            with atomic_writer(target, force=False) as handle:
+                handle.write(b"the whole script")
+        signals.forget()
+
+    _with_our_handlers(write)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its .part
+
+
+def test_after_a_lost_stop_no_speech_cache_entry_is_published(tmp_path):
+    import numpy as np
+
+    from coach.speech.cache import SpeechCache
+
+    cache = SpeechCache(tmp_path)
+
+    def store():
+        _a_stop_was_lost()
+        with pytest.raises(signals.Terminated):
+            cache.put("somekey", np.ones(100, dtype=np.int16))
+        signals.forget()
+
+    _with_our_handlers(store)
+    assert list(tmp_path.iterdir()) == [] and cache.get("somekey") is None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coach import signals
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
 from coach.speech.engine import SpeechEngine
@@ -146,6 +147,7 @@ class SpeechCache:
             with os.fdopen(fd, "wb") as out:
                 out.write(header)
                 out.write(payload)
+            signals.raise_if_stopped()  # a stop whose exception was lost: publish nothing after it
             first = self._publish(tmp, self.path(key))
             if not first:
                 existing = self._read(key)
