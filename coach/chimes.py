@@ -19,7 +19,7 @@ from coach.audio import SAMPLE_RATE, db_to_gain, fade_edges, peak_db, read_wav
 from coach.errors import ChimeError, one_line
 
 # Must match coach.routine.model.CHIME_KINDS (a test checks).
-CHIME_KINDS = ("hold_start", "midpoint", "side_switch")
+CHIME_KINDS = ("hold_start", "midpoint", "side_switch", "rest_start", "rest_end")
 CHIME_PEAK_DB = -12.0
 CHIME_FADE_SECONDS = 0.005
 MAX_CHIME_SECONDS = 2.0

@@ -8,7 +8,14 @@ Rules:
 - untimed parts (intro, setup, release, side switch, outro) follow each other with short
   gaps that stretch or shrink with the voice speed;
 - a hold is exact: chime at its start, chime at exactly start + hold/2, and it ends exactly
-  `hold` seconds after it started, whatever the voice speed, on every side;
+  `hold` seconds after it started, whatever the voice speed, on every side; its start chime
+  rings `settle` seconds (time to move, not scaled by speed) after the last setup line;
+- a rest is timed like a hold, with its own chimes (rest_start at its start, rest_end when
+  it ends) or none, and no midpoint;
+- poses are done block by block (Routine.blocks): each block on every side in turn; wherever
+  the side changes, the side_switch chime rings and the switch lines are spoken;
+- guidance chooses what is said: full, brief (no detail cues), minimal (the pose name and
+  side, the chimes and the release);
 - cues inside a hold never overlap a chime, the countdown or each other; cues that cannot
   fit at this speed are dropped, each with a warning (never overlapped silently).
 """
@@ -19,12 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from coach.audio import SAMPLE_RATE
-from coach.routine import CUE_GAP, Pose, Routine, fill_placeholders
+from coach.routine import CUE_GAP, GUIDANCE_LEVELS, Pose, Routine, fill_placeholders
 
 # Gaps in seconds at speed 1.0; divided by the speed, like the speech itself.
 GAP_BETWEEN_LINES = 0.6
 GAP_AFTER_INTRO = 1.5
-GAP_BEFORE_HOLD = 0.8
 GAP_BETWEEN_POSES = 1.5
 GAP_BEFORE_OUTRO = 2.0
 # Fixed (not scaled): quiet kept before the midpoint chime and at the end of a hold.
@@ -112,16 +118,73 @@ class TimelineOptions:
     hold: float | None = None  # overrides every pose's hold (a quick session)
     start_side: str | None = None
     countdown: int = 0  # speak the last N seconds of every hold
+    guidance: str = "full"  # one of GUIDANCE_LEVELS
+
+    def __post_init__(self) -> None:
+        if self.guidance not in GUIDANCE_LEVELS:
+            raise ValueError(f"guidance must be one of {', '.join(GUIDANCE_LEVELS)}, got {self.guidance!r}")
 
 
-def ordered_sides(routine: Routine, start_side: str | None) -> tuple[str | None, ...]:
-    sides = routine.sides
+def ordered_sides(routine: Routine, start_side: str | None,
+                  sides: tuple[str, ...] | None = None) -> tuple[str | None, ...]:
+    """The sides in the order they are done, starting with start_side; (None,) for once."""
+    sides = routine.sides if sides is None else sides
     if not sides:
         return (None,)
     if start_side and start_side in sides:
         i = sides.index(start_side)
         sides = sides[i:] + sides[:i]
     return sides
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One pose on one side (or once), in session order, with what is said for it."""
+
+    pose_number: int  # 1-based, as in the routine file
+    pose: Pose
+    side: str | None
+    other_side: str | None
+    switch: tuple[str, ...] | None  # the side changes here: the switch lines (filled), else None
+    setup: tuple[str, ...]
+    cues: tuple[tuple[float | None, str], ...]  # (at, text)
+    release: tuple[str, ...]
+
+
+def session_turns(routine: Routine, options: TimelineOptions = TimelineOptions()) -> list[Turn]:
+    """Every pose on every side in the order done, with its texts filled for the guidance level."""
+    guidance = options.guidance
+    turns: list[Turn] = []
+    previous_side = None
+    for block in routine.blocks():
+        sides = ordered_sides(routine, options.start_side, block.sides)
+        for side in sides:
+            other = _other(sides, side)
+            for k, number in enumerate(block.pose_numbers):
+                pose = routine.poses[number - 1]
+
+                def fill(lines):
+                    return tuple(fill_placeholders(line, side, other) for line in lines)
+
+                switch = None
+                if k == 0 and side is not None and previous_side is not None and side != previous_side:
+                    switch = () if guidance == "minimal" else fill(routine.switch_lines_of(pose))
+                if guidance == "minimal":
+                    setup = (_name_line(pose, side),)
+                    cues = ()
+                else:
+                    setup = fill(pose.setup)
+                    kept = [c for c in pose.cues if guidance == "full" or not c.detail]
+                    cues = tuple((c.at, fill_placeholders(c.text, side, other)) for c in kept)
+                turns.append(Turn(number, pose, side, other, switch, setup, cues, fill(pose.release)))
+                previous_side = side
+    return turns
+
+
+def _name_line(pose: Pose, side: str | None) -> str:
+    """What minimal guidance says before a hold: the pose's name and side, "Leg up, right."."""
+    name = pose.name.rstrip(" .!?:;,")
+    return f"{name}, {side}." if side else f"{name}."
 
 
 def _other(sides: tuple[str | None, ...], side: str | None) -> str | None:
@@ -136,22 +199,14 @@ def countdown_texts(n: int) -> list[str]:
 
 def spoken_texts(routine: Routine, options: TimelineOptions = TimelineOptions()) -> list[str]:
     """Every text the session may speak, placeholders filled, in order, without repeats."""
-    texts: list[str] = []
-    sides = ordered_sides(routine, options.start_side)
-
-    def add(lines, side=None):
-        for line in lines:
-            texts.append(fill_placeholders(line, side, _other(sides, side)))
-
-    add(routine.intro)
-    for i, side in enumerate(sides):
-        if i > 0:
-            add(routine.side_switch, side)
-        for pose in routine.poses:
-            add(pose.setup, side)
-            add([c.text for c in pose.cues], side)
-            add(pose.release, side)
-    add(routine.outro)
+    minimal = options.guidance == "minimal"
+    texts: list[str] = [] if minimal else list(routine.intro)
+    for turn in session_turns(routine, options):
+        texts += turn.switch or ()
+        texts += turn.setup
+        texts += [text for _, text in turn.cues]
+        texts += turn.release
+    texts += [] if minimal else routine.outro
     texts += countdown_texts(options.countdown)
     return list(dict.fromkeys(texts))
 
@@ -172,7 +227,6 @@ class _Builder:
         self.speech = speech_lengths
         self.chimes = chime_lengths
         self.options = options
-        self.sides = ordered_sides(routine, options.start_side)
         self.events: list[Event] = []
         self.sections: list[Section] = []
         self.warnings: list[str] = []
@@ -181,9 +235,9 @@ class _Builder:
     def gap(self, seconds: float) -> int:
         return samples(seconds / self.options.speed)
 
-    def say(self, lines, part, pose=None, side=None, section=None) -> None:
-        for j, line in enumerate(lines):
-            text = fill_placeholders(line, side, _other(self.sides, side))
+    def say(self, texts, part, pose=None, side=None, section=None) -> None:
+        """Speak texts (placeholders already filled) one after the other."""
+        for j, text in enumerate(texts):
             if j:
                 self.t += self.gap(GAP_BETWEEN_LINES)
             length = self.speech[text]
@@ -194,39 +248,44 @@ class _Builder:
         self.events.append(Event(at, self.chimes[kind], "chime", kind, kind, pose, side, section))
 
     def build(self) -> Timeline:
-        self.say(self.routine.intro, "intro")
-        if self.routine.intro:
+        minimal = self.options.guidance == "minimal"
+        intro = () if minimal else self.routine.intro
+        outro = () if minimal else self.routine.outro
+        self.say(intro, "intro")
+        if intro:
             self.t += self.gap(GAP_AFTER_INTRO)
-        for i, side in enumerate(self.sides):
-            for k, pose in enumerate(self.routine.poses):
-                index = len(self.sections)
-                start = self.t
-                if i > 0 and k == 0:
-                    self.side_switch(side, pose, index)
-                hold_start, hold_length = self.pose(pose, side, index)
-                self.sections.append(Section(index, k + 1, pose.name, side, start, self.t,
-                                             hold_start, hold_length))
-                self.t += self.gap(GAP_BETWEEN_POSES)
+        for turn in session_turns(self.routine, self.options):
+            index = len(self.sections)
+            start = self.t
+            if turn.switch is not None:
+                self.side_switch(turn, index)
+            hold_start, hold_length = self.pose(turn, index)
+            self.sections.append(Section(index, turn.pose_number, turn.pose.name, turn.side, start, self.t,
+                                         hold_start, hold_length))
+            self.t += self.gap(GAP_BETWEEN_POSES)
         self.t -= self.gap(GAP_BETWEEN_POSES)
-        if self.routine.outro:
+        if outro:
             self.t += self.gap(GAP_BEFORE_OUTRO)
-            self.say(self.routine.outro, "outro")
+            self.say(outro, "outro")
         end = max([self.t] + [e.end for e in self.events])
         events = sorted(self.events, key=lambda e: (e.start, e.kind != "hold", e.kind != "chime"))
         return Timeline(tuple(events), tuple(self.sections), end + samples(TAIL), tuple(self.warnings))
 
-    def side_switch(self, side, pose: Pose, index: int) -> None:
+    def side_switch(self, turn: Turn, index: int) -> None:
+        pose, side = turn.pose, turn.side
         self.chime("side_switch", self.t, pose.name, side, index)
         self.t += self.chimes["side_switch"] + self.gap(GAP_BETWEEN_LINES)
-        if self.routine.side_switch:
-            self.say(self.routine.side_switch, "switch", pose.name, side, index)
+        if turn.switch:
+            self.say(turn.switch, "switch", pose.name, side, index)
             self.t += self.gap(GAP_BETWEEN_POSES)
 
-    def pose(self, pose: Pose, side, index: int) -> tuple[int, int]:
-        self.say(pose.setup, "setup", pose.name, side, index)
-        if pose.setup:
-            self.t += self.gap(GAP_BEFORE_HOLD)
+    def pose(self, turn: Turn, index: int) -> tuple[int, int]:
+        pose, side = turn.pose, turn.side
+        self.say(turn.setup, "setup", pose.name, side, index)
+        self.t += samples(self.routine.settle_of(pose))
         hold_seconds = self.options.hold if self.options.hold is not None else pose.hold
+        if pose.rest:
+            return self.rest(turn, index, hold_seconds)
         hold_start, hold_length = self.t, samples(hold_seconds)
         midpoint = hold_start + samples(hold_seconds / 2)
         hold_end = hold_start + hold_length
@@ -242,13 +301,32 @@ class _Builder:
         countdown = self.countdown(pose, side, index, hold_start, hold_end, blocked)
         if countdown is not None:
             quiet_end = min(quiet_end, countdown - samples(CUE_GAP))
-        self.place_cues(pose, side, index, hold_start, hold_length, quiet_end, blocked)
+        self.place_cues(turn, index, hold_start, hold_length, quiet_end, blocked)
 
         # The hold itself ends exactly on time; in a hold shorter than its chimes the release
         # waits for them to stop ringing rather than speaking over them.
         self.t = max(hold_end, hold_start + self.chimes["hold_start"], midpoint + self.chimes["midpoint"])
-        self.say(pose.release, "release", pose.name, side, index)
+        self.say(turn.release, "release", pose.name, side, index)
         return hold_start, hold_length
+
+    def rest(self, turn: Turn, index: int, seconds: float) -> tuple[int, int]:
+        """A rest: exact like a hold; rest_start rings as it begins and rest_end as it ends
+        (the release follows that chime), or no chime at all; no midpoint, no countdown."""
+        pose, side = turn.pose, turn.side
+        start, length = self.t, samples(seconds)
+        end = start + length
+        self.events.append(Event(start, length, "hold", "rest", pose.name, pose.name, side, index))
+        blocked = []
+        self.t = end
+        if pose.chimes:
+            self.chime("rest_start", start, pose.name, side, index)
+            self.chime("rest_end", end, pose.name, side, index)
+            blocked.append((start, start + self.chimes["rest_start"] + samples(QUIET_AFTER_CHIME)))
+            self.t = max(end + self.chimes["rest_end"] + samples(QUIET_AFTER_CHIME),
+                         start + self.chimes["rest_start"])
+        self.place_cues(turn, index, start, length, end - samples(QUIET_BEFORE_HOLD_END), blocked)
+        self.say(turn.release, "release", pose.name, side, index)
+        return start, length
 
     def countdown(self, pose, side, index, hold_start, hold_end, blocked) -> int | None:
         """Speak the last N seconds; returns where the countdown starts, or None if none."""
@@ -267,21 +345,22 @@ class _Builder:
             self.events.append(Event(at, self.speech[text], "speech", "countdown", text, pose.name, side, index))
         return starts[0]
 
-    def place_cues(self, pose, side, index, hold_start, hold_length, quiet_end, blocked) -> None:
-        if not pose.cues:
+    def place_cues(self, turn: Turn, index, hold_start, hold_length, quiet_end, blocked) -> None:
+        if not turn.cues:
             return
-        texts = [fill_placeholders(c.text, side, _other(self.sides, side)) for c in pose.cues]
+        pose, side = turn.pose, turn.side
         windows = _free_windows(hold_start, quiet_end, blocked)
         gap = samples(CUE_GAP)
 
-        fixed = [(cue, text) for cue, text in zip(pose.cues, texts) if cue.at is not None]
-        spread = [(cue, text) for cue, text in zip(pose.cues, texts) if cue.at is None]
+        fixed = [(at, text) for at, text in turn.cues if at is not None]
+        spread = [(at, text) for at, text in turn.cues if at is None]
         placed: list[tuple[int, str]] = []
-        for cue, text in fixed:
-            start = hold_start + samples(cue.at)
+        for at, text in fixed:
+            start = hold_start + samples(at)
             if not _inside(windows, start, start + self.speech[text]):
-                self.drop(pose, side, text, f"at {cue.at:g} s it would overlap a chime, "
-                                            "another cue or the end of the hold")
+                why = "it is past the end of the hold" if at >= hold_length / SAMPLE_RATE else \
+                    "it would overlap a chime, another cue or the end of the hold"
+                self.drop(pose, side, text, f"at {at:g} s {why}")
                 continue
             placed.append((start, text))
             windows = _cut(windows, start - gap, start + self.speech[text] + gap)

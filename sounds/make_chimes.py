@@ -1,4 +1,5 @@
-"""Generate the built-in chimes: sounds/hold_start.wav, midpoint.wav, side_switch.wav.
+"""Generate the built-in chimes: sounds/hold_start.wav, midpoint.wav, side_switch.wav,
+rest_start.wav and rest_end.wav.
 
 Run `make chimes` (or `python sounds/make_chimes.py`) after changing a sound here;
 tests/test_chimes.py fails when the committed WAVs and this script disagree.
@@ -33,7 +34,7 @@ DING = ((1.0, 1.0, 0.3), (2.0, 0.12, 0.15), (2.76, 0.22, 0.09), (5.4, 0.05, 0.04
 # A soft mallet on a tuned bar: nearly harmonic, warm.
 BAR = ((1.0, 1.0, 0.45), (2.0, 0.28, 0.25), (3.0, 0.1, 0.15), (4.2, 0.05, 0.08))
 
-G4, E5, B5, E6 = 392.00, 659.26, 987.77, 1318.51
+C4, G4, E5, B5, E6 = 261.63, 392.00, 659.26, 987.77, 1318.51
 
 
 def hold_start() -> np.ndarray:
@@ -60,7 +61,26 @@ def side_switch() -> np.ndarray:
     return _finish(out)
 
 
-CHIMES = {"hold_start": hold_start, "midpoint": midpoint, "side_switch": side_switch}
+def rest_start() -> np.ndarray:
+    """A low singing bowl on C4, softer in its upper partials: lie still now."""
+    out = np.zeros(_length(1.95))
+    for ratio, amp, decay in BOWL:
+        amp *= 0.5 if ratio > 1 else 1.0
+        _add_partial(out, 0.0, C4 * ratio, amp * (1 - BOWL_TWIN), decay * 1.2)
+        _add_partial(out, 0.0, C4 * ratio * (1 + BOWL_BEAT), amp * BOWL_TWIN, decay * 1.2)
+    return _finish(out)
+
+
+def rest_end() -> np.ndarray:
+    """Two soft bars rising from G4 to E5, slower than the side switch: the rest is over."""
+    out = np.zeros(_length(1.8))
+    _add_note(out, 0.0, G4, BAR, 0.8)
+    _add_note(out, 0.45, E5, BAR, 1.0)
+    return _finish(out)
+
+
+CHIMES = {"hold_start": hold_start, "midpoint": midpoint, "side_switch": side_switch,
+          "rest_start": rest_start, "rest_end": rest_end}
 
 
 def synthesize() -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import string
 import unicodedata
 from pathlib import Path
@@ -20,8 +21,10 @@ from coach.routine.model import (
     CHIME_KINDS,
     CUE_GAP,
     DEFAULT_HOLD,
+    DEFAULT_SETTLE,
     DEFAULT_SIDES,
     MAX_HOLD,
+    MAX_SETTLE,
     MAX_SPEED,
     MIN_HOLD,
     MIN_SPEED,
@@ -41,12 +44,15 @@ MAX_SIDES = 4
 MAX_SIDE_NAME_CHARS = 40
 MAX_SESSION_SECONDS = 4 * 3600
 
-_TOP_KEYS = ("title", "description", "credit", "props", "intro", "outro", "side_switch",
+_TOP_KEYS = ("title", "description", "credit", "props", "language", "intro", "outro", "side_switch",
              "defaults", "chimes", "poses")
-_DEFAULT_KEYS = ("hold", "sides", "speed", "voice")
-_POSE_KEYS = ("name", "targets", "setup", "hold", "cues", "release")
-_CUE_KEYS = ("text", "at")
-_TOP_ONLY = ("title", "description", "credit", "props", "intro", "outro", "side_switch")
+_DEFAULT_KEYS = ("hold", "sides", "speed", "voice", "settle", "min_hold", "max_hold")
+_POSE_KEYS = ("name", "targets", "setup", "hold", "cues", "release", "sides", "group", "side_switch",
+              "rest", "chimes", "settle", "min_hold", "max_hold")
+_CUE_KEYS = ("text", "at", "detail")
+_TOP_ONLY = ("title", "description", "credit", "props", "language", "intro", "outro")
+# An espeak-ng language code: "de", "fr", "en-gb", "pt-br", "cmn".
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*")
 
 
 def _type_name(value: Any) -> str:
@@ -238,15 +244,21 @@ class Validator:
                             key="defaults")
         self._unknown_keys(defaults, _DEFAULT_KEYS, "[defaults]", defaults_place)
         sides = self._sides(defaults.get("sides", list(DEFAULT_SIDES)), defaults_place)
-        no_sides = None if sides else "this routine has no sides (defaults.sides is empty)"
         hold = self._number(defaults.get("hold", DEFAULT_HOLD), "hold", defaults_place,
                             MIN_HOLD, MAX_HOLD, "seconds")
+        settle = self._number(defaults.get("settle", DEFAULT_SETTLE), "settle", defaults_place,
+                              0, MAX_SETTLE, "seconds")
+        min_hold, max_hold = self._hold_bounds(defaults, defaults_place)
         speed = defaults.get("speed")
         if speed is not None:
             speed = self._number(speed, "speed", defaults_place, MIN_SPEED, MAX_SPEED, "")
         voice = defaults.get("voice")
         if voice is not None:
             voice = self._text(voice, "voice", defaults_place, limit=200)
+
+        language = data.get("language")
+        if language is not None:
+            language = self._language(language)
 
         if "title" not in data:
             raise self.fail('the routine has no title; add a line like title = "Evening stretch" at the top')
@@ -261,7 +273,6 @@ class Validator:
         after_sides = "the outro is spoken after both sides are done"
         intro = self._lines(data.get("intro", []), "intro", no_side_because=before_sides)
         outro = self._lines(data.get("outro", []), "outro", no_side_because=after_sides)
-        side_switch = self._lines(data.get("side_switch", []), "side_switch", no_side_because=no_sides)
 
         poses_data = data.get("poses")
         if poses_data is None or poses_data == []:
@@ -273,31 +284,67 @@ class Validator:
             raise self.fail(f"poses must be [[poses]] tables, got {_found(poses_data)}", key="poses")
         if len(poses_data) > MAX_POSES:
             raise self.fail(f"the routine has {len(poses_data)} poses; at most {MAX_POSES}", key="poses")
-        poses = tuple(self._pose(n, p, hold, speed or 1.0, no_sides) for n, p in enumerate(poses_data, 1))
+        poses = tuple(self._pose(n, p, hold, speed or 1.0, sides) for n, p in enumerate(poses_data, 1))
+        sided = sides or any(p.sides or (p.sides is None and not p.rest) for p in poses)
+        no_sides = None if sided else "this routine has no sides (defaults.sides is empty)"
+        side_switch = self._lines(data.get("side_switch", []), "side_switch", no_side_because=no_sides)
 
         routine = Routine(
             title=title, poses=poses, description=description, credit=credit, props=props,
             sides=sides, hold=hold, speed=speed, voice=voice, intro=intro, outro=outro,
             side_switch=side_switch, chimes=self._chimes(data.get("chimes", {})), source=self.path,
+            settle=settle, min_hold=min_hold, max_hold=max_hold, language=language,
         )
+        for number, pose in enumerate(poses, 1):
+            low, high = routine.hold_bounds(pose)
+            if low > high:  # only when both are written: a default maximum is never below the minimum
+                raise self.fail(f"min_hold ({_num(low)} s) is above max_hold ({_num(high)} s); "
+                                "make min_hold the smaller", Place(pose=(number, short(pose.name))), "min_hold")
         self._check_length(routine)
         return routine
 
     def _sides(self, value: Any, place: Place) -> tuple[str, ...]:
+        label = place.label("sides")
         if not isinstance(value, list):
-            raise self.fail(f'defaults.sides must be a list of side names like ["right", "left"] (or [] for '
+            raise self.fail(f'{label} must be a list of side names like ["right", "left"] (or [] for '
                             f"none), got {_found(value)}", place, "sides")
         if len(value) > MAX_SIDES:
-            raise self.fail(f"defaults.sides has {len(value)} sides; at most {MAX_SIDES}", place, "sides")
-        sides = tuple(self._text(s, "sides", place, label=f"defaults.sides item {n}", limit=MAX_SIDE_NAME_CHARS)
+            raise self.fail(f"{label} has {len(value)} sides; at most {MAX_SIDES}", place, "sides")
+        sides = tuple(self._text(s, "sides", place, label=f"{label} item {n}", limit=MAX_SIDE_NAME_CHARS)
                       for n, s in enumerate(value, 1))
         if len(set(sides)) != len(sides):
-            raise self.fail(f"defaults.sides names a side twice, got {_toml_repr(list(sides))}; "
+            raise self.fail(f"{label} names a side twice, got {_toml_repr(list(sides))}; "
                             "each side once, e.g. [\"right\", \"left\"]", place, "sides")
         return sides
 
+    def _flag(self, value: Any, key: str, place: Place, label: str | None = None) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(f"{label or place.label(key)} must be true or false (no quotes), got {_found(value)}",
+                            place, key)
+        return value
+
+    def _hold_bounds(self, table: dict[str, Any], place: Place) -> tuple[float | None, float | None]:
+        bounds = []
+        for key in ("min_hold", "max_hold"):
+            value = table.get(key)
+            bounds.append(None if value is None else
+                          self._number(value, key, place, MIN_HOLD, MAX_HOLD, "seconds"))
+        low, high = bounds
+        if low is not None and high is not None and low > high:
+            raise self.fail(f"{place.label('min_hold')} ({_num(low)} s) is above {place.label('max_hold')} "
+                            f"({_num(high)} s); make min_hold the smaller", place, "min_hold")
+        return low, high
+
+    def _language(self, value: Any) -> str:
+        text = self._text(value, "language", limit=40)
+        code = text.strip().lower().replace("_", "-")
+        if not _LANGUAGE.fullmatch(code):
+            raise self.fail(f"language must be a language code like \"de\", \"fr\" or \"en-gb\" "
+                            f"(`coach voices` lists them), got {_toml_repr(text)}", key="language")
+        return code
+
     def _pose(self, number: int, data: dict[str, Any], default_hold: float, speed: float,
-              no_sides: str | None) -> Pose:
+              routine_sides: tuple[str, ...]) -> Pose:
         raw_name = data.get("name")
         shown_name = short(raw_name) if isinstance(raw_name, str) and raw_name.strip() else None
         place = Place(pose=(number, shown_name))
@@ -306,6 +353,36 @@ class Validator:
             raise self.fail('has no name; add a line like name = "Leg up" to this [[poses]] table', place)
         name = self._text(raw_name, "name", place, limit=100)
         hold = self._number(data.get("hold", default_hold), "hold", place, MIN_HOLD, MAX_HOLD, "seconds")
+        rest = self._flag(data.get("rest", False), "rest", place)
+        chimes = data.get("chimes", True)
+        if not rest and "chimes" in data:
+            raise self.fail("chimes = true/false is for a rest (rest = true); a pose's hold always has its "
+                            "chimes. Sounds of your own go in a [chimes] table at the top of the file",
+                            place, "chimes")
+        chimes = self._flag(chimes, "chimes", place)
+        sides = None if "sides" not in data else self._sides(data["sides"], place)
+        done_on = (() if rest else routine_sides) if sides is None else sides
+        if done_on:
+            no_sides = None
+        elif rest and sides is None:
+            no_sides = "a rest is done once; add sides = [\"right\", \"left\"] to this rest to do it on each side"
+        elif sides is None:
+            no_sides = "this routine has no sides (defaults.sides is empty)"
+        else:
+            no_sides = "this pose is done once (sides = [])"
+        group = self._text(data.get("group", ""), "group", place, allow_empty=True, limit=100)
+        if group and not done_on:
+            raise self.fail(f"group {_toml_repr(group)} only joins poses done on each side, but {no_sides}",
+                            place, "group")
+        side_switch = None if "side_switch" not in data else \
+            self._lines(data["side_switch"], "side_switch", place, no_side_because=no_sides)
+        if side_switch is not None and not done_on:
+            raise self.fail(f"side_switch is spoken when the side changes before this pose, but {no_sides}",
+                            place, "side_switch")
+        settle = data.get("settle")
+        if settle is not None:
+            settle = self._number(settle, "settle", place, 0, MAX_SETTLE, "seconds")
+        min_hold, max_hold = self._hold_bounds(data, place)
         pose = Pose(
             name=name,
             targets=self._text(data.get("targets", ""), "targets", place, allow_empty=True),
@@ -313,6 +390,8 @@ class Validator:
             hold=hold,
             cues=self._cues(data.get("cues", []), place, hold, no_sides),
             release=self._lines(data.get("release", []), "release", place, no_side_because=no_sides),
+            sides=sides, rest=rest, chimes=chimes, settle=settle, min_hold=min_hold, max_hold=max_hold,
+            side_switch=side_switch, group=group,
         )
         self._check_cues_fit(pose, place, speed)
         return pose
@@ -337,7 +416,8 @@ class Validator:
                 if at >= hold:
                     raise self.fail(f"{label}: at must be a second inside the {_num(hold)} s hold, from 0 "
                                     f"to under {_num(hold)}, got {_num(at)}", cue_place, "at")
-            cues.append(Cue(text, at))
+            detail = self._flag(item.get("detail", False), "detail", cue_place, label=f"{label}: detail")
+            cues.append(Cue(text, at, detail))
         return tuple(cues)
 
     def _check_cues_fit(self, pose: Pose, place: Place, speed: float) -> None:
@@ -345,7 +425,8 @@ class Validator:
         if not pose.cues:
             return
         needed = sum(estimate_speech_seconds(c.text, speed) + CUE_GAP for c in pose.cues)
-        available = pose.hold - 2 * CHIME_CLEARANCE
+        chimes_inside = (1 if pose.chimes else 0) if pose.rest else 2  # a rest's end chime rings after it
+        available = pose.hold - chimes_inside * CHIME_CLEARANCE
         if needed > available:
             raise self.fail(
                 f"{len(pose.cues)} cues need about {needed:.0f} s but the {_num(pose.hold)} s hold leaves "
@@ -387,9 +468,12 @@ class Validator:
         def say(lines) -> float:
             return sum(estimate_speech_seconds(t, speed) for t in lines)
 
-        sides = max(1, len(routine.sides))
-        per_side = sum(p.hold + say(p.setup) + say(p.release) for p in routine.poses)
-        total = say(routine.intro) + say(routine.outro) + sides * per_side + (sides - 1) * say(routine.side_switch)
+        sides = max(1, len(routine.all_sides))
+        total = say(routine.intro) + say(routine.outro)
+        for pose in routine.poses:
+            times = max(1, len(routine.sides_of(pose)))
+            total += times * (pose.hold + say(pose.setup) + say(pose.release)) \
+                + (times - 1) * say(routine.switch_lines_of(pose))
         if total > MAX_SESSION_SECONDS:
             raise self.fail(f"the session would last about {total / 3600:.1f} hours "
                             f"({len(routine.poses)} poses x {sides} sides); a routine may last at most "
