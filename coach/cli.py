@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
+import io
 import os
+import shutil
 import signal
 import sys
 
@@ -41,7 +44,7 @@ from typing import Annotated, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from coach import __version__, signals
-from coach.errors import CoachError, one_line
+from coach.errors import CoachError, OutputError, one_line
 
 app = typer.Typer(
     name="coach",
@@ -71,7 +74,8 @@ VolumeOpt = Annotated[Optional[float], typer.Option("--volume", help="Loudness o
 
 def version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"coach {__version__}")
+        with user_errors():
+            write_output(f"coach {__version__}")
         raise typer.Exit()
 
 
@@ -84,8 +88,83 @@ def root(
 
 
 def fail(message: str, code: int = 1) -> None:
-    typer.secho(f"Error: {one_line(message)}", err=True, fg="red")
+    _to_stderr(f"Error: {one_line(message)}", fg="red")
     raise typer.Exit(code=code)
+
+
+# ---------------------------------------------------------------------------
+# Output. Every command writes what it prints through write_output, the one place stdout is
+# written: a full disk, an I/O error or a closed stdout is one line on stderr and exit 1.
+
+_stdout_gone = False  # the reader went away (`| head -1`): the rest of the output goes nowhere
+
+
+def write_output(text: str, end: str = "\n") -> None:
+    """`text` on stdout, as UTF-8 whatever the locale says, flushed at once.
+
+    A reader that went away ends the output quietly; any other failure is an OutputError.
+    """
+    global _stdout_gone
+    if _stdout_gone:
+        return
+    stream = sys.stdout
+    if stream is None:  # started with stdout closed (`>&-`)
+        raise OutputError(_output_failure(None))
+    try:
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:
+            stream.write(text + end)
+            stream.flush()
+        else:
+            stream.flush()
+            view = memoryview((text + end).encode("utf-8"))
+            while view:  # under `python -u` a raw write may take only part of it
+                view = view[buffer.write(view) or 0:]
+            buffer.flush()
+    except BrokenPipeError:
+        _stdout_gone = True
+        _discard(stream)
+    except (OSError, ValueError) as err:  # ValueError: the stream was closed
+        _discard(stream)
+        raise OutputError(_output_failure(err)) from None
+
+
+def _output_failure(err: BaseException | None) -> str:
+    code = getattr(err, "errno", None)
+    if err is None or code == errno.EBADF or isinstance(err, ValueError):
+        return ("cannot write to standard output: it is closed; run the command with its output going "
+                "to a terminal, a file or a pipe")
+    if code == errno.ENOSPC:
+        return "cannot write to standard output: no space left on device; free some space or send the output elsewhere"
+    if code == errno.EIO:
+        return "cannot write to standard output: input/output error (did the terminal close?)"
+    return f"cannot write to standard output: {getattr(err, 'strerror', None) or err}"
+
+
+def _discard(stream) -> None:
+    # Point the stream's descriptor at /dev/null: Python flushes it again at exit, and a second
+    # failure there would print "Exception ignored" and change the exit code to 120.
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+
+
+def _to_stderr(line: str, **style) -> None:
+    """One line on stderr; if stderr itself is gone (closed, full, a hung-up terminal), nothing."""
+    try:
+        typer.secho(line, err=True, **style)
+    except (OSError, ValueError):
+        _discard(sys.stderr)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except ValueError:
+        return False
 
 
 @contextmanager
@@ -130,8 +209,7 @@ def _stopped(stop: BaseException) -> int:
 def _say_if_possible(line: str) -> None:
     # After SIGHUP the terminal is gone: writing to it fails (EIO), and that must not turn a
     # clean stop into a traceback.
-    with contextlib.suppress(OSError):
-        typer.echo(line, err=True)
+    _to_stderr(line)
 
 
 def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
@@ -176,11 +254,11 @@ def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=N
     warnings = session.timeline.warnings
     if len(warnings) > 2 and not every_warning:
         # A short --hold can leave out every cue: one line, and `coach plan` names each one.
-        typer.secho(f"Warning: {len(warnings)} cues or countdowns left out: they do not fit the holds at this "
-                    "length and speed; `coach plan` with the same options lists them", err=True, fg="yellow")
+        _to_stderr(f"Warning: {len(warnings)} cues or countdowns left out: they do not fit the holds at this "
+                    "length and speed; `coach plan` with the same options lists them", fg="yellow")
         warnings = ()
     for warning in warnings:
-        typer.secho(f"Warning: {warning}", err=True, fg="yellow")
+        _to_stderr(f"Warning: {warning}", fg="yellow")
     return session
 
 
@@ -203,17 +281,18 @@ def validate(
     from coach.session import load_routine_chimes
 
     failed = 0
-    for name in routines:
-        try:
-            routine = load_routine(name)
-            load_routine_chimes(routine)
-        except CoachError as err:
-            typer.secho(f"Error: {err}", err=True, fg="red")
-            failed += 1
-            continue
-        sides = ", ".join(routine.sides) or "no sides"
-        typer.echo(f"ok  {routine.source}: {routine.title!r}, {len(routine.poses)} poses, "
-                   f"sides: {sides}, total hold {clock(routine.total_hold_seconds)}")
+    with user_errors():
+        for name in routines:
+            try:
+                routine = load_routine(name)
+                load_routine_chimes(routine)
+            except CoachError as err:
+                _to_stderr(f"Error: {err}", fg="red")
+                failed += 1
+                continue
+            sides = ", ".join(routine.sides) or "no sides"
+            write_output(f"ok  {routine.source}: {routine.title!r}, {len(routine.poses)} poses, "
+                         f"sides: {sides}, total hold {clock(routine.total_hold_seconds)}")
     if failed:
         raise typer.Exit(code=1)
 
@@ -226,7 +305,7 @@ def list_routines() -> None:
     with user_errors():
         found = available_routines()
         if not found:
-            typer.echo("No routines found.")
+            write_output("No routines found.")
         for name, path in found.items():
             try:
                 routine = load_routine(path)
@@ -234,8 +313,8 @@ def list_routines() -> None:
                           f"holds {clock(routine.total_hold_seconds)})"
             except CoachError as err:
                 summary = f"(invalid: {err})"
-            typer.echo(f"{name:24} {summary}")
-        typer.echo(f"\nYour own routines go in {user_cues_dir()}")
+            write_output(f"{name:24} {summary}")
+        write_output(f"\nYour own routines go in {user_cues_dir()}")
 
 
 @app.command()
@@ -262,10 +341,13 @@ def plan(
                      "hold": f"hold {event.duration_s:g} s"}[event.kind]
             text = "" if event.kind != "speech" else event.text
             table.add_row(precise_clock(event.start_s), event.side or "", event.pose or "", label, text)
-        console = Console(width=None if sys.stdout.isatty() else 160)
+        terminal = _stdout_is_terminal()
+        console = Console(file=io.StringIO(), force_terminal=terminal,
+                          width=shutil.get_terminal_size().columns if terminal else 160)
         console.print(table)
         console.print(f"Total length: {clock(session.timeline.length_s)} "
                       f"({session.timeline.length_s:.1f} s) at speed {session.options.speed:g}")
+        write_output(console.file.getvalue(), end="")
 
 
 @app.command()
@@ -283,18 +365,20 @@ def export(
     volume: VolumeOpt = None,
 ) -> None:
     """Write the session to a file: audio, script or captions. Example: coach export -o session.wav --speed 0.9"""
-    from coach.export import check_output, write_export
+    from coach.export import STDOUT, check_output, render_text, write_export
 
     with user_errors():
         fmt = check_output(output, fmt, force)
         session = _session(routine, speed, voice, engine, hold, side, countdown, volume)
+        if output == STDOUT:
+            write_output(render_text(session, fmt), end="")
+            return
         update, done = _progress("Writing audio") if fmt == "wav" else (None, lambda: None)
         try:
             write_export(session, output, fmt, force=force, progress=update)
         finally:
             done()
-        if output != "-":
-            typer.secho(f"Wrote {output} ({fmt}, {clock(session.timeline.length_s)})", err=True)
+        _to_stderr(f"Wrote {output} ({fmt}, {clock(session.timeline.length_s)})")
 
 
 @app.command()
@@ -337,9 +421,9 @@ def voices(engine: EngineOpt = None) -> None:
     with user_errors():
         found, unavailable = (list_voices(engine), {}) if engine else list_all_voices()
         for v in found:
-            typer.echo(f"{v.engine:7} {v.id:28} {v.name:32} {', '.join(v.languages)}")
+            write_output(f"{v.engine:7} {v.id:28} {v.name:32} {', '.join(v.languages)}")
         for name, reason in unavailable.items():
-            typer.secho(f"{name}: not available ({reason})", err=True, fg="yellow")
+            _to_stderr(f"{name}: not available ({reason})", fg="yellow")
 
 
 @config_app.command("show")
@@ -351,9 +435,9 @@ def config_show() -> None:
 
     with user_errors():
         settings = load_settings()
-        typer.echo(f"# {config_path()}")
+        write_output(f"# {config_path()}")
         for key, value in asdict(settings).items():
-            typer.echo(f"{key} = {value if value is not None else '(engine default)'}")
+            write_output(f"{key} = {value if value is not None else '(engine default)'}")
 
 
 @config_app.command("set")
@@ -366,7 +450,7 @@ def config_set(
 
     with user_errors():
         settings = set_setting(key, value)
-        typer.echo(f"{key} = {getattr(settings, key)}  (saved in {config_path()})")
+        write_output(f"{key} = {getattr(settings, key)}  (saved in {config_path()})")
 
 
 @config_app.command("reset")
@@ -376,7 +460,7 @@ def config_reset() -> None:
 
     with user_errors():
         path = reset_settings()
-        typer.echo(f"Settings reset ({path} removed).")
+        write_output(f"Settings reset ({path} removed).")
 
 
 @cache_app.command("show")
@@ -387,8 +471,8 @@ def cache_show() -> None:
     with user_errors():
         cache = SpeechCache(cache_dir())
         count, size = cache.usage()
-        typer.echo(f"# {cache.directory}")
-        typer.echo(f"{count} clips, {megabytes(size)}")
+        write_output(f"# {cache.directory}")
+        write_output(f"{count} clips, {megabytes(size)}")
 
 
 @cache_app.command("clear")
@@ -399,7 +483,7 @@ def cache_clear() -> None:
     with user_errors():
         cache = SpeechCache(cache_dir())
         count, size = cache.clear()
-        typer.echo(f"Removed {count} clips ({megabytes(size)}) from {cache.directory}.")
+        write_output(f"Removed {count} clips ({megabytes(size)}) from {cache.directory}.")
 
 
 def megabytes(size: int) -> str:
@@ -413,18 +497,42 @@ def main() -> None:
     signals.install()
     sys.unraisablehook = _quiet_about_stops(sys.unraisablehook)
     atexit.register(_stop_at_exit)
+    _hold_closed_descriptors()
     try:
         app()  # ends by SystemExit, always (typer's standalone mode)
-    except SystemExit as done:
+    except SystemExit:
         stop = signals.recorded_stop()
         if stop is None or _stop_reported:
             raise
         sys.exit(_stopped(stop))
     except BaseException as err:
         stop = signals.stop_behind(err) or signals.recorded_stop()
-        if stop is None:
-            raise
-        sys.exit(_stopped(stop))
+        if stop is not None:
+            sys.exit(_stopped(stop))
+        if isinstance(err, CoachError):  # from typer's own output (--help) or an option callback
+            _to_stderr(f"Error: {one_line(str(err))}", fg="red")
+            sys.exit(err.exit_code)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EIO, errno.EBADF):
+            _discard(sys.stdout)
+            _to_stderr(f"Error: {_output_failure(err)}", fg="red")
+            sys.exit(1)
+        raise
+
+
+def _hold_closed_descriptors() -> None:
+    # Started with stdin, stdout or stderr closed (`>&-`): the next file opened would get that
+    # number, and whatever is written to "stdout" (by a speech engine, say) would land in an
+    # output file. Hold each closed one with /dev/null; sys.stdout stays None, so a command's
+    # output still fails with one clear line.
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                held = os.open(os.devnull, os.O_RDWR)
+                if held != fd:
+                    os.dup2(held, fd)
+                    os.close(held)
 
 
 def _quiet_about_stops(report_unraisable):

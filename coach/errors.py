@@ -69,6 +69,10 @@ class ExportError(CoachError):
     """An export that cannot be written."""
 
 
+class OutputError(CoachError):
+    """A command's output cannot be written: a full disk, an I/O error, a closed stdout."""
+
+
 class SettingsError(CoachError):
     """A broken or invalid user settings file, or a bad value for a setting."""
 

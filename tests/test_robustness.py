@@ -818,6 +818,83 @@ def test_stdout_closed_early_prints_no_traceback(dirs, long_routine, warm_long_c
     assert result.stderr == "" and result.returncode == 0
 
 
+COMMANDS_THAT_PRINT = {
+    "list": ["list"],
+    "plan": ["plan", SHORT],
+    "export-txt": ["export", "-o", "-", "--format", "txt", SHORT],
+    "export-srt": ["export", "-o", "-", "--format", "srt", SHORT],
+    "validate": ["validate", SHORT],
+    "voices": ["voices", "--engine", "espeak"],
+    "config-show": ["config", "show"],
+    "cache-show": ["cache", "show"],
+    "version": ["--version"],
+    "help": ["--help"],
+}
+FULL = "Error: cannot write to standard output: no space left on device; free some space or send the output elsewhere"
+CLOSED = ("Error: cannot write to standard output: it is closed; run the command with its output going to a "
+          "terminal, a file or a pipe")
+
+
+def _in_shell(args, redirect: str, dirs) -> subprocess.CompletedProcess:
+    command, env = coach_command(*args, cache=dirs["cache"], config=dirs["config"])
+    shell = " ".join(f"'{part}'" for part in command) + " " + redirect
+    return subprocess.run(["bash", "-c", shell], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", list(COMMANDS_THAT_PRINT))
+def test_output_to_a_full_disk_is_one_line_exit_1(dirs, command):
+    result = _in_shell(COMMANDS_THAT_PRINT[command], "> /dev/full", dirs)
+    assert (result.returncode, result.stderr) == (1, FULL + "\n")
+
+
+@pytest.mark.parametrize("command", ["list", "export-srt", "validate", "version"])
+def test_output_to_a_closed_stdout_is_one_line_exit_1(dirs, command):
+    result = _in_shell(COMMANDS_THAT_PRINT[command], ">&-", dirs)
+    assert (result.returncode, result.stderr) == (1, CLOSED + "\n")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("stderr", ["2>&-", "2>/dev/full"])
+@pytest.mark.parametrize("command", ["list", "export-txt"])
+def test_when_stderr_is_gone_too_coach_exits_quietly_with_the_code(dirs, command, stderr):
+    # The shell reports what happened to its own stderr: nothing may come from coach there.
+    result = _in_shell(COMMANDS_THAT_PRINT[command], f"> /dev/full {stderr}; echo \"exit $?\" >&2", dirs)
+    assert result.stderr == "exit 1\n" and result.stdout == ""
+
+
+def test_an_export_to_a_file_does_not_need_stdout(dirs):
+    result = _in_shell(["export", SHORT, "-o", dirs["out"] / "s.txt"], "> /dev/full", dirs)
+    assert result.returncode == 0 and listing(dirs["out"]) == ["s.txt"]
+
+
+@pytest.mark.parametrize("command", ["list", "plan", "validate"])
+def test_a_reader_that_leaves_early_ends_the_output_quietly(dirs, command):
+    result = _in_shell(COMMANDS_THAT_PRINT[command], "| true; exit ${PIPESTATUS[0]}", dirs)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_every_command_writes_its_output_through_the_cli_edge():
+    """stdout is written in one place (cli.write_output), so each failure above is one line."""
+    import ast
+
+    import coach.cli
+
+    tree = ast.parse(Path(coach.cli.__file__).read_text())
+
+    def writes_to_stdout(call: ast.Call) -> bool:
+        if any(k.arg in ("err", "file") for k in call.keywords):
+            return False
+        if isinstance(call.func, ast.Name):
+            return call.func.id == "print"
+        return isinstance(call.func, ast.Attribute) and call.func.attr in ("echo", "secho") or \
+            isinstance(call.func, ast.Attribute) and call.func.attr == "print" and \
+            not (isinstance(call.func.value, ast.Name) and call.func.value.id == "console")  # into a string
+
+    direct = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call) and writes_to_stdout(node)]
+    assert direct == [], f"coach/cli.py writes to stdout directly on lines {direct}; use write_output"
+
+
 # ---------------------------------------------------------------------------
 # Properties: no speech ever overlaps any chime (test_timeline.py checks the rest).
 # Holds here are at least twice the longest chime; shorter ones are the known gap below.
