@@ -36,15 +36,16 @@ setup-test: .system-packages-test $(TESTSTAMP)
 	@PYTHON=$(PYTHON) scripts/install-system-packages.sh --test
 .PHONY: .system-packages .system-packages-test
 
+# The media extra (PyAV) is what `coach export -o session.m4a` (and mp3, opus) needs.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[media]'
 	@touch $@
 
 # The suite also covers the optional natural voice (Piper), so the test set-up installs it.
 $(TESTSTAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[test,natural]'
+	$(BIN)/python -m pip install -q -e '.[test,natural,media]'
 	@touch $(STAMP) $@
 
 natural: setup

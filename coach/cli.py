@@ -354,7 +354,8 @@ def plan(
 def export(
     output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (text formats).")],
     routine: RoutineArg = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, txt, md, srt, vtt or json; default: from the file suffix.", show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, m4a, mp3, opus, txt, md, srt, vtt or json; default: from the file suffix.", show_default=False)] = None,
+    bitrate: Annotated[Optional[str], typer.Option("--bitrate", "-b", help="For m4a, mp3 and opus, e.g. 64k; default: AAC 48k, MP3 VBR V5, Opus 24k.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     speed: SpeedOpt = None,
     voice: VoiceOpt = None,
@@ -368,14 +369,16 @@ def export(
     from coach.export import STDOUT, check_output, render_text, write_export
 
     with user_errors():
-        fmt = check_output(output, fmt, force)
+        fmt = check_output(output, fmt, force, bitrate)
         session = _session(routine, speed, voice, engine, hold, side, countdown, volume)
         if output == STDOUT:
             write_output(render_text(session, fmt), end="")
             return
-        update, done = _progress("Writing audio") if fmt == "wav" else (None, lambda: None)
+        label = {"wav": "Writing audio", "m4a": "Encoding audio", "mp3": "Encoding audio",
+                 "opus": "Encoding audio"}.get(fmt)
+        update, done = _progress(label) if label else (None, lambda: None)
         try:
-            write_export(session, output, fmt, force=force, progress=update)
+            write_export(session, output, fmt, force=force, bitrate=bitrate, progress=update)
         finally:
             done()
         _to_stderr(f"Wrote {output} ({fmt}, {clock(session.timeline.length_s)})")

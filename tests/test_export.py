@@ -390,7 +390,7 @@ def test_pick_format_from_suffix_option_and_stdout():
 
 
 @pytest.mark.parametrize("output, fmt, words", [
-    ("session.mp3", None, ["session.mp3", "wav", "json", "--format"]),
+    ("session.flac", None, ["session.flac", "wav", "m4a", "json", "--format"]),
     ("session", None, ["no suffix", "--format"]),
     ("a.txt", "ogg", ["'ogg'", "wav, txt, md, srt, vtt, json"]),
     ("-", "wav", ["stdout", "file name"]),

@@ -1,10 +1,13 @@
-"""The session as audio: a 16-bit mono WAV, written sound by sound."""
+"""The session as audio: a 16-bit mono WAV written sound by sound, and the same samples
+as consecutive blocks for the encoders of the compressed formats (coach.export.encoded)."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
+
+import numpy as np
 
 from coach.audio import SAMPLE_RATE, to_int16
 from coach.errors import ExportError
@@ -54,3 +57,28 @@ def write_wav_stream(handle: BinaryIO, session: Session,
         progress(total, total)
     return total
 
+
+
+PCM_BLOCK = 1 << 16  # samples per block handed to an encoder: about 3 s
+
+
+def pcm_blocks(session: Session, block: int = PCM_BLOCK) -> Iterator[tuple[int, np.ndarray]]:
+    """The whole session as consecutive 16-bit blocks (start sample, samples), silence
+    included, for an encoder that needs every sample; each block is at most `block` long
+    and is only valid until the next one is asked for."""
+    total = session.timeline.length
+    silence = np.zeros(block, dtype=np.int16)
+    at = 0
+    for start, sound in session_sounds(session.timeline, session.speech, session.chimes,
+                                       session.options.volume):
+        yield from _silence(silence, at, start)
+        pcm = to_int16(sound, scratch=True)
+        for offset in range(0, len(pcm), block):
+            yield start + offset, pcm[offset:offset + block]
+        at = start + len(pcm)
+    yield from _silence(silence, at, total)
+
+
+def _silence(zeros: np.ndarray, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
+    for at in range(start, end, len(zeros)):
+        yield at, zeros[:min(len(zeros), end - at)]

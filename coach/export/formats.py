@@ -6,13 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from coach.errors import UsageError
+from coach.export.encoded import PAGE_AUDIO, check_encoder, parse_bitrate
 from coach.files import check_target
 
-FORMATS = ("wav", "txt", "md", "srt", "vtt", "json")
-TEXT_FORMATS = FORMATS[1:]
+TEXT_FORMATS = ("txt", "md", "srt", "vtt", "json")
+ENCODED_FORMATS = ("m4a", "mp3", "opus")  # compressed audio, through PyAV
+PAGE_FORMAT = "html"
+# In this order in messages (the first six were the only ones once; scripts match on them).
+FORMATS = ("wav", *TEXT_FORMATS, *ENCODED_FORMATS)
 STDOUT = "-"
 # Names people use for the same formats, as a file suffix or a --format value.
-_ALIASES = {"wave": "wav", "text": "txt", "markdown": "md", "webvtt": "vtt"}
+_ALIASES = {"wave": "wav", "text": "txt", "markdown": "md", "webvtt": "vtt", "aac": "m4a",
+            "htm": "html"}
 
 
 def pick_format(output: str, fmt: str | None = None) -> str:
@@ -29,9 +34,11 @@ def pick_format(output: str, fmt: str | None = None) -> str:
         if name not in FORMATS:
             what = f"suffix {suffix!r}" if suffix else "no suffix"
             raise UsageError(f"cannot tell the format of {output!r} ({what}); name the file "
-                             f"*.wav, *.txt, *.md, *.srt, *.vtt or *.json, or give --format")
+                             f"*.wav, *.m4a, *.mp3, *.opus, *.txt, *.md, *.srt, *.vtt or *.json, "
+                             "or give --format")
     if output == STDOUT and name not in TEXT_FORMATS:
-        raise UsageError(f"{name.upper()} audio cannot be written to stdout (-o -); give a file name, "
+        what = "the session page" if name == PAGE_FORMAT else f"{name.upper()} audio"
+        raise UsageError(f"{what} cannot be written to stdout (-o -); give a file name, "
                          f"e.g. -o session.{name}")
     return name
 
@@ -41,11 +48,27 @@ def _normalise(name: str) -> str:
     return _ALIASES.get(name, name)
 
 
-def check_output(output: str, fmt: str | None = None, force: bool = False) -> str:
-    """The format, after checking the target can be written; call it before building the
-    session so that a file that exists (without --force) costs no synthesis."""
+def check_output(output: str, fmt: str | None = None, force: bool = False,
+                 bitrate: str | None = None) -> str:
+    """The format, after checking the target can be written, the bitrate makes sense and
+    the encoder is installed; call it before building the session so that a mistake
+    costs no synthesis."""
     name = pick_format(output, fmt)
+    if bitrate is not None:
+        parse_bitrate_for(name, bitrate)
+    if name in ENCODED_FORMATS or name == PAGE_FORMAT:
+        check_encoder(name)
     if output != STDOUT:
         check_target(Path(output), force=force)
     return name
+
+
+def parse_bitrate_for(name: str, bitrate: str | None) -> int | None:
+    """--bitrate in bits per second for a compressed format (the page's audio is AAC)."""
+    if bitrate is None:
+        return None
+    if name not in ENCODED_FORMATS and name != PAGE_FORMAT:
+        raise UsageError(f"--bitrate is for compressed audio ({', '.join(ENCODED_FORMATS)}, "
+                         f"{PAGE_FORMAT}); {name} has none")
+    return parse_bitrate(bitrate, PAGE_AUDIO if name == PAGE_FORMAT else name)
 

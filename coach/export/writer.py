@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 from coach.errors import UsageError
 from coach.export.audio import write_wav_stream
 from coach.export.captions import render_srt, render_vtt
-from coach.export.formats import STDOUT, TEXT_FORMATS, check_output
+from coach.export.encoded import write_encoded
+from coach.export.formats import ENCODED_FORMATS, STDOUT, TEXT_FORMATS, check_output, parse_bitrate_for
 from coach.export.script import render_md, render_txt
 from coach.export.timeline_json import render_json
 from coach.files import atomic_writer
@@ -35,19 +36,23 @@ def render_text(session: Session, fmt: str) -> str:
 
 
 def write_export(session: Session, output: str, fmt: str | None = None, *, force: bool = False,
-                 progress: Callable[[int, int], None] | None = None,
+                 bitrate: str | None = None, progress: Callable[[int, int], None] | None = None,
                  stdout: TextIO | None = None) -> str:
     """Write the session to `output` (a path, or `-` for stdout) and return the format written.
 
-    progress(done_samples, total_samples) is called while the WAV is written.
+    bitrate ('64k') is for the compressed formats; progress(done_samples, total_samples)
+    is called while audio is written or encoded.
     """
-    name = check_output(output, fmt, force)
+    name = check_output(output, fmt, force, bitrate)
     if output == STDOUT:
         write_to_stdout(render_text(session, name), stdout if stdout is not None else sys.stdout)
         return name
+    bits_per_second = parse_bitrate_for(name, bitrate)
     with atomic_writer(Path(output), force=force) as handle:
         if name == "wav":
             write_wav_stream(handle, session, progress)
+        elif name in ENCODED_FORMATS:
+            write_encoded(handle, session, name, bitrate=bits_per_second, progress=progress)
         else:
             handle.write(render_text(session, name).encode("utf-8"))
     return name

@@ -1,0 +1,209 @@
+"""Compressed audio (m4a, mp3, opus): decoded back with PyAV, the sounds, chapters and tags
+are where and what the timeline says.
+
+The sessions are the synthetic ones of test_export.py: tones whose onsets are exact, so a
+chime found in the decoded audio can be compared with its timeline time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fakes import FullDisk
+from tests.test_export import CHIME_HZ, make_routine, synthetic_session
+
+from coach.audio import SAMPLE_RATE
+from coach.errors import ExportError, UsageError
+from coach.export import check_output, write_export
+from coach.export import encoded
+from coach.export.outline import INTRO_TITLE, OUTRO_TITLE, chapters
+from coach.export.times import milliseconds
+from coach.session import SessionOptions
+
+av = pytest.importorskip("av", reason="PyAV (coach[media]) is installed by make test")
+
+COMPRESSED = ("m4a", "mp3", "opus")
+TOLERANCE_S = 0.010
+TITLE = "Étirements doux à la maison 🧘"
+CREDIT = "D'après « Souplesse » de Zoë Müller"
+
+
+@pytest.fixture(scope="module")
+def accented():
+    routine = replace(make_routine(), title=TITLE, credit=CREDIT)
+    return synthetic_session(routine, SessionOptions(countdown=3, speed=0.9))
+
+
+@pytest.fixture(scope="module")
+def encoded_files(accented, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("encoded")
+    paths = {}
+    for fmt in COMPRESSED:
+        paths[fmt] = folder / f"session.{fmt}"
+        assert write_export(accented, str(paths[fmt])) == fmt
+    return paths
+
+
+def decode(path: Path) -> tuple[np.ndarray, int]:
+    """The whole file as float samples in [-1, 1] and its sample rate, as a player hears it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        pieces = [frame.to_ndarray().reshape(-1) for frame in container.decode(stream)]
+        rate = stream.codec_context.sample_rate
+    audio = np.concatenate(pieces).astype(np.float64)
+    if np.issubdtype(pieces[0].dtype, np.integer):
+        audio /= 32768
+    return audio, rate
+
+
+def first_loud(audio: np.ndarray, rate: int, around_s: float, level: float) -> float | None:
+    """Seconds of the first sample above `level` within 50 ms either side of `around_s`."""
+    lo = max(0, int((around_s - 0.05) * rate))
+    hi = int((around_s + 0.05) * rate)
+    loud = np.flatnonzero(np.abs(audio[lo:hi]) > level)
+    return (lo + loud[0]) / rate if loud.size else None
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_decoded_sounds_are_at_their_timeline_times(fmt, accented, encoded_files):
+    audio, rate = decode(encoded_files[fmt])
+    timeline = accented.timeline
+    # The priming is skipped; an AAC decoder may still play the last frame's padding (silence).
+    assert -TOLERANCE_S < len(audio) / rate - timeline.length_s < 0.05
+    level = 0.3 * np.abs(audio).max()
+    chimes = [e for e in timeline.events if e.kind == "chime"]
+    assert {e.part for e in chimes} == set(CHIME_HZ)
+    first_sound = timeline.audible()[0]
+    for event in [first_sound, *chimes]:
+        found = first_loud(audio, rate, event.start_s, level)
+        assert found is not None, f"no sound near {event.start_s:.3f} s ({event.part})"
+        assert abs(found - event.start_s) <= TOLERANCE_S, (event.part, event.start_s, found)
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_chapters_at_section_starts_to_the_millisecond(fmt, accented, encoded_files):
+    timeline = accented.timeline
+    with av.open(str(encoded_files[fmt])) as container:
+        found = [(ch["start"] * ch["time_base"] * 1000, ch["metadata"].get("title")) for ch in container.chapters()]
+    want = [(milliseconds(ch.start), ch.title) for ch in chapters(timeline)]
+    assert found == want
+    titles = [title for _, title in found]
+    assert titles[0] == INTRO_TITLE and titles[-1] == OUTRO_TITLE
+    assert titles[1:-1] == [s.label for s in timeline.sections]  # "Leg up (right)", ...
+    assert [start for start, _ in found[1:-1]] == [milliseconds(s.start) for s in timeline.sections]
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_tags_come_back_in_utf8(fmt, accented, encoded_files):
+    with av.open(str(encoded_files[fmt])) as container:
+        tags = {**container.metadata, **container.streams.audio[0].metadata}
+    assert tags["title"] == TITLE and tags["album"] == TITLE
+    assert tags["artist"] == "coach"
+    assert tags["description" if fmt == "m4a" else "credit"] == CREDIT
+    assert "speed 0.9" in tags["comment"] and "countdown 3" in tags["comment"]
+    assert "sides right, left" in tags["comment"]
+
+
+def test_ogg_chapters_keep_their_milliseconds():
+    """FFmpeg 8.1 writes 84.5 s as 00:01:25.500 in Ogg; coach writes its own comments."""
+    found = encoded.vorbis_chapters([replace(ch, start=84 * SAMPLE_RATE + SAMPLE_RATE // 2)
+                                     for ch in chapters(synthetic_session().timeline)[:1]])
+    assert found == {"CHAPTER001": "00:01:24.500", "CHAPTER001NAME": INTRO_TITLE}
+
+
+def test_chapters_cover_the_session_back_to_back():
+    timeline = synthetic_session().timeline
+    found = chapters(timeline)
+    assert found[0].start == 0 and found[-1].end == timeline.length
+    assert all(a.end == b.start and a.start < b.start for a, b in zip(found, found[1:]))
+    outro = next(e for e in timeline.events if e.part == "outro")
+    assert found[-1].start == outro.start
+
+
+def test_bitrate_sets_the_size(accented, tmp_path):
+    sizes = {}
+    for bitrate in ("16k", "64k"):
+        path = tmp_path / f"s-{bitrate}.opus"
+        write_export(accented, str(path), bitrate=bitrate)
+        sizes[bitrate] = path.stat().st_size
+    assert sizes["64k"] > 2 * sizes["16k"]
+
+
+@pytest.mark.parametrize("output, bitrate, words", [
+    ("s.mp3", "loud", ["'loud' is not a bitrate", "64k"]),
+    ("s.opus", "1k", ["between 6k and 256k"]),
+    ("s.wav", "64k", ["--bitrate is for compressed audio", "wav has none"]),
+    ("s.srt", "64k", ["srt has none"]),
+])
+def test_bad_bitrate_is_refused_before_any_work(output, bitrate, words, tmp_path):
+    with pytest.raises(UsageError) as err:
+        check_output(str(tmp_path / output), None, False, bitrate)
+    assert all(word in str(err.value) for word in words), str(err.value)
+
+
+def test_without_pyav_one_line_says_how_to_install(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from coach.cli import app
+
+    monkeypatch.setattr(encoded, "have_pyav", lambda: False)
+    for fmt in COMPRESSED:
+        with pytest.raises(ExportError, match=r"needs PyAV .*pip install 'coach\[media\]'"):
+            check_output(str(tmp_path / f"s.{fmt}"))
+    result = CliRunner().invoke(app, ["export", "tests/data/short.toml", "-o", str(tmp_path / "s.m4a")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: M4A export needs PyAV"), result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_full_disk_mid_encoding_leaves_no_partial_file(fmt, tmp_path, monkeypatch):
+    session = synthetic_session()
+    target = tmp_path / f"s.{fmt}"
+    target.write_bytes(b"the old export")
+    disks = []
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        disks.append(FullDisk(real_fdopen(fd, *args, **kwargs), room=20_000))
+        return disks[-1]
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    with pytest.raises(ExportError, match="No space left") as err:
+        write_export(session, str(target), force=True)
+    monkeypatch.undo()
+    assert "\n" not in str(err.value)
+    assert disks and disks[0].written > 0, "the failure came in the middle of the audio"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    assert target.read_bytes() == b"the old export"
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_ctrl_c_while_encoding_leaves_no_file(fmt, tmp_path):
+    session = synthetic_session()
+    calls = []
+
+    def interrupt(done, total):
+        calls.append(done)
+        if done > total // 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_export(session, str(tmp_path / f"s.{fmt}"), progress=interrupt)
+    assert len(calls) > 2 and list(tmp_path.iterdir()) == []
+
+
+def test_encoding_reports_progress_up_to_the_total(tmp_path):
+    session = synthetic_session()
+    calls = []
+    write_export(session, str(tmp_path / "p.m4a"), progress=lambda done, total: calls.append((done, total)))
+    total = session.timeline.length
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    dones = [done for done, _ in calls]
+    assert dones == sorted(dones) and len(calls) > 5
