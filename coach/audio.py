@@ -9,6 +9,7 @@ here with a small RIFF parser rather than the stdlib `wave` module: on Python 3.
 from __future__ import annotations
 
 import shlex
+import stat
 import struct
 import wave
 from pathlib import Path
@@ -187,9 +188,12 @@ def _lowpass(x: np.ndarray, cutoff: float) -> np.ndarray:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        size = path.stat().st_size
-        if path.is_dir():
+        info = path.stat()
+        size = info.st_size
+        if stat.S_ISDIR(info.st_mode):
             raise _fail(path, "is a folder, not a WAV file", "name a .wav file inside it")
+        if not stat.S_ISREG(info.st_mode):  # a pipe would wait for a writer, a device never end
+            raise _fail(path, "is not a regular file (a pipe, socket or device)", "give the path of a WAV file")
         if size > MAX_WAV_BYTES:
             raise _fail(path, f"is {size / 2**20:.1f} MB, over the {MAX_WAV_BYTES // 2**20} MB "
                         "limit for a sound", "use a short clip of a few seconds")

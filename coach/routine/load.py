@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from coach.errors import RoutineError, RoutineNotFoundError
 from coach.routine.library import available_routines, did_you_mean, resolve_routine
 from coach.routine.model import Routine
-from coach.routine.paths import FOLDER, MISSING, file_problem, os_problem
+from coach.routine.paths import FOLDER, MISSING, NOT_REGULAR, file_problem, os_problem
 from coach.routine.validate import Validator
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -73,11 +74,16 @@ def _read_text(path: Path) -> str:
         raise RoutineNotFoundError(f"no such file{hint}; check the name, or see `coach list`", path=path)
     if problem == FOLDER:
         raise RoutineError("is a folder, not a routine file; name a .toml file inside it", path=path)
+    if problem and problem.startswith(NOT_REGULAR):
+        raise RoutineError(f"{problem}; give the path of a routine file (.toml)", path=path)
     if problem:
         raise RoutineError(problem, path=path)
     try:
-        # Read at most one byte past the limit: /dev/zero or a huge file must not fill memory.
-        with open(path, "rb") as handle:
+        # Opened without waiting, in case the file was replaced by a pipe since the check above;
+        # read at most one byte past the limit, so a huge file cannot fill memory.
+        with open(path, "rb", opener=_open_without_waiting) as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise RoutineError(f"{NOT_REGULAR}; give the path of a routine file (.toml)", path=path)
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise RoutineError(os_problem(err), path=path) from None
@@ -95,6 +101,10 @@ def _read_text(path: Path) -> str:
             "save the file as UTF-8 (in your editor's Save As, pick UTF-8)",
             path=path, line=line,
         ) from None
+
+
+def _open_without_waiting(path, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def _siblings(path: Path) -> list[str]:
