@@ -54,7 +54,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Show or change your saved settings (speed, voice, engine, volume, countdown).",
+config_app = typer.Typer(help="Show or change your saved settings (speed, voice, engine, volume, countdown, guidance).",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
 cache_app = typer.Typer(help="See or empty the speech cache (synthesized clips kept so sessions start at once).",
@@ -69,6 +69,8 @@ EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Speech engin
 HoldOpt = Annotated[Optional[float], typer.Option("--hold", help="Hold every pose this many seconds (a quick session).", show_default=False)]
 SideOpt = Annotated[Optional[str], typer.Option("--side", help="Side to start with, e.g. left.", show_default=False)]
 CountdownOpt = Annotated[Optional[int], typer.Option("--countdown", help="Count the last N seconds of each hold aloud (0 = off).", show_default=False)]
+GuidanceOpt = Annotated[Optional[str], typer.Option("--guidance", help="How much is said: full, brief (no detail cues) or minimal (pose names, sides, chimes, releases).", show_default=False)]
+MinutesOpt = Annotated[Optional[float], typer.Option("--minutes", "-m", help="Make the session last this many minutes (holds scaled within min_hold and max_hold).", show_default=False)]
 VolumeOpt = Annotated[Optional[float], typer.Option("--volume", help="Loudness of the whole session, 0.0 to 1.0.", show_default=False)]
 
 
@@ -237,7 +239,8 @@ def _check_for_stop(done: int, total: int) -> None:
     signals.raise_if_stopped()
 
 
-def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None, *, every_warning=False):
+def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None, guidance=None,
+             minutes=None, *, every_warning=False):
     from coach.routine import load_routine
     from coach.session import build_session, resolve_options
     from coach.settings import load_settings
@@ -245,7 +248,8 @@ def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=N
     routine = load_routine(routine_name)
     signals.raise_if_stopped()  # a signal while the modules above loaded
     options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
-                              volume=volume, hold=hold, side=side, countdown=countdown)
+                              volume=volume, hold=hold, side=side, countdown=countdown,
+                              guidance=guidance, minutes=minutes)
     update, done = _progress("Preparing speech")
     try:
         session = build_session(routine, options, progress=update)
@@ -326,13 +330,16 @@ def plan(
     hold: HoldOpt = None,
     side: SideOpt = None,
     countdown: CountdownOpt = None,
+    guidance: GuidanceOpt = None,
+    minutes: MinutesOpt = None,
 ) -> None:
-    """Show the session as a table with real timings. Example: coach plan --speed 0.8"""
+    """Show the session as a table with real timings. Example: coach plan --minutes 10"""
     from rich.console import Console
     from rich.table import Table
 
     with user_errors():
-        session = _session(routine, speed, voice, engine, hold, side, countdown, every_warning=True)
+        session = _session(routine, speed, voice, engine, hold, side, countdown, None, guidance, minutes,
+                           every_warning=True)
         table = Table(title=session.routine.title, show_lines=False, expand=False)
         for column in ("start", "side", "pose", "event", "text"):
             table.add_column(column, overflow="fold")
@@ -345,6 +352,9 @@ def plan(
         console = Console(file=io.StringIO(), force_terminal=terminal,
                           width=shutil.get_terminal_size().columns if terminal else 160)
         console.print(table)
+        if minutes is not None:
+            chosen = ", ".join(f"{p.name} {p.hold:g} s" for p in session.routine.poses)
+            console.print(f"Holds chosen for {minutes:g} minutes: {chosen}")
         console.print(f"Total length: {clock(session.timeline.length_s)} "
                       f"({session.timeline.length_s:.1f} s) at speed {session.options.speed:g}")
         write_output(console.file.getvalue(), end="")
@@ -364,13 +374,15 @@ def export(
     side: SideOpt = None,
     countdown: CountdownOpt = None,
     volume: VolumeOpt = None,
+    guidance: GuidanceOpt = None,
+    minutes: MinutesOpt = None,
 ) -> None:
     """Write the session to a file: audio, script or captions. Example: coach export -o session.wav --speed 0.9"""
     from coach.export import STDOUT, check_output, render_text, write_export
 
     with user_errors():
         fmt = check_output(output, fmt, force, bitrate)
-        session = _session(routine, speed, voice, engine, hold, side, countdown, volume)
+        session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
         if output == STDOUT:
             write_output(render_text(session, fmt), end="")
             return
@@ -395,6 +407,8 @@ def start(
     from_pose: Annotated[Optional[str], typer.Option("--from", help='Start at a pose: its number or name, optionally with a side, e.g. "2" or "leg across:left".', show_default=False)] = None,
     countdown: CountdownOpt = None,
     volume: VolumeOpt = None,
+    guidance: GuidanceOpt = None,
+    minutes: MinutesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: one plain line per event.")] = False,
     require_audio: Annotated[bool, typer.Option("--require-audio", help="Fail (exit 3) instead of continuing as captions when no sound device can be opened.")] = False,
     audio_backend: Annotated[Optional[str], typer.Option("--audio-backend", help="simpleaudio or miniaudio (default: the one that works on this Python).", show_default=False)] = None,
@@ -406,7 +420,7 @@ def start(
     from coach.live import SessionStopped, run_live
 
     with user_errors():
-        session = _session(routine, speed, voice, engine, hold, side, countdown, volume)
+        session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
         try:
             run_live(session, from_pose=from_pose, quiet=quiet, require_audio=require_audio,
                      backend=audio_backend)
@@ -445,7 +459,7 @@ def config_show() -> None:
 
 @config_app.command("set")
 def config_set(
-    key: Annotated[str, typer.Argument(help="speed, voice, engine, volume or countdown")],
+    key: Annotated[str, typer.Argument(help="speed, voice, engine, volume, countdown or guidance")],
     value: Annotated[str, typer.Argument(help="The new value, e.g. 0.85")],
 ) -> None:
     """Save a setting for every session. Example: coach config set speed 0.85"""

@@ -53,7 +53,7 @@ def fit_holds(routine: Routine, speech_lengths: Mapping[str, int], chime_lengths
     shortest, longest = length([lo for lo, _ in bounds]), length([hi for _, hi in bounds])
     if not shortest - TOLERANCE_SECONDS <= target <= longest + TOLERANCE_SECONDS:
         raise UsageError(
-            f"--minutes {minutes:g}: at speed {options.speed:g} this routine lasts from {_clock(shortest)} "
+            f"--minutes {minutes:g}: at speed {options.speed:g} {routine.name} lasts from {_clock(shortest)} "
             f"(every hold at its min_hold) to {_clock(longest)} (every hold at its max_hold); choose "
             f"--minutes from {math.ceil(shortest / 6) / 10:g} to {math.floor(longest / 6) / 10:g}, "
             "or change min_hold/max_hold in the routine (docs/routines.md)")

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from coach.chimes import load_chimes
-from coach.errors import ChimeError, UsageError
-from coach.routine import MAX_HOLD, MIN_HOLD, Routine
+from coach.errors import ChimeError, SpeechError, UsageError
+from coach.length import fit_holds
+from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
-from coach.speech import SpeechSettings, synthesize_all
+from coach.speech import SpeechSettings, synthesize_all, voice_for_language
 from coach.timeline import Timeline, TimelineOptions, build_timeline, spoken_texts
 
 
@@ -28,11 +29,13 @@ class SessionOptions:
     hold: float | None = None
     start_side: str | None = None
     countdown: int = 0
+    guidance: str = "full"
+    minutes: float | None = None  # fit the holds so the session lasts this long
 
     @property
     def timeline_options(self) -> TimelineOptions:
         return TimelineOptions(speed=self.speed, hold=self.hold, start_side=self.start_side,
-                               countdown=self.countdown)
+                               countdown=self.countdown, guidance=self.guidance)
 
     @property
     def speech_settings(self) -> SpeechSettings:
@@ -42,7 +45,8 @@ class SessionOptions:
 def resolve_options(routine: Routine, settings: Settings, *, speed: float | None = None,
                     voice: str | None = None, engine: str | None = None, volume: float | None = None,
                     hold: float | None = None, side: str | None = None,
-                    countdown: int | None = None) -> SessionOptions:
+                    countdown: int | None = None, guidance: str | None = None,
+                    minutes: float | None = None) -> SessionOptions:
     """Command-line flag, then the routine's own value, then the user's settings, then defaults."""
     if speed is not None and not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
         raise UsageError(f"--speed must be between {SPEED_RANGE[0]:g} and {SPEED_RANGE[1]:g}, got {speed:g}")
@@ -57,18 +61,42 @@ def resolve_options(routine: Routine, settings: Settings, *, speed: float | None
             check_value("engine", engine)
         except Exception as err:
             raise UsageError(f"--engine: {err}") from None
-    if side is not None and side not in routine.sides:
-        known = ", ".join(routine.sides) or "none (this routine has no sides)"
+    if guidance is not None and guidance not in GUIDANCE_LEVELS:
+        raise UsageError(f"--guidance must be one of {', '.join(GUIDANCE_LEVELS)}, got {guidance!r}")
+    if minutes is not None and not MIN_MINUTES <= minutes <= MAX_MINUTES:
+        raise UsageError(f"--minutes must be between {MIN_MINUTES:g} and {MAX_MINUTES:g}, got {minutes:g}")
+    if minutes is not None and hold is not None:
+        raise UsageError("--minutes and --hold both set the holds; give one of them")
+    if side is not None and side not in routine.all_sides:
+        known = ", ".join(routine.all_sides) or "none (this routine has no sides)"
         raise UsageError(f"--side must be one of this routine's sides: {known}; got {side!r}")
+    engine = _first(engine, settings.engine)
     return SessionOptions(
         speed=_first(speed, routine.speed, settings.speed),
-        voice=_first(voice, routine.voice, settings.voice),
-        engine=_first(engine, settings.engine),
+        voice=_first(voice, routine.voice, _language_voice(routine, engine, settings.voice), settings.voice),
+        engine=engine,
         volume=_first(volume, settings.volume),
         hold=hold,
         start_side=side,
         countdown=_first(countdown, settings.countdown),
+        guidance=_first(guidance, settings.guidance),
+        minutes=minutes,
     )
+
+
+MIN_MINUTES, MAX_MINUTES = 1.0, 240.0
+
+
+def _language_voice(routine: Routine, engine: str, saved_voice: str | None) -> str | None:
+    """For a routine with a language: a voice of the engine that speaks it (the saved one when
+    it does); SpeechError naming the languages the engine has when none does."""
+    if routine.language is None:
+        return None
+    try:
+        return voice_for_language(routine.language, engine, prefer=saved_voice)
+    except SpeechError as err:
+        where = f"{routine.source}: " if routine.source else ""
+        raise SpeechError(f"{where}language {routine.language!r}: {err}") from None
 
 
 def _first(*values):
@@ -99,10 +127,10 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
     chimes = load_routine_chimes(routine)
     texts = spoken_texts(routine, options.timeline_options)
     speech = synthesize_all(texts, options.speech_settings, progress=progress)
-    timeline = build_timeline(
-        routine,
-        {text: len(clip) for text, clip in speech.items()},
-        {kind: len(clip) for kind, clip in chimes.items()},
-        options.timeline_options,
-    )
+    speech_lengths = {text: len(clip) for text, clip in speech.items()}
+    chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
+    if options.minutes is not None:  # the clips are measured now, so the fit is exact
+        routine = fit_holds(routine, speech_lengths, chime_lengths, options.timeline_options,
+                            options.minutes).routine
+    timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options)
     return Session(routine, options, timeline, speech, chimes)

@@ -22,6 +22,7 @@ from coach.files import atomic_write_bytes
 SPEED_RANGE = (0.5, 2.0)
 VOLUME_RANGE = (0.0, 1.0)
 ENGINES = ("espeak", "piper")
+GUIDANCE = ("full", "brief", "minimal")  # coach.routine.GUIDANCE_LEVELS (a test checks)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Settings:
     engine: str = "espeak"
     volume: float = 1.0
     countdown: int = 0
+    guidance: str = "full"
 
 
 def config_dir() -> Path:
@@ -69,6 +71,10 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
             if not 0 <= number <= 10:
                 raise SettingsError(f"{prefix}countdown must be between 0 and 10 seconds, got {number}")
             return number
+        if key == "guidance":
+            if value not in GUIDANCE:
+                raise SettingsError(f"{prefix}guidance must be one of {', '.join(GUIDANCE)}, got {value!r}")
+            return value
         if key == "engine":
             if value not in ENGINES:
                 raise SettingsError(f"{prefix}engine must be one of {', '.join(ENGINES)}, got {value!r}")

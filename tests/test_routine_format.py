@@ -216,3 +216,13 @@ def test_language_codes(value, expected):
 def test_a_bad_language_code_is_named():
     with pytest.raises(RoutineError, match=r'mine.toml:2: language must be a language code like "de"'):
         load_routine_text('title = "T"\nlanguage = "German"\n[[poses]]\nname = "A"\n', "mine.toml")
+
+
+def test_the_saved_guidance_setting_knows_the_same_levels():
+    from coach.routine import GUIDANCE_LEVELS
+    from coach.settings import GUIDANCE, Settings, check_value
+
+    assert GUIDANCE == GUIDANCE_LEVELS and Settings().guidance == "full"
+    assert check_value("guidance", "brief") == "brief"
+    with pytest.raises(Exception, match="guidance must be one of full, brief, minimal"):
+        check_value("guidance", "loud")

@@ -25,11 +25,11 @@ from coach.speech.espeak import NO_ESPEAK, EspeakEngine, quiet_output
 from coach.speech.registry import engine_names, get_engine
 from coach.speech.scheduler import synthesize, synthesize_all
 from coach.speech.synthesis import synthesize_into
-from coach.speech.voices import list_all_voices, list_voices, resolve_voice
+from coach.speech.voices import list_all_voices, list_voices, resolve_voice, voice_for_language
 
 __all__ = [
     "DEFAULT_ENGINE", "ESPEAK_NORMAL_WPM", "MAX_SPEED", "MIN_SPEED", "NO_ESPEAK", "PROCESSING_VERSION",
     "EspeakEngine", "SpeechCache", "SpeechEngine", "SpeechSettings", "Voice",
     "cache_dir", "cache_key", "engine_names", "get_engine", "list_all_voices", "list_voices",
-    "quiet_output", "resolve_voice", "synthesize", "synthesize_all", "synthesize_into",
+    "quiet_output", "resolve_voice", "synthesize", "synthesize_all", "synthesize_into", "voice_for_language",
 ]

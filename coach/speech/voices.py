@@ -50,6 +50,37 @@ def resolve_voice(name_or_id: str | None, engine: str = DEFAULT_ENGINE) -> str |
     )
 
 
+def voice_for_language(language: str, engine: str = DEFAULT_ENGINE, prefer: str | None = None) -> str:
+    """The id of a voice that speaks `language` ("de", "fr", "en-gb"): `prefer` (a voice id,
+    name or language) when it does; else an exact language match, then a voice named after
+    the language ("roa/fr"), then any voice of that language ("fr-be" for "fr").
+    SpeechError naming the languages the engine has when none speaks it."""
+    voices = list_voices(engine)
+    wanted = language.casefold()
+    base = wanted.split("-")[0]
+
+    def speaks(v: Voice, exact: bool) -> bool:
+        langs = {lang.casefold() for lang in v.languages}
+        return wanted in langs if exact else any(lang.split("-")[0] == base for lang in langs)
+
+    if prefer is not None:
+        try:
+            preferred = next((v for v in voices if v.id == resolve_voice(prefer, engine)), None)
+        except SpeechError:
+            preferred = None
+        if preferred is not None and speaks(preferred, exact="-" in wanted):
+            return preferred.id
+    for match in (lambda v: speaks(v, True), lambda v: v.id.rsplit("/", 1)[-1].casefold() == wanted,
+                  lambda v: speaks(v, False)):
+        found = next((v for v in voices if match(v)), None)
+        if found is not None:
+            return found.id
+    have = sorted({lang.split("-")[0] for v in voices for lang in v.languages})
+    raise SpeechError(f"the {engine} engine has no voice for this language; it has voices for "
+                      f"{', '.join(have) or 'no language'} (set language to one of these, or "
+                      "try another --engine)")
+
+
 def _suggest_voices(wanted: str, voices: list[Voice], count: int = 4) -> list[str]:
     by_label = {v.name: v for v in voices} | {v.id: v for v in voices}
     close = difflib.get_close_matches(wanted, by_label, n=count, cutoff=0.5)
