@@ -63,19 +63,25 @@ def voiced_rms_db(x: np.ndarray) -> float:
 
 
 def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10) -> np.ndarray:
-    """Cut leading and trailing silence, keeping `keep_ms` before and after the sound.
+    """Cut leading and trailing silence, keeping `keep_ms` before and after the sound (see trim_bounds)."""
+    start, end = trim_bounds(x, threshold_db, keep_ms)
+    return x[start:end].copy()
+
+
+def trim_bounds(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10) -> tuple[int, int]:
+    """[start, end) of `x` that trim_silence keeps: the sound, with `keep_ms` before and after.
 
     Silence is quieter than `threshold_db` below the clip's own peak, so the result does
     not depend on how loud the engine happens to be. The sound starts in the first 5 ms
     frame whose RMS passes that threshold (and ends in the last): a lone faint tick before
     the words, which Piper sometimes leaves, is cut with the silence around it.
-    An all-silent clip comes back empty.
+    An all-silent clip keeps nothing: (0, 0).
     """
     if not x.size:
-        return x.copy()
+        return 0, 0
     peak = audio.peak_amplitude(x)  # no |x| copy: only the edge frames need one
     if peak <= 0:
-        return x[:0].copy()
+        return 0, 0
     level = peak * 10 ** (threshold_db / 20)
     frame = samples(_TRIM_FRAME_MS)
     # Mean power of each frame (the last one may be short), compared with level squared:
@@ -99,7 +105,7 @@ def trim_silence(x: np.ndarray, threshold_db: float = -45.0, keep_ms: float = 10
     keep = samples(keep_ms)
     start = max(first - keep, 0)
     end = min(last + 1 + keep, x.size)
-    return x[start:end].copy()
+    return start, end
 
 
 def normalize_loudness(x: np.ndarray, target_db: float = SPEECH_LOUDNESS_DB) -> np.ndarray:
@@ -134,9 +140,15 @@ def fade_edges(x: np.ndarray, ms: float = _FADE_MS) -> np.ndarray:
 
 def polish_speech(x: np.ndarray) -> np.ndarray:
     """Make a raw engine clip ready for the timeline: trimmed, at the target loudness, faded."""
+    return polish_speech_from(x)[0]
+
+
+def polish_speech_from(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """polish_speech, and the sample of `x` the polished clip starts at (what trimming cut)."""
+    start, end = trim_bounds(x)
     # One new array, then worked on in place: this runs over every second of speech.
-    clip = trim_silence(x).astype(np.float32, copy=False)
+    clip = np.array(x[start:end], dtype=np.float32)
     if clip.size:
         clip *= np.float32(loudness_gain(clip))
         audio.fade_edges(clip, _FADE_MS / 1000.0, in_place=True)
-    return clip
+    return clip, start

@@ -83,34 +83,57 @@ def test_espeak_never_imports_piper(cold_cache):
 
 
 class FakeChunk:
-    def __init__(self, audio: np.ndarray) -> None:
+    def __init__(self, audio: np.ndarray, alignments) -> None:
         self.audio_float_array = audio
+        self.phoneme_alignments = alignments
 
 
 class FakeVoice:
-    """Says each sentence as a 0.5 s tone times the length scale, at `rate` Hz."""
+    """Says each sentence as a 0.5 s tone times the length scale, at `rate` Hz.
+
+    Its phonemes are the letters of each word, and its alignments give the sentence's start
+    marker a tenth of the time and share the rest equally between the words (their
+    letters, and the space after each), as Piper's do: they add up to the chunk's length.
+    """
 
     loads: list[tuple[str, str]] = []
     configs: list = []
+    alignments = True
 
     def __init__(self, rate: int, length_scale: float) -> None:
         self.config = types.SimpleNamespace(sample_rate=rate, length_scale=length_scale)
 
-    def synthesize(self, text, syn_config=None):
+    def phonemize(self, text):
+        return [list(" ".join(sentence.split())) for sentence in filter(str.strip, text.split("."))]
+
+    def synthesize(self, text, syn_config=None, include_alignments=False):
         self.configs.append(syn_config)
-        for _sentence in filter(None, text.split(".")):
+        for sentence in self.phonemize(text):
             n = int(round(0.5 * self.config.sample_rate * syn_config.length_scale))
-            yield FakeChunk((0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32))
+            alignments = None
+            if include_alignments and self.alignments:
+                words = "".join(sentence).split(" ")
+                lead = n // 10
+                share = (n - lead) // len(words)
+                alignments = [types.SimpleNamespace(phoneme="^", num_samples=lead)]
+                for i, word in enumerate(words):
+                    last = i == len(words) - 1
+                    size = n - lead - share * i if last else share  # letters and the space after
+                    phonemes = [(ch, 1) for ch in word] + ([] if last else [(" ", 1)])
+                    phonemes[0] = (word[0], size - len(phonemes) + 1)
+                    alignments += [types.SimpleNamespace(phoneme=p, num_samples=k) for p, k in phonemes]
+                alignments.append(types.SimpleNamespace(phoneme="$", num_samples=0))
+            yield FakeChunk((0.3 * np.sin(np.arange(n) * 0.05)).astype(np.float32), alignments)
 
 
 @pytest.fixture
 def fake_piper(monkeypatch, fresh_piper, tmp_path):
     """A stand-in `piper` and voice package whose model speaks at 16000 Hz with length scale 1.2."""
-    FakeVoice.loads, FakeVoice.configs = [], []
+    FakeVoice.loads, FakeVoice.configs, FakeVoice.alignments = [], [], True
     piper = types.ModuleType("piper")
     piper.SynthesisConfig = lambda **kw: types.SimpleNamespace(**kw)
 
-    def load(model_path, config_path=None):
+    def load(model_path, config_path=None, include_alignments=False):
         FakeVoice.loads.append((str(model_path), str(config_path)))
         return FakeVoice(16000, 1.2)
 
@@ -149,10 +172,34 @@ def test_model_is_loaded_once_and_only_when_first_needed(fake_piper, tmp_path):
 
 
 def test_sentences_are_joined_and_resampled_to_the_coach_rate(fake_piper):
-    clip = fake_piper.render("First sentence. Second sentence.", None, 1.0)
+    clip = fake_piper.render("First sentence. Second sentence.", None, 1.0).samples
     assert clip.dtype == np.float32 and clip.ndim == 1
     model_samples = 2 * int(round(0.5 * 16000 * 1.2))
     assert len(clip) == round(model_samples * SAMPLE_RATE / 16000)
+
+
+def test_each_word_is_marked_where_its_phonemes_start(fake_piper):
+    text = "First words here. Second."
+    raw = fake_piper.render(text, None, 1.0)
+    chunk = int(round(0.5 * 16000 * 1.2))
+    lead, share = chunk // 10, (chunk - chunk // 10) // 3
+    at_model_rate = [lead, lead + share, lead + 2 * share, chunk + lead]
+    assert [offset for offset, _ in raw.marks] == [text.index(w) for w in ("First", "words", "here", "Second")]
+    assert [sample for _, sample in raw.marks] == [round(s * SAMPLE_RATE / 16000) for s in at_model_rate]
+
+
+def test_no_word_timing_from_piper_is_one_clear_error(fake_piper):
+    FakeVoice.alignments = False  # what Piper does without the onnx package: a warning, no alignments
+    with pytest.raises(SpeechError, match=r"onnx package .* pip install 'coach\[natural\]'") as caught:
+        fake_piper.render("One.", None, 1.0)
+    assert "\n" not in str(caught.value) and '"One."' in str(caught.value)
+
+
+def test_without_onnx_piper_does_not_start(monkeypatch, fresh_piper):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(SpeechError, match="onnx"):
+        speech.get_engine("piper")
+    assert "onnx" in piper_engine.missing_reason()
 
 
 def test_a_model_that_will_not_load_says_how_to_fix_it(fake_piper, monkeypatch):
@@ -186,7 +233,7 @@ def test_piper_describes_itself():
 
 @needs_piper
 def test_piper_speaks_float_mono_at_the_coach_rate():
-    raw = speech.get_engine("piper").render("Breathe out and let your shoulders soften.", None, 1.0)
+    raw = speech.get_engine("piper").render("Breathe out and let your shoulders soften.", None, 1.0).samples
     assert raw.dtype == np.float32 and raw.ndim == 1
     seconds = len(raw) / SAMPLE_RATE
     assert 1.5 < seconds < 5.0  # seven words, a calm pace

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from tests.fakes import count_renders
 from coach import dsp, speech
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
-from coach.speech import SpeechCache, SpeechSettings, registry, scheduler, synthesize, synthesize_all
+from coach.speech import RawSpeech, SpeechCache, SpeechSettings, registry, scheduler, synthesize, synthesize_all
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = [
@@ -85,13 +86,13 @@ def test_clips_are_trimmed_level_and_click_free(cold_cache):
 
 def test_espeak_output_needs_the_trimming(cold_cache):
     # Guards the test above: the raw engine output really has long silent ends.
-    raw = speech.get_engine().render(TEXTS[2], None, 1.0)
+    raw = speech.get_engine().render(TEXTS[2], None, 1.0).samples
     _lead, tail = edge_silence_ms(raw)
     assert tail > 100
 
 
 def test_quiet_engine_output_is_brought_to_the_target_loudness():
-    raw = speech.get_engine().render(TEXTS[2], None, 1.0) * np.float32(0.05)  # 26 dB too quiet
+    raw = speech.get_engine().render(TEXTS[2], None, 1.0).samples * np.float32(0.05)  # 26 dB too quiet
     assert dsp.voiced_rms_db(raw) < -40
     assert dsp.voiced_rms_db(dsp.polish_speech(raw)) == pytest.approx(dsp.SPEECH_LOUDNESS_DB, abs=1.0)
 
@@ -195,11 +196,11 @@ def test_two_processes_filling_one_cache_never_see_half_written_files(cold_cache
 def test_the_first_entry_for_a_key_stays(cold_cache):
     cache = SpeechCache(cold_cache)
     first, second = np.arange(100, dtype=np.int16), np.arange(101, dtype=np.int16)
-    assert np.array_equal(cache.put("k", first), first)
-    assert np.array_equal(cache.put("k", second), first)  # the later one is told what is there
+    assert np.array_equal(cache.put("k", first)[0], first)
+    assert np.array_equal(cache.put("k", second)[0], first)  # the later one is told what is there
     assert len(cache.get("k")) == 100
     cache.path("k").write_bytes(b"damaged")
-    assert np.array_equal(cache.put("k", second), second)  # a damaged entry does not stay
+    assert np.array_equal(cache.put("k", second)[0], second)  # a damaged entry does not stay
     assert len(cache.get("k")) == 101
     assert sorted(p.name for p in cold_cache.iterdir()) == ["k.clip"]  # no temporary files left
 
@@ -280,7 +281,7 @@ def test_empty_text_is_refused(cold_cache, text):
 
 def test_text_that_makes_no_sound_is_refused(cold_cache, monkeypatch):
     engine = speech.get_engine()
-    monkeypatch.setattr(engine, "render", lambda text, voice, speed: np.zeros(SAMPLE_RATE, np.float32))
+    monkeypatch.setattr(engine, "render", lambda text, voice, speed: RawSpeech(np.zeros(SAMPLE_RATE, np.float32)))
     with pytest.raises(SpeechError, match='made no sound for "Mmm."'):
         synthesize("Mmm.", SpeechSettings())
     assert cache_files(cold_cache) == []  # nothing silent was cached
@@ -498,3 +499,21 @@ def test_an_error_here_stops_the_helper_before_returning(cold_cache, helper_for_
     with pytest.raises(SpeechError):
         synthesize_all(LONG_BATCH, SpeechSettings())
     assert len(helpers) == 1 and helpers[0].process.poll() is not None  # stopped, and waited for
+
+
+def test_a_pyttsx3_driver_of_another_shape_is_one_clear_error():
+    from pyttsx3.drivers import _espeak
+    from pyttsx3.drivers import espeak as driver_module
+
+    from coach.speech import espeak
+
+    class OtherDriver:  # a pyttsx3 whose callback takes other arguments
+        def _onSynth(self, wav, numsamples, events, user_data): ...
+
+        _start_synthesis = startLoop = endLoop = iterate = say = _onSynth
+
+    module = types.SimpleNamespace(EspeakDriver=OtherDriver, buildDriver=lambda proxy: OtherDriver())
+    with pytest.raises(SpeechError, match=r"pyttsx3 .* not a version coach can drive .* pip install 'pyttsx3==") as caught:
+        espeak._memory_driver_type(module, _espeak)
+    assert "\n" not in str(caught.value)
+    assert issubclass(espeak._memory_driver_type(driver_module, _espeak), driver_module.EspeakDriver)

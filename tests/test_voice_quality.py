@@ -77,7 +77,7 @@ def edge_silence_ms(clip: np.ndarray) -> tuple[float, float]:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_raw_engine_output_has_silent_ends_to_trim(engine):
     # Guards the next test: without trimming, clips would fail it.
-    raw = get_engine(engine).render("Breathe out slowly, and let your shoulders soften.", None, 1.0)
+    raw = get_engine(engine).render("Breathe out slowly, and let your shoulders soften.", None, 1.0).samples
     lead, tail = edge_silence_ms(raw)
     assert max(lead, tail) > 3 * MAX_EDGE_SILENCE_MS
 

@@ -17,13 +17,14 @@ import numpy as np
 from coach import signals
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
+from coach.speech.clip import Clip, Word
 from coach.speech.engine import SpeechEngine
 
 log = logging.getLogger(__name__)
 
-# Part of every cache key: bump it whenever polish_speech (or the cache layout) changes
-# what comes out for the same engine output, so stale clips are never reused.
-PROCESSING_VERSION = "polish-4"
+# Part of every cache key: bump it whenever polish_speech, word timing or the cache layout
+# changes what comes out for the same engine output, so stale clips are never reused.
+PROCESSING_VERSION = "polish-5-words"
 
 
 def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
@@ -50,7 +51,11 @@ def cache_dir() -> Path:
 
 
 class SpeechCache:
-    """One file per clip: a header (magic, sample rate, sample count, CRC-32) and 16-bit samples.
+    """One file per clip: a header, 16-bit samples, and the clip's words.
+
+    The header holds a magic string, the sample rate, the sample count, the length of the
+    word table and a CRC-32 of samples and table together. The word table is UTF-8 JSON,
+    [[text, start sample, end sample], ...], in the order the words are said.
 
     16 bits, as every export and sound device gets them anyway, halve the size: about
     44 MB for the speech of a 60-minute session.
@@ -62,8 +67,8 @@ class SpeechCache:
     it cannot be written, coach goes on without it.
     """
 
-    MAGIC = b"COACHS16"
-    HEADER = struct.Struct("<8sIQI")  # magic, sample rate, sample count, crc32 of the samples
+    MAGIC = b"COACHW01"  # was COACHS16 before clips carried their words
+    HEADER = struct.Struct("<8sIQII")  # magic, sample rate, sample count, word table bytes, crc32
     SUFFIX = ".clip"
 
     def __init__(self, directory: Path) -> None:
@@ -111,42 +116,44 @@ class SpeechCache:
             count, size = count + 1, size + bytes_
         return count, size
 
-    def get(self, key: str) -> np.ndarray | None:
-        """The clip as float32, or None when it is missing or damaged (then deleted)."""
-        pcm = self._read(key)
-        return None if pcm is None else from_int16(pcm)
+    def get(self, key: str) -> Clip | None:
+        """The clip (float32 samples and its words), or None when it is missing or damaged (then deleted)."""
+        entry = self._read(key)
+        return None if entry is None else Clip(from_int16(entry[0]), entry[1])
 
-    def _read(self, key: str) -> np.ndarray | None:
+    def _read(self, key: str) -> tuple[np.ndarray, tuple[Word, ...]] | None:
         path = self.path(key)
         try:
             data = path.read_bytes()
         except OSError:
             return None
-        pcm = self._decode(data)
-        if pcm is None:
+        entry = self._decode(data)
+        if entry is None:
             log.info("speech cache: %s is damaged; synthesizing it again", path)
             with contextlib.suppress(OSError):
                 path.unlink()
-        return pcm
+        return entry
 
-    def put(self, key: str, pcm: np.ndarray) -> np.ndarray:
-        """Store int16 samples and return the samples the cache now holds for `key`.
+    def put(self, key: str, pcm: np.ndarray, words: tuple[Word, ...] = ()) -> tuple[np.ndarray, tuple[Word, ...]]:
+        """Store int16 samples with their words; returns what the cache now holds for `key`.
 
         The first entry stored for a key stays: when two processes speak the same text
         at once (coach and its helper where their halves meet, or two exports), espeak
         may render it a few samples apart, and both must go on with the same clip.
         """
         if not self._writable:
-            return pcm
-        payload = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
-        header = self.HEADER.pack(self.MAGIC, SAMPLE_RATE, len(pcm), zlib.crc32(payload))
+            return pcm, words
+        samples = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
+        table = json.dumps([[w.text, w.start, w.end] for w in words], ensure_ascii=False,
+                           separators=(",", ":")).encode("utf-8")
+        crc = zlib.crc32(table, zlib.crc32(samples))
+        header = self.HEADER.pack(self.MAGIC, SAMPLE_RATE, len(pcm), len(table), crc)
         tmp = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=self.SUFFIX)
             with os.fdopen(fd, "wb") as out:
-                out.write(header)
-                out.write(payload)
+                out.write(header + samples + table)
             signals.raise_if_stopped()  # a stop whose exception was lost: publish nothing after it
             first = self._publish(tmp, self.path(key))
             if not first:
@@ -161,7 +168,7 @@ class SpeechCache:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-        return pcm
+        return pcm, words
 
     @staticmethod
     def _publish(tmp: str, path: Path) -> bool:
@@ -174,14 +181,20 @@ class SpeechCache:
             os.replace(tmp, path)
         return True
 
-    def _decode(self, data: bytes) -> np.ndarray | None:
+    def _decode(self, data: bytes) -> tuple[np.ndarray, tuple[Word, ...]] | None:
         if len(data) < self.HEADER.size:
             return None
-        magic, rate, count, crc = self.HEADER.unpack_from(data)
+        magic, rate, count, table_size, crc = self.HEADER.unpack_from(data)
         payload = memoryview(data)[self.HEADER.size :]
-        if magic != self.MAGIC or rate != SAMPLE_RATE or len(payload) != 2 * count or zlib.crc32(payload) != crc:
+        if (magic != self.MAGIC or rate != SAMPLE_RATE or len(payload) != 2 * count + table_size
+                or zlib.crc32(payload) != crc):
             return None
-        return np.frombuffer(payload, "<i2")
+        try:
+            table = json.loads(bytes(payload[2 * count :]).decode("utf-8"))
+            words = tuple(Word(str(text), int(start), int(end)) for text, start, end in table)
+        except (ValueError, TypeError):
+            return None
+        return np.frombuffer(payload[: 2 * count], "<i2"), words
 
 
 def _size(path: Path) -> int:

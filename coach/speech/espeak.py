@@ -3,74 +3,157 @@
 from __future__ import annotations
 
 import contextlib
-import math
+import ctypes
+import inspect
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
-import wave
-import weakref
 from collections.abc import Iterator
 from importlib import metadata
 
 import numpy as np
 
-from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
+from coach.speech.clip import RawSpeech
 from coach.speech.engine import ESPEAK_NORMAL_WPM, Voice
 from coach.speech.engine import quote_text as _quote
 
 NO_ESPEAK = "no text-to-speech engine: espeak-ng is not installed (sudo apt-get install espeak-ng)"
 
 
+# The pyttsx3 releases whose espeak driver coach's subclass was tested with (pyproject pins them).
+TESTED_PYTTSX3 = ("2.99",)
+
+
 class _EngineTimeout(Exception):
     """Raised inside pyttsx3's driver loop to break out of it when an utterance never finishes."""
 
 
-class _DriverClock:
-    """Stands in for the `time` module inside pyttsx3's espeak driver.
+class _Utterance:
+    """What espeak's synth callback collected for one utterance, on espeak's own thread."""
 
-    The driver polls every 10 ms for espeak's own thread to finish an utterance, which
-    takes about 3 ms: measured, 40 utterances took 0.5 s, almost all of it waiting, and
-    0.19 s with 0.2 ms polls. The deadline also turns a driver loop that would never end
-    (espeak never reporting the end of an utterance) into an error instead of a hang.
-    """
-
-    def __init__(self) -> None:
-        self.deadline = math.inf
-
-    def sleep(self, _seconds: float) -> None:
-        if time.monotonic() > self.deadline:
-            raise _EngineTimeout
-        time.sleep(0.0005)  # poll often, but leave the CPU to espeak's thread
-
-    def __getattr__(self, name: str):
-        return getattr(time, name)
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.chunks: list[bytes] = []
+        self.marks: list[tuple[int, int]] = []  # (character offset, sample) of each word event
+        self.done = threading.Event()
 
 
 def _load_pyttsx3():
-    """(pyttsx3 engine, its ctypes binding of libespeak-ng), or SpeechError saying what to install."""
+    """(pyttsx3 engine, its ctypes binding of libespeak-ng), or SpeechError saying what to install.
+
+    The engine's driver is coach's subclass (`_memory_driver_type`), installed in pyttsx3's
+    espeak driver module before `pyttsx3.init` builds it.
+    """
     try:
         import pyttsx3
     except ImportError as err:
         raise SpeechError("no text-to-speech engine: the pyttsx3 package is missing (reinstall coach)") from err
     try:
-        engine = pyttsx3.init("espeak")
         from pyttsx3.drivers import _espeak
-    except Exception as err:  # the driver raises RuntimeError, OSError, ... when libespeak-ng.so.1 cannot load
+        from pyttsx3.drivers import espeak as driver_module
+    except Exception as err:  # the binding raises RuntimeError, OSError, ... when libespeak-ng.so.1 cannot load
         raise SpeechError(NO_ESPEAK) from err
+    if not isinstance(getattr(driver_module, "buildDriver", None), _BuildMemoryDriver):
+        driver_module.buildDriver = _BuildMemoryDriver(_memory_driver_type(driver_module, _espeak))
+    try:
+        engine = pyttsx3.init("espeak")
+    except Exception as err:
+        raise SpeechError(NO_ESPEAK) from err
+    if not isinstance(engine.proxy._driver, driver_module.buildDriver.driver_type):
+        raise SpeechError(_unknown_pyttsx3("its espeak driver was built before coach could replace it"))
     return engine, _espeak
+
+
+class _BuildMemoryDriver:
+    """pyttsx3's `buildDriver(proxy)` for the espeak driver, building coach's subclass."""
+
+    def __init__(self, driver_type: type) -> None:
+        self.driver_type = driver_type
+
+    def __call__(self, proxy):
+        return self.driver_type(proxy)
+
+
+def _unknown_pyttsx3(why: str) -> str:
+    return (f"pyttsx3 {_package_version('pyttsx3')} is not a version coach can drive ({why}); "
+            f"install a tested one: pip install 'pyttsx3=={TESTED_PYTTSX3[-1]}'")
+
+
+def _memory_driver_type(driver_module, espeak) -> type:
+    """A subclass of pyttsx3's espeak driver that keeps each utterance's samples and word
+    events in memory instead of writing a WAV file.
+
+    pyttsx3 hands espeak-ng's samples and events to `EspeakDriver._onSynth` on espeak's
+    thread; the subclass takes them there. Its `startLoop` waits for the end of the
+    utterance instead of polling every 10 ms (an utterance takes a few ms), and turns an
+    utterance that never ends into an error instead of a hang. Both are private API, so
+    the driver's shape is checked first: a different one is one SpeechError line.
+    """
+    base = getattr(driver_module, "EspeakDriver", None)
+    fields = {name for name, *_ in getattr(getattr(espeak, "EVENT", None), "_fields_", ())}
+    needed = ("_onSynth", "_start_synthesis", "startLoop", "endLoop", "iterate", "say")
+    try:
+        parameters = list(inspect.signature(base._onSynth).parameters)
+    except (AttributeError, TypeError, ValueError):
+        parameters = []
+    if (base is None or not all(callable(getattr(base, name, None)) for name in needed)
+            or parameters != ["self", "wav", "numsamples", "events"]
+            or not {"type", "text_position", "length", "sample"} <= fields
+            or not all(hasattr(espeak, name) for name in ("EVENT_WORD", "EVENT_MSG_TERMINATED", "EVENT_LIST_TERMINATED"))):
+        raise SpeechError(_unknown_pyttsx3("its espeak driver is not shaped as coach expects"))
+    word, terminated, end_of_list = espeak.EVENT_WORD, espeak.EVENT_MSG_TERMINATED, espeak.EVENT_LIST_TERMINATED
+
+    class MemoryDriver(base):
+        utterance: _Utterance | None = None
+
+        def _onSynth(self, wav, numsamples, events):
+            utterance = self.utterance
+            if utterance is None or not self._speaking:
+                return 0
+            if numsamples > 0:
+                utterance.chunks.append(ctypes.string_at(wav, 2 * numsamples))
+            i = 0
+            while (event := events[i]).type != end_of_list:
+                if event.type == word:
+                    utterance.marks.append((event.text_position - 1, event.sample))  # 1-based offset
+                elif event.type == terminated:
+                    self._speaking = False
+                    self._proxy.notify("finished-utterance", completed=True)
+                    self._proxy.setBusy(False)
+                    utterance.done.set()
+                    self.endLoop()
+                    break
+                i += 1
+            return 0
+
+        def startLoop(self):
+            utterance = self.utterance
+            self._looping = True
+            self._proxy.setBusy(False)
+            if self._text_to_say and utterance is not None:
+                self._start_synthesis(self._text_to_say)
+            # Waits for the utterance itself, not for _looping: a command pyttsx3 queued while
+            # busy (after an utterance that failed) may end the loop as it starts.
+            while utterance is not None and not utterance.done.wait(0.005):
+                if self._stopping:  # pyttsx3 cancels an utterance espeak was busy with at the start
+                    self.iterate()
+                    break
+                if time.monotonic() > utterance.deadline:
+                    raise _EngineTimeout
+            self._looping = False
+
+    return MemoryDriver
 
 
 class EspeakEngine:
     """espeak-ng through pyttsx3, minding pyttsx3 2.99's traps.
 
-    One utterance per runAndWait (only the last queued save_to_file would be written);
-    voice and rate set explicitly before each one; the `error` event (how a bad voice
-    shows up) becomes a SpeechError; the WAV is read only after `finished-utterance`
-    and once it is complete. espeak keeps global state, so one lock serialises calls.
+    One utterance per runAndWait; voice and rate set explicitly before each one; the
+    `error` event (how a bad voice shows up) becomes a SpeechError. The samples and word
+    events come straight from espeak's synth callback (no file). espeak keeps global
+    state, so one lock serialises calls.
     """
 
     name = "espeak"
@@ -82,19 +165,14 @@ class EspeakEngine:
         espeak_version = self._espeak.Info(None).decode("ascii", "replace")
         self.version = f"espeak-ng {espeak_version}; pyttsx3 {_package_version('pyttsx3')}"
         self.default_voice = self._tts.getProperty("voice") or "gmw/en"
+        self._driver = self._tts.proxy._driver
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
-        self._finished = threading.Event()
-        self._cancelled = threading.Event()
         self._tts.connect("error", self._on_error)
-        self._tts.connect("finished-utterance", self._on_finished)
-        self._clock = _install_driver_clock()
         # pyttsx3 queues commands until its first runAndWait and runs them at once after
-        # that; one empty run now means voice, rate and file are always set right away.
+        # that; one empty run now means voice, rate and text are always set right away.
         with quiet_output():
             self._tts.runAndWait()
-        self._workdir = tempfile.mkdtemp(prefix="coach-speech-")
-        weakref.finalize(self, shutil.rmtree, self._workdir, True)
         self._voices: list[Voice] | None = None
         # (voice, rate) espeak was last set to: setting the voice again reloads its data,
         # about a quarter of a millisecond per utterance for nothing when it is the same.
@@ -107,47 +185,42 @@ class EspeakEngine:
             self._voices = [Voice(v.id, v.name, tuple(v.languages or ()), self.name) for v in found]
         return list(self._voices)
 
-    def render(self, text: str, voice: str | None, speed: float) -> np.ndarray:
+    def render(self, text: str, voice: str | None, speed: float) -> RawSpeech:
         with self._lock, quiet_output():
             return self._render(text, voice or self.default_voice, round(ESPEAK_NORMAL_WPM * speed))
 
-    def _render(self, text: str, voice: str, rate: int) -> np.ndarray:
-        path = os.path.join(self._workdir, "utterance.wav")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+    def _render(self, text: str, voice: str, rate: int) -> RawSpeech:
         self._errors.clear()
-        self._finished.clear()
-        self._cancelled.clear()
-        deadline = time.monotonic() + self.timeout + len(text) / 50.0
+        utterance = _Utterance(time.monotonic() + self.timeout + len(text) / 50.0)
         if self._applied != (voice, rate):
             self._applied = None  # unknown until both are set and the utterance went well
             self._tts.setProperty("voice", voice)
             self._tts.setProperty("rate", rate)
-        self._tts.save_to_file(text, path)
-        self._wait_until_idle(text, deadline)
-        self._clock.deadline = deadline
+        self._tts.say(text)
+        self._wait_until_idle(text, utterance.deadline)
+        self._driver.utterance = utterance
         try:
             self._tts.runAndWait()
         except BaseException as err:  # also Ctrl-C: stop espeak, and leave pyttsx3 able to run again
             with contextlib.suppress(Exception):
                 self._tts.endLoop()
             if not isinstance(err, Exception):
-                # espeak's own thread may still finish this utterance, and pyttsx3 then prints
-                # "Audio saved to ..."; let that happen while our output is still silenced.
                 self._settle(time.monotonic() + 0.3)
                 raise
             reason = "it did not finish in time" if isinstance(err, _EngineTimeout) else str(err)
             raise SpeechError(f"espeak-ng failed to speak {_quote(text)}: {reason}; try again, or reinstall espeak-ng") from err
         finally:
-            self._clock.deadline = math.inf
+            self._driver.utterance = None
         if self._errors:
             raise SpeechError(
                 f"espeak-ng failed to speak {_quote(text)} with voice {voice!r}: {self._errors[0]} "
                 "(`coach voices` lists the voices)"
             )
-        pcm = self._wait_for_wav(path, text, deadline)
+        if not utterance.done.is_set():
+            raise SpeechError(f"espeak-ng stopped before finishing {_quote(text)}; try again")
+        pcm = np.frombuffer(b"".join(utterance.chunks), "<i2").astype(np.float32) / np.float32(32768.0)
         self._applied = (voice, rate)
-        return pcm
+        return RawSpeech(pcm, tuple(utterance.marks))
 
     def _settle(self, deadline: float) -> None:
         with contextlib.suppress(Exception):
@@ -165,58 +238,8 @@ class EspeakEngine:
                 raise SpeechError(f"espeak-ng is still busy before {_quote(text)}; try again, or reinstall espeak-ng")
             time.sleep(0.0005)
 
-    def _wait_for_wav(self, path: str, text: str, deadline: float) -> np.ndarray:
-        # runAndWait may return before the file is whole: wait for `finished-utterance`,
-        # then for a WAV whose data is as long as its header says.
-        while True:
-            if self._finished.is_set():
-                pcm = _read_complete_wav(path)
-                if pcm is not None:
-                    return pcm
-            elif self._cancelled.is_set():
-                raise SpeechError(f"espeak-ng stopped before finishing {_quote(text)}; try again")
-            if time.monotonic() > deadline:
-                raise SpeechError(f"espeak-ng wrote no complete audio for {_quote(text)}; try again, or reinstall espeak-ng")
-            time.sleep(0.002)
-
     def _on_error(self, name=None, exception=None, **_ignored) -> None:
         self._errors.append(exception if exception is not None else RuntimeError("unknown engine error"))
-
-    def _on_finished(self, name=None, completed=True, **_ignored) -> None:
-        (self._finished if completed else self._cancelled).set()
-
-
-def _install_driver_clock() -> _DriverClock:
-    driver = sys.modules.get("pyttsx3.drivers.espeak")
-    current = getattr(driver, "time", None)
-    if isinstance(current, _DriverClock):
-        return current
-    clock = _DriverClock()
-    if current is time:  # only replace what we know: a different pyttsx3 keeps its own loop
-        driver.time = clock
-    return clock
-
-
-def _read_complete_wav(path: str) -> np.ndarray | None:
-    """The WAV's samples, or None while it is missing or shorter than its header says."""
-    try:
-        with wave.open(path, "rb") as wav:
-            if wav.getnchannels() != 1 or wav.getsampwidth() != 2 or wav.getframerate() != SAMPLE_RATE:
-                raise SpeechError(
-                    f"espeak-ng wrote {wav.getnchannels()} channel(s), {8 * wav.getsampwidth()}-bit, "
-                    f"{wav.getframerate()} Hz audio; coach expects mono 16-bit {SAMPLE_RATE} Hz (check the pyttsx3 version)"
-                )
-            expected = wav.getnframes()
-            frames = wav.readframes(expected)
-    except (FileNotFoundError, EOFError, wave.Error):
-        return None
-    if len(frames) != 2 * expected:
-        return None
-    return np.frombuffer(frames, "<i2").astype(np.float32) / np.float32(32768.0)
-
-
-# --- keeping the engine quiet ----------------------------------------------------
-
 
 @contextlib.contextmanager
 def quiet_output() -> Iterator[None]:

@@ -15,6 +15,7 @@ import importlib
 import threading
 from dataclasses import dataclass
 from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
 
@@ -22,12 +23,16 @@ import numpy as np
 
 from coach.audio import SAMPLE_RATE, resample
 from coach.errors import SpeechError, one_line
+from coach.speech.clip import RawSpeech, word_spans
 from coach.speech.engine import Voice
 from coach.speech.engine import quote_text as _quote
 
 ENGINE_NAME = "piper"
 INSTALL_HINT = "pip install 'coach[natural]' (or `make natural` in a checkout)"
 NOT_INSTALLED = f"the piper speech engine is not installed: {INSTALL_HINT}"
+# Piper times its phonemes only with the onnx package (piper-tts[alignment]); without it
+# it logs a warning and goes on without them.
+NO_ALIGNMENTS = f"the onnx package that Piper needs to time words is missing: {INSTALL_HINT}"
 
 
 @dataclass(frozen=True)
@@ -68,17 +73,17 @@ def length_scale_for(speed: float) -> float:
 
 
 def missing_reason() -> str | None:
-    """Why the piper engine cannot start (one line), or None when piper and a voice are installed.
+    """Why the piper engine cannot start (one line), or None when piper, onnx and a voice are installed.
 
     Only looks for the packages; nothing is imported or loaded.
     """
-    from importlib.util import find_spec
-
-    needed = ["piper", *(v.module for v in VOICE_PACKAGES)]
+    needed = ["piper", *(v.module for v in VOICE_PACKAGES), "onnx"]
     try:
         absent = [name for name in needed if find_spec(name) is None]
     except (ImportError, ValueError):  # a module set to None in sys.modules, a broken package
         absent = needed
+    if absent == ["onnx"]:
+        return NO_ALIGNMENTS
     return NOT_INSTALLED if absent else None
 
 
@@ -95,6 +100,8 @@ class PiperEngine:
 
     def __init__(self) -> None:
         self._piper = _import("piper")
+        if find_spec("onnx") is None:
+            raise SpeechError(NO_ALIGNMENTS)
         self._voice_modules = {v.id: _import(v.module) for v in VOICE_PACKAGES}
         self.version = "; ".join(
             [f"piper-tts {_version('piper-tts')}", f"onnxruntime {_version('onnxruntime')}"]
@@ -111,8 +118,9 @@ class PiperEngine:
         with self._lock:
             self._model(voice or self.default_voice)
 
-    def render(self, text: str, voice: str | None, speed: float) -> np.ndarray:
-        """float32 mono at SAMPLE_RATE, unpolished (coach.dsp trims and levels it)."""
+    def render(self, text: str, voice: str | None, speed: float) -> RawSpeech:
+        """float32 mono at SAMPLE_RATE, unpolished (coach.dsp trims and levels it), with a
+        mark where each word starts, from Piper's phoneme alignments of the same run."""
         voice = voice or self.default_voice
         with self._lock:
             model = self._model(voice)
@@ -125,14 +133,20 @@ class PiperEngine:
             try:
                 # One chunk per sentence; each keeps its own trailing silence (~150 ms),
                 # which is the pause between sentences.
-                chunks = [chunk.audio_float_array for chunk in model.synthesize(text, syn_config=config)]
+                chunks = list(model.synthesize(text, syn_config=config, include_alignments=True))
+                counts = _phoneme_word_counts(model, text)
             except Exception as err:  # onnxruntime and the phonemizer raise many kinds
                 raise SpeechError(
                     one_line(f"piper failed to speak {_quote(text)} with voice {voice!r}: {err}; try other words")
                 ) from err
-        pcm = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        starts = _phoneme_word_starts(chunks, text)
+        audio = [chunk.audio_float_array for chunk in chunks]
+        pcm = np.concatenate(audio).astype(np.float32) if audio else np.zeros(0, np.float32)
         rate = int(model.config.sample_rate)
-        return pcm if rate == SAMPLE_RATE else resample(pcm, rate, SAMPLE_RATE)
+        if rate != SAMPLE_RATE:
+            pcm = resample(pcm, rate, SAMPLE_RATE)
+            starts = [round(s * SAMPLE_RATE / rate) for s in starts]
+        return RawSpeech(pcm, _word_marks(text, counts, starts))
 
     def _model(self, voice: str):
         if voice not in self._models:
@@ -148,11 +162,67 @@ class PiperEngine:
         model_path, config_path = Path(module.model_path()), Path(module.config_path())
         reinstall = f"reinstall it: pip install --force-reinstall {package.distribution}"
         try:
-            return self._piper.PiperVoice.load(model_path, config_path=config_path)
+            return self._piper.PiperVoice.load(model_path, config_path=config_path, include_alignments=True)
         except Exception as err:  # missing file, bad JSON, an ONNX model onnxruntime rejects
             raise SpeechError(
                 one_line(f"the piper voice {voice!r} cannot be loaded from {model_path}: {err}; {reinstall}")
             ) from err
+
+
+# What Piper puts between and around words in its phoneme lists, rather than a phoneme of one.
+_NOT_IN_A_WORD = {" ", "^", "$"}
+
+
+def _phoneme_words(phonemes) -> int:
+    """How many words a list of phonemes holds: runs of phonemes between spaces."""
+    count, in_word = 0, False
+    for phoneme in phonemes:
+        if phoneme in _NOT_IN_A_WORD:
+            in_word = False
+        elif not in_word:
+            count, in_word = count + 1, True
+    return count
+
+
+def _phoneme_word_counts(model, text: str) -> list[int]:
+    """For each word of `text` (clip.word_spans), how many phoneme words the text up to its end makes.
+
+    espeak's phonemizer inside Piper merges short words ("for a" is one phoneme word) and
+    splits others ("77" is two), so words and phoneme words are lined up by phonemizing
+    each prefix of the text: a word that adds no phoneme word was merged into the one before.
+    """
+    return [sum(_phoneme_words(sentence) for sentence in model.phonemize(text[:end])) for _, end in word_spans(text)]
+
+
+def _phoneme_word_starts(chunks, text: str) -> list[int]:
+    """The sample (at the model's rate) where each phoneme word of the utterance starts."""
+    starts: list[int] = []
+    offset = 0
+    for chunk in chunks:
+        alignments = chunk.phoneme_alignments
+        if alignments is None:
+            raise SpeechError(f"piper gave no word timing for {_quote(text)}: {NO_ALIGNMENTS}")
+        position, in_word = offset, False
+        for alignment in alignments:
+            if alignment.phoneme in _NOT_IN_A_WORD:
+                in_word = False
+            elif not in_word:
+                starts.append(position)
+                in_word = True
+            position += int(alignment.num_samples)
+        offset += len(chunk.audio_float_array)
+    return starts
+
+
+def _word_marks(text: str, counts: list[int], starts: list[int]) -> tuple[tuple[int, int], ...]:
+    """(character offset, sample) for each word that has a phoneme word of its own."""
+    marks = []
+    before = 0
+    for (first_char, _), count in zip(word_spans(text), counts):
+        if count > before and before < len(starts):
+            marks.append((first_char, starts[before]))
+        before = max(before, count)
+    return tuple(marks)
 
 
 def _import(module: str) -> ModuleType:

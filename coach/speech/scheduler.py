@@ -33,6 +33,7 @@ import numpy as np
 
 from coach.errors import SpeechError
 from coach.speech.cache import SpeechCache, cache_dir, cache_key
+from coach.speech.clip import Clip
 from coach.speech.engine import SpeechEngine, SpeechSettings
 from coach.speech.registry import get_engine
 from coach.speech.synthesis import synthesize_into
@@ -48,7 +49,7 @@ HELPER_COMMAND = [sys.executable, "-m", "coach.speech.helper"]
 
 def synthesize(text: str, settings: SpeechSettings = SpeechSettings()) -> np.ndarray:
     """One utterance as polished float32 mono at SAMPLE_RATE (from the cache when it can)."""
-    return synthesize_all([text], settings)[text]
+    return synthesize_clips([text], settings)[text].samples
 
 
 def synthesize_all(
@@ -57,7 +58,17 @@ def synthesize_all(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Every distinct text as polished audio; cached clips are read, the rest synthesized.
+    """Every distinct text as polished audio (synthesize_clips without the words)."""
+    return {text: clip.samples for text, clip in synthesize_clips(texts, settings, progress=progress).items()}
+
+
+def synthesize_clips(
+    texts: Iterable[str],
+    settings: SpeechSettings = SpeechSettings(),
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Clip]:
+    """Every distinct text as a polished clip with its words; cached clips are read, the rest synthesized.
 
     progress(done, total) counts distinct texts; cache hits are reported together first.
     """
@@ -69,7 +80,7 @@ def synthesize_all(
     voice = resolve_voice(settings.voice, settings.engine) or engine.default_voice
     cache = SpeechCache(cache_dir())
     keys = {text: cache_key(text, voice, settings.speed, engine) for text in unique}
-    clips: dict[str, np.ndarray] = {}
+    clips: dict[str, Clip] = {}
     for text in unique:
         cached = cache.get(keys[text])
         if cached is not None:
@@ -93,13 +104,13 @@ def wants_helper(texts: list[str]) -> bool:
 
 def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngine, voice: str,
                       speed: float, cache: SpeechCache,
-                      report: Callable[[int], None] = lambda done: None) -> dict[str, np.ndarray]:
+                      report: Callable[[int], None] = lambda done: None) -> dict[str, Clip]:
     """Every text as polished audio (and in the cache), with a helper process when it pays.
 
     report(done) counts the texts ready so far, from either process.
     """
     helper = Helper.start(texts, voice, speed, engine.name, cache) if wants_helper(texts) and cache.writable() else None
-    clips: dict[str, np.ndarray] = {}
+    clips: dict[str, Clip] = {}
     here: set[int] = set()
 
     def report_ready() -> None:  # texts done by either process
