@@ -651,7 +651,8 @@ def test_signal_during_synthesis_stops_at_once_and_cleans_up(dirs, long_routine,
     try:
         time.sleep(0.3)
         # Make sure it is synthesizing (a clip was cached, more to come), not still starting up.
-        _wait_for(lambda: dirs["cache"].is_dir() and any(dirs["cache"].glob("*.clip")), what="the first clip")
+        _wait_for(lambda: dirs["cache"].is_dir() and any(not p.name.startswith(".") for p in dirs["cache"].glob("*.clip")),
+                  what="the first clip")  # a whole one, not a temporary file still being written
         helpers = [pid for pid in processes_with(str(dirs["cache"])) if pid != process.pid]
         stopped, out, err = _signal_and_time(process, signum)
     finally:
@@ -679,7 +680,8 @@ def test_under_nohup_a_hang_up_does_not_stop_an_export(dirs, long_routine):
     process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     try:
-        _wait_for(lambda: dirs["cache"].is_dir() and any(dirs["cache"].glob("*.clip")), what="the first clip")
+        _wait_for(lambda: dirs["cache"].is_dir() and any(not p.name.startswith(".") for p in dirs["cache"].glob("*.clip")),
+                  what="the first clip")  # a whole one, not a temporary file still being written
         process.send_signal(signal.SIGHUP)
         out, err = process.communicate(timeout=120)
     finally:

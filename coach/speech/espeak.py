@@ -245,8 +245,9 @@ class EspeakEngine:
 def quiet_output() -> Iterator[None]:
     """Send everything written to stdout and stderr, by Python or by C code, to /dev/null.
 
-    pyttsx3 prints `Audio saved to ...` for every file and libespeak-ng may complain on
-    stderr; none of that is for the user. Both the Python streams and file descriptors
+    pyttsx3 prints on stdout (`Audio saved to ...` for every file it writes; coach's driver
+    writes none, but pyttsx3's own code paths may still print) and libespeak-ng may complain
+    on stderr; none of that is for the user. Both the Python streams and file descriptors
     1 and 2 are redirected, and restored afterwards even on error.
     """
     for stream in (sys.stdout, sys.stderr):
