@@ -364,8 +364,8 @@ def plan(
 def export(
     output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (text formats).")],
     routine: RoutineArg = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, m4a, mp3, opus, txt, md, srt, vtt or json; default: from the file suffix.", show_default=False)] = None,
-    bitrate: Annotated[Optional[str], typer.Option("--bitrate", "-b", help="For m4a, mp3 and opus, e.g. 64k; default: AAC 48k, MP3 VBR V5, Opus 24k.", show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, m4a, mp3, opus, html (the session page), txt, md, srt, vtt or json; default: from the file suffix.", show_default=False)] = None,
+    bitrate: Annotated[Optional[str], typer.Option("--bitrate", "-b", help="For m4a, mp3, opus and html, e.g. 64k; default: AAC 48k, MP3 VBR V5, Opus 24k.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     speed: SpeedOpt = None,
     voice: VoiceOpt = None,
@@ -387,7 +387,7 @@ def export(
             write_output(render_text(session, fmt), end="")
             return
         label = {"wav": "Writing audio", "m4a": "Encoding audio", "mp3": "Encoding audio",
-                 "opus": "Encoding audio"}.get(fmt)
+                 "opus": "Encoding audio", "html": "Encoding audio"}.get(fmt)
         update, done = _progress(label) if label else (None, lambda: None)
         try:
             write_export(session, output, fmt, force=force, bitrate=bitrate, progress=update)

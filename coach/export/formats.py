@@ -13,7 +13,7 @@ TEXT_FORMATS = ("txt", "md", "srt", "vtt", "json")
 ENCODED_FORMATS = ("m4a", "mp3", "opus")  # compressed audio, through PyAV
 PAGE_FORMAT = "html"
 # In this order in messages (the first six were the only ones once; scripts match on them).
-FORMATS = ("wav", *TEXT_FORMATS, *ENCODED_FORMATS)
+FORMATS = ("wav", *TEXT_FORMATS, *ENCODED_FORMATS, PAGE_FORMAT)
 STDOUT = "-"
 # Names people use for the same formats, as a file suffix or a --format value.
 _ALIASES = {"wave": "wav", "text": "txt", "markdown": "md", "webvtt": "vtt", "aac": "m4a",
@@ -34,7 +34,7 @@ def pick_format(output: str, fmt: str | None = None) -> str:
         if name not in FORMATS:
             what = f"suffix {suffix!r}" if suffix else "no suffix"
             raise UsageError(f"cannot tell the format of {output!r} ({what}); name the file "
-                             f"*.wav, *.m4a, *.mp3, *.opus, *.txt, *.md, *.srt, *.vtt or *.json, "
+                             f"*.wav, *.m4a, *.mp3, *.opus, *.html, *.txt, *.md, *.srt, *.vtt or *.json, "
                              "or give --format")
     if output == STDOUT and name not in TEXT_FORMATS:
         what = "the session page" if name == PAGE_FORMAT else f"{name.upper()} audio"

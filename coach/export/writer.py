@@ -14,7 +14,8 @@ from coach.errors import UsageError
 from coach.export.audio import write_wav_stream
 from coach.export.captions import render_srt, render_vtt
 from coach.export.encoded import write_encoded
-from coach.export.formats import ENCODED_FORMATS, STDOUT, TEXT_FORMATS, check_output, parse_bitrate_for
+from coach.export.formats import ENCODED_FORMATS, PAGE_FORMAT, STDOUT, TEXT_FORMATS, check_output, parse_bitrate_for
+from coach.export.page import write_page
 from coach.export.script import render_md, render_txt
 from coach.export.timeline_json import render_json
 from coach.files import atomic_writer
@@ -53,6 +54,8 @@ def write_export(session: Session, output: str, fmt: str | None = None, *, force
             write_wav_stream(handle, session, progress)
         elif name in ENCODED_FORMATS:
             write_encoded(handle, session, name, bitrate=bits_per_second, progress=progress)
+        elif name == PAGE_FORMAT:
+            write_page(handle, session, bitrate=bits_per_second, progress=progress)
         else:
             handle.write(render_text(session, name).encode("utf-8"))
     return name

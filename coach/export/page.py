@@ -1,0 +1,74 @@
+"""The session page: one self-contained HTML file that plays the session in any browser,
+offline. The audio (AAC in MP4, base64) is inside it, with the chapters and the captions
+as JSON; page.html holds the markup, style and script, and makes no network request (its
+Content-Security-Policy forbids any).
+
+The words shown come from the same `captions()` as the srt and vtt files, so the page,
+the captions and the audio agree to the millisecond.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, BinaryIO
+
+from coach.export.captions import captions
+from coach.export.encoded import PAGE_AUDIO, write_encoded
+from coach.export.outline import ARTIST, chapters, settings_comment
+from coach.export.times import milliseconds
+
+if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
+    from coach.session import Session
+
+PAGE_MIME = "audio/mp4"
+# Markers in page.html, in this order, each once.
+_AUDIO_MARK = "@@AUDIO_BASE64@@"
+_DATA_MARK = "@@SESSION_JSON@@"
+_TITLE_MARK = "@@TITLE@@"
+
+
+def page_data(session: Session) -> dict:
+    """What the page's script reads: times in whole milliseconds, as in the captions."""
+    routine, timeline = session.routine, session.timeline
+    return {
+        "title": routine.title,
+        "credit": routine.credit,
+        "description": routine.description,
+        "props": list(routine.props),
+        "artist": ARTIST,
+        "settings": settings_comment(session),
+        "length_ms": milliseconds(timeline.length),
+        "mime": PAGE_MIME,
+        "chapters": [[milliseconds(ch.start), ch.title] for ch in chapters(timeline)],
+        # [start ms, end ms, text], one per caption; the page wraps the text to its own width.
+        "cues": [[milliseconds(c.start), milliseconds(c.end), " ".join(c.lines)]
+                 for c in captions(timeline)],
+    }
+
+
+def render_page(session: Session, audio: bytes) -> str:
+    """The page around already-encoded audio."""
+    template = resources.files("coach.export").joinpath("page.html").read_text(encoding="utf-8")
+    template = re.sub(r"\n[ \t]+", "\n", template)  # the indentation is for people reading page.html
+    # "</" inside a <script> would end it early; JSON allows the escaped form.
+    data = json.dumps(page_data(session), ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    # The template's own markers only, in their order: a routine's text is never searched.
+    head, _, rest = template.partition(_TITLE_MARK)
+    middle, _, rest = rest.partition(_DATA_MARK)
+    before_audio, _, tail = rest.partition(_AUDIO_MARK)
+    return "".join([head, html.escape(session.routine.title), middle, data, before_audio,
+                    base64.b64encode(audio).decode("ascii"), tail])
+
+
+def write_page(handle: BinaryIO, session: Session, *, bitrate: int | None = None,
+               progress: Callable[[int, int], None] | None = None) -> None:
+    """Encode the audio (in memory: it goes into the page as text), then write the page."""
+    audio = io.BytesIO()
+    write_encoded(audio, session, PAGE_AUDIO, bitrate=bitrate, progress=progress, outline=False)
+    handle.write(render_page(session, audio.getvalue()).encode("utf-8"))

@@ -1,0 +1,167 @@
+"""The session page (coach export -o session.html): one file with the audio inside, tested
+as written and then in a real, headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.browser import phone_browser, require_chromium, requests_made
+from tests.test_export import synthetic_session
+
+from coach.export import write_export
+from coach.export.captions import captions
+from coach.export.outline import chapters
+from coach.export.times import milliseconds
+
+pytest.importorskip("av", reason="PyAV (coach[media]) is installed by make test")
+
+WAIT_S = 30  # a busy two-core machine can take a while to start Chromium
+
+
+@pytest.fixture(scope="module")
+def session():
+    return synthetic_session()
+
+
+@pytest.fixture(scope="module")
+def page(session, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("page") / "session.html"
+    assert write_export(session, str(path)) == "html"
+    return path
+
+
+def embedded(page: Path) -> tuple[dict, bytes]:
+    text = page.read_text(encoding="utf-8")
+    data = re.search(r'<script type="application/json" id="session">(.*?)</script>', text, re.S)[1]
+    audio = re.search(r'<script type="text/plain" id="audio-data">(.*?)</script>', text, re.S)[1]
+    return json.loads(data), base64.b64decode(audio)
+
+
+def test_page_holds_the_audio_and_the_timeline(session, page):
+    data, audio = embedded(page)
+    assert audio[4:8] == b"ftyp", "AAC in MP4"
+    assert data["length_ms"] == milliseconds(session.timeline.length)
+    assert data["chapters"] == [[milliseconds(c.start), c.title] for c in chapters(session.timeline)]
+    assert [c[2] for c in data["cues"]] == [" ".join(c.lines) for c in captions(session.timeline)]
+    assert data["title"] == session.routine.title and data["props"] == ["strap", "mat"]
+
+
+def test_page_of_the_builtin_routine_is_under_1_4_times_its_audio(tmp_path, monkeypatch):
+    """Base64 costs a third; the page itself (about 10 KB) and its captions must fit in the
+    rest. (A session of a minute or two is over: its fixed part weighs more there.)"""
+    from coach.routine import load_routine
+    from coach.session import build_session
+
+    monkeypatch.setenv("COACH_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "builtin.html"
+    write_export(build_session(load_routine()), str(path))
+    _, audio = embedded(path)
+    assert path.stat().st_size < 1.4 * len(audio)
+
+
+def test_page_asks_for_nothing_outside_itself(page):
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)
+    assert "<link" not in text and "@import" not in text and "url(" not in text
+    assert "default-src 'none'" in text  # the CSP forbids any request the page did not make itself
+
+
+def test_page_text_is_escaped(tmp_path):
+    from dataclasses import replace
+
+    from tests.test_export import make_routine
+
+    routine = replace(make_routine(), title="</script><b>Hips</b> & back", description="<img src=x>")
+    path = tmp_path / "odd.html"
+    write_export(synthetic_session(routine), str(path))
+    data, _ = embedded(path)
+    assert data["title"] == routine.title and data["description"] == "<img src=x>"
+    assert "<title>&lt;/script&gt;&lt;b&gt;Hips&lt;/b&gt; &amp; back</title>" in path.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------
+# In Chromium
+
+def wait_for(driver, script: str, what: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.05).until(
+        lambda d: d.execute_script(script), message=f"waited {WAIT_S} s for {what}")
+
+
+SEEK = """
+const [seconds, done] = arguments;
+const audio = document.getElementById("audio");
+audio.addEventListener("seeked", () => requestAnimationFrame(() => {
+  const words = document.getElementById("words");
+  done([audio.currentTime, words.textContent, words.classList.contains("said"),
+        document.getElementById("chapter").textContent]);
+}), {once: true});
+audio.currentTime = seconds;
+"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    with phone_browser() as driver:
+        driver.set_script_timeout(WAIT_S)
+        yield driver
+
+
+def test_page_plays_in_chromium(session, page, browser):
+    browser.get(page.as_uri())
+    duration = wait_for(browser, "const a = document.getElementById('audio');"
+                                 "return a.readyState >= 1 && a.duration", "the audio to load")
+    assert abs(duration - session.timeline.length_s) < 0.05
+    assert browser.execute_script("return document.getElementById('audio').error") is None
+    assert browser.title == session.routine.title
+
+    # The third chapter, tapped: the position is its start, and the page says where it is.
+    found = chapters(session.timeline)
+    buttons = browser.find_elements("css selector", "#chapters button")
+    assert [b.text.split(maxsplit=1)[1] for b in buttons] == [c.title for c in found]
+    buttons[2].click()
+    at = wait_for(browser, "const a = document.getElementById('audio');"
+                           "return !a.seeking && a.currentTime", "the jump to chapter 3")
+    assert abs(at - found[2].start / 22050) < 0.001
+    assert browser.find_element("id", "chapter").text == found[2].title
+    assert buttons[2].get_attribute("aria-current") == "true"
+    assert browser.execute_script("return navigator.mediaSession.metadata.title") == found[2].title
+    assert browser.execute_script("return navigator.mediaSession.metadata.album") == session.routine.title
+
+    browser.find_element("id", "next").click()
+    at = wait_for(browser, "const a = document.getElementById('audio');"
+                           "return !a.seeking && a.currentTime", "the next pose")
+    assert abs(at - found[3].start / 22050) < 0.001
+
+
+def test_page_shows_the_words_when_they_are_spoken(session, page, browser):
+    browser.get(page.as_uri())
+    wait_for(browser, "return document.getElementById('audio').readyState >= 1", "the audio to load")
+    cues = captions(session.timeline)
+    for cue in (cues[0], cues[len(cues) // 2], cues[-1]):
+        middle_ms = milliseconds((cue.start + cue.end) // 2)
+        _, words, said, _ = browser.execute_async_script(SEEK, middle_ms / 1000)
+        assert (words, said) == (" ".join(cue.lines), False)
+    # Just after a line ends, in the silence before the next: that line, dimmed.
+    gap = next(a for a, b in zip(cues, cues[1:]) if milliseconds(b.start) - milliseconds(a.end) > 100)
+    _, words, said, _ = browser.execute_async_script(SEEK, (milliseconds(gap.end) + 50) / 1000)
+    assert (words, said) == (" ".join(gap.lines), True)
+
+
+def test_page_makes_no_network_request(page, browser):
+    browser.get_log("performance")  # what the browser did before this test
+    browser.get(page.as_uri())
+    wait_for(browser, "return document.getElementById('audio').readyState >= 1", "the audio to load")
+    browser.find_elements("css selector", "#chapters button")[1].click()
+    wait_for(browser, "return !document.getElementById('audio').seeking", "a jump")
+    made = [r for r in requests_made(browser) if r["document"] == page.as_uri()]
+    schemes = sorted({r["url"].split(":", 1)[0] for r in made})
+    assert schemes == ["blob", "file"], made
+    assert [r["url"] for r in made if r["url"].startswith("file:")] == [page.as_uri()]
