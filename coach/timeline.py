@@ -22,7 +22,8 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coach.audio import SAMPLE_RATE
@@ -103,6 +104,9 @@ class Timeline:
     sections: tuple[Section, ...]
     length: int
     warnings: tuple[str, ...] = ()
+    # False for a timeline grown only as far as its clips are known (grow_timeline): it ends
+    # where the first missing clip would start, and `length` is that point.
+    complete: bool = True
 
     @property
     def length_s(self) -> float:
@@ -218,28 +222,97 @@ def build_timeline(
     options: TimelineOptions = TimelineOptions(),
 ) -> Timeline:
     """The session as timed events. speech_lengths: samples per spoken text (placeholders filled)."""
-    return _Builder(routine, speech_lengths, chime_lengths, options).build()
+    return _Builder(routine, lambda text, speed: speech_lengths[text], chime_lengths, options).build()
+
+
+ClipLength = Callable[[str, float], "int | None"]
+
+
+def grow_timeline(
+    routine: Routine,
+    clip_length: ClipLength,
+    chime_lengths: Mapping[str, int],
+    options: TimelineOptions = TimelineOptions(),
+    speed_changes: Sequence[tuple[int, float]] = (),
+) -> Timeline:
+    """The session as far as its clips are known, for a voice whose speed may change as it plays.
+
+    clip_length(text, speed) is the clip's length in samples, or None while it is not
+    synthesized yet. The timeline stops (complete=False, length = that point) before the
+    first spoken line whose clip is missing, or before a pose whose clips are not all
+    known, so it never stops inside a hold. Each part depends only on its own clips and
+    the ones before it: a longer timeline, grown later, starts with the same events.
+
+    speed_changes: (sample, speed) pairs in time order; whatever starts at or after the
+    sample is spoken at that speed (untimed gaps follow it too; holds keep their length).
+    A cue of a hold that was already running is kept where it was placed and spoken at
+    the new speed if it still fits there, else left out with a warning; while its clip
+    at the new speed is missing it is left out of this timeline, without one.
+    """
+    return _Builder(routine, clip_length, chime_lengths, options, tuple(speed_changes)).build()
+
+
+def speed_at(options: TimelineOptions, speed_changes: Sequence[tuple[int, float]], at: int) -> float:
+    """The voice speed for something that starts at sample `at`."""
+    i = bisect.bisect_right([sample for sample, _ in speed_changes], at) - 1
+    return speed_changes[i][1] if i >= 0 else options.speed
+
+
+def turn_texts(turn: Turn, countdown: int = 0) -> list[str]:
+    """Every text one pose on one side may speak, in the order they come."""
+    texts = list(turn.switch or ()) + list(turn.setup) + [text for _, text in turn.cues]
+    if countdown and not turn.pose.rest:
+        texts += countdown_texts(countdown)
+    return texts + list(turn.release)
+
+
+class _NotReady(Exception):
+    """A clip the next part needs is not known yet: the timeline stops here."""
+
+
+class _Lengths:
+    """speech[text] for the builder: the clip's length at the speed `speed` is set to."""
+
+    def __init__(self, clip_length: ClipLength, speed: float) -> None:
+        self.clip_length = clip_length
+        self.speed = speed
+
+    def __getitem__(self, text: str) -> int:
+        length = self.clip_length(text, self.speed)
+        if length is None:
+            raise _NotReady(text)
+        return length
 
 
 class _Builder:
-    def __init__(self, routine, speech_lengths, chime_lengths, options: TimelineOptions) -> None:
+    def __init__(self, routine, clip_length: ClipLength, chime_lengths, options: TimelineOptions,
+                 speed_changes: tuple[tuple[int, float], ...] = ()) -> None:
         self.routine = routine
-        self.speech = speech_lengths
+        self.clip_length = clip_length
+        self.speed_changes = speed_changes
+        self.speech = _Lengths(clip_length, options.speed)
         self.chimes = chime_lengths
         self.options = options
         self.events: list[Event] = []
         self.sections: list[Section] = []
         self.warnings: list[str] = []
         self.t = 0
+        self._turn: tuple[Turn, int, int] | None = None  # the turn being built: (turn, index, start)
+        self._hold: tuple[int, int] | None = None  # its hold (start, length), once placed
+        self._turn_speed = options.speed  # the speed the turn began with: its cues are placed at it
+
+    def speed(self, at: int) -> float:
+        return speed_at(self.options, self.speed_changes, at)
 
     def gap(self, seconds: float) -> int:
-        return samples(seconds / self.options.speed)
+        return samples(seconds / self.speed(self.t))
 
     def say(self, texts, part, pose=None, side=None, section=None) -> None:
         """Speak texts (placeholders already filled) one after the other."""
         for j, text in enumerate(texts):
             if j:
                 self.t += self.gap(GAP_BETWEEN_LINES)
+            self.speech.speed = self.speed(self.t)
             length = self.speech[text]
             self.events.append(Event(self.t, length, "speech", part, text, pose, side, section))
             self.t += length
@@ -248,28 +321,52 @@ class _Builder:
         self.events.append(Event(at, self.chimes[kind], "chime", kind, kind, pose, side, section))
 
     def build(self) -> Timeline:
+        try:
+            self.build_all()
+        except _NotReady:
+            if self._turn is not None and self._hold is not None:
+                # Stopped inside a pose after its hold (before the release): the pose so far.
+                turn, index, start = self._turn
+                self.sections.append(Section(index, turn.pose_number, turn.pose.name, turn.side, start,
+                                             self.t, *self._hold))
+            return self.timeline(self.t, complete=False)
+        end = max([self.t] + [e.end for e in self.events])
+        return self.timeline(end + samples(TAIL))
+
+    def timeline(self, length: int, complete: bool = True) -> Timeline:
+        events = sorted(self.events, key=lambda e: (e.start, e.kind != "hold", e.kind != "chime"))
+        return Timeline(tuple(events), tuple(self.sections), length, tuple(self.warnings), complete)
+
+    def build_all(self) -> None:
         minimal = self.options.guidance == "minimal"
         intro = () if minimal else self.routine.intro
         outro = () if minimal else self.routine.outro
         self.say(intro, "intro")
         if intro:
             self.t += self.gap(GAP_AFTER_INTRO)
-        for turn in session_turns(self.routine, self.options):
+        turns = session_turns(self.routine, self.options)
+        for k, turn in enumerate(turns):
             index = len(self.sections)
             start = self.t
+            self.check_ready(turn)
+            self._turn, self._hold, self._turn_speed = (turn, index, start), None, self.speed(start)
             if turn.switch is not None:
                 self.side_switch(turn, index)
             hold_start, hold_length = self.pose(turn, index)
             self.sections.append(Section(index, turn.pose_number, turn.pose.name, turn.side, start, self.t,
                                          hold_start, hold_length))
-            self.t += self.gap(GAP_BETWEEN_POSES)
-        self.t -= self.gap(GAP_BETWEEN_POSES)
+            self._turn = None
+            if k < len(turns) - 1:
+                self.t += self.gap(GAP_BETWEEN_POSES)
         if outro:
             self.t += self.gap(GAP_BEFORE_OUTRO)
             self.say(outro, "outro")
-        end = max([self.t] + [e.end for e in self.events])
-        events = sorted(self.events, key=lambda e: (e.start, e.kind != "hold", e.kind != "chime"))
-        return Timeline(tuple(events), tuple(self.sections), end + samples(TAIL), tuple(self.warnings))
+
+    def check_ready(self, turn: Turn) -> None:
+        """A pose is begun only when every clip it needs is known, so no wait falls inside it."""
+        speed = self.speed(self.t)
+        if any(self.clip_length(text, speed) is None for text in turn_texts(turn, self.options.countdown)):
+            raise _NotReady(turn.pose.name)
 
     def side_switch(self, turn: Turn, index: int) -> None:
         pose, side = turn.pose, turn.side
@@ -287,6 +384,8 @@ class _Builder:
         if pose.rest:
             return self.rest(turn, index, hold_seconds)
         hold_start, hold_length = self.t, samples(hold_seconds)
+        self._hold = (hold_start, hold_length)
+        self.speech.speed = self._turn_speed  # known to be ready (check_ready); respoken() does the rest
         midpoint = hold_start + samples(hold_seconds / 2)
         hold_end = hold_start + hold_length
         self.events.append(Event(hold_start, hold_length, "hold", "hold", pose.name, pose.name, side, index))
@@ -314,6 +413,8 @@ class _Builder:
         (the release follows that chime), or no chime at all; no midpoint, no countdown."""
         pose, side = turn.pose, turn.side
         start, length = self.t, samples(seconds)
+        self._hold = (start, length)
+        self.speech.speed = self._turn_speed
         end = start + length
         self.events.append(Event(start, length, "hold", "rest", pose.name, pose.name, side, index))
         blocked = []
@@ -342,7 +443,9 @@ class _Builder:
                                  "fit this hold; it is left out")
             return None
         for text, at in zip(texts, starts):
-            self.events.append(Event(at, self.speech[text], "speech", "countdown", text, pose.name, side, index))
+            length = self.respoken(text, at, samples(1.0))
+            if length is not None:
+                self.events.append(Event(at, length, "speech", "countdown", text, pose.name, side, index))
         return starts[0]
 
     def place_cues(self, turn: Turn, index, hold_start, hold_length, quiet_end, blocked) -> None:
@@ -373,8 +476,27 @@ class _Builder:
                 break
             _, text = spread.pop()
             self.drop(pose, side, text, "there is no room left in the hold at this speed")
-        for start, text in sorted(placed):
-            self.events.append(Event(start, self.speech[text], "speech", "cue", text, pose.name, side, index))
+        placed.sort()
+        for k, (start, text) in enumerate(placed):
+            # The room this cue has if the speed changed during the hold and it is longer now.
+            room = min([quiet_end] + [a for a, _ in blocked if a > start]
+                       + ([placed[k + 1][0] - gap] if k + 1 < len(placed) else [])) - start
+            length = self.respoken(text, start, room)
+            if length is not None:
+                self.events.append(Event(start, length, "speech", "cue", text, pose.name, side, index))
+            elif self.clip_length(text, self.speed(start)) is not None:
+                self.drop(pose, side, text, f"it no longer fits at speed {self.speed(start):g}")
+
+    def respoken(self, text: str, at: int, room: int) -> int | None:
+        """The length of a text placed in a hold at the speed its pose began with, spoken at the speed
+        in force at `at`: the same unless the speed changed during the hold; None when its
+        clip at the new speed is longer than `room` or not known yet."""
+        placed = self.speech[text]
+        speed = self.speed(at)
+        if speed == self.speech.speed:
+            return placed
+        length = self.clip_length(text, speed)
+        return length if length is not None and length <= max(room, placed) else None
 
     def drop(self, pose, side, text, why) -> None:
         short = text if len(text) <= 40 else text[:37] + "..."
