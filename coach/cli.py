@@ -50,7 +50,7 @@ app = typer.Typer(
     name="coach",
     help="A voice-guided audio coach for stretching and yoga. Lie down, close your eyes, follow the voice.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion; bench/bench_completion.py measures the cost
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -61,10 +61,30 @@ cache_app = typer.Typer(help="See or empty the speech cache (synthesized clips k
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
+
+
+def complete_routine(incomplete: str) -> list[str]:
+    """Shell completion: the routine names that start with what is typed (a file glob, no parsing)."""
+    from coach.routine import available_routines
+
+    return [name for name in available_routines() if name.startswith(incomplete)]
+
+
+def complete_voice(incomplete: str) -> list[str]:
+    """Shell completion: voice ids of the default engine that start with what is typed."""
+    try:
+        from coach.speech import list_voices
+
+        return [v.id for v in list_voices() if v.id.startswith(incomplete)]
+    except Exception:  # completion must never print a traceback into the user's shell
+        return []
+
+
 ROUTINE_HELP = "Routine name (see `coach list`) or path to a .toml file. Default: the built-in leg-stretches."
-RoutineArg = Annotated[Optional[str], typer.Argument(help=ROUTINE_HELP, show_default=False)]
+RoutineArg = Annotated[Optional[str], typer.Argument(help=ROUTINE_HELP, show_default=False,
+                                                     autocompletion=complete_routine)]
 SpeedOpt = Annotated[Optional[float], typer.Option("--speed", "-s", help="Voice speed, 0.5 (slow) to 2.0 (fast); 1.0 is normal.", show_default=False)]
-VoiceOpt = Annotated[Optional[str], typer.Option("--voice", help="Voice id or name (see `coach voices`).", show_default=False)]
+VoiceOpt = Annotated[Optional[str], typer.Option("--voice", help="Voice id or name (see `coach voices`).", show_default=False, autocompletion=complete_voice)]
 EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Speech engine: espeak or piper.", show_default=False)]
 HoldOpt = Annotated[Optional[float], typer.Option("--hold", help="Hold every pose this many seconds (a quick session).", show_default=False)]
 SideOpt = Annotated[Optional[str], typer.Option("--side", help="Side to start with, e.g. left.", show_default=False)]
@@ -303,22 +323,82 @@ def validate(
 
 @app.command("list")
 def list_routines() -> None:
-    """List the built-in routines and yours (in the config folder's routines/). Example: coach list"""
+    """List the built-in routines and yours: title, length, poses, props. Example: coach list"""
+    from coach.length import estimate_seconds
     from coach.routine import available_routines, load_routine, user_cues_dir
+    from coach.timeline import TimelineOptions
 
     with user_errors():
         found = available_routines()
         if not found:
             write_output("No routines found.")
+        rows = [("NAME", "TITLE", "LENGTH*", "POSES", "PROPS")]
         for name, path in found.items():
             try:
                 routine = load_routine(path)
-                summary = f"{routine.title} ({len(routine.poses)} poses x {max(1, len(routine.sides))} sides, " \
-                          f"holds {clock(routine.total_hold_seconds)})"
             except CoachError as err:
-                summary = f"(invalid: {err})"
-            write_output(f"{name:24} {summary}")
-        write_output(f"\nYour own routines go in {user_cues_dir()}")
+                rows.append((name, f"(invalid: {one_line(str(err))})", "", "", ""))
+                continue
+            seconds = estimate_seconds(routine, TimelineOptions(speed=routine.speed or 1.0))
+            rows.append((name, routine.title, f"~{clock(seconds)}", str(pose_count(routine)),
+                         ", ".join(routine.props) or "-"))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            write_output("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        write_output("* an estimate, at the routine's own speed (or 1.0) with full guidance, from the number of "
+                     "words; `coach plan NAME` gives the exact length.")
+        write_output(f"Your own routines go in {user_cues_dir()} (`coach new NAME` starts one).")
+
+
+def pose_count(routine) -> int:
+    return sum(1 for p in routine.poses if not p.rest)
+
+
+@app.command()
+def show(routine: RoutineArg = None) -> None:
+    """Describe a routine: what it is, its credit, props and each pose with its hold. Example: coach show lower-back"""
+    from coach.length import estimate_seconds
+    from coach.routine import load_routine
+    from coach.timeline import TimelineOptions
+
+    with user_errors():
+        found = load_routine(routine)
+        speed = found.speed or 1.0
+        write_output(f"{found.title}  ({found.name}: {found.source})")
+        for label, value in (("About", found.description), ("Credit", found.credit),
+                             ("Props", ", ".join(found.props)), ("Language", found.language or "")):
+            if value:
+                write_output(f"{label}: {value}")
+        rests = len(found.poses) - pose_count(found)
+        write_output(f"Length: about {clock(estimate_seconds(found, TimelineOptions(speed=speed)))} at speed "
+                     f"{speed:g} (an estimate; `coach plan {found.name}` gives the exact length), "
+                     f"{pose_count(found)} poses" + (f" and {rests} rest{'s' if rests > 1 else ''}" if rests else ""))
+        write_output("")
+        rows = []
+        for number, pose in enumerate(found.poses, 1):
+            sides = found.sides_of(pose)
+            done = ", ".join(sides) if sides else "once"
+            hold = f"{pose.hold:g} s" + (" each side" if len(sides) > 1 else "")
+            kind = "rest" + ("" if pose.chimes else ", no chimes") if pose.rest else (pose.targets or "")
+            rows.append((str(number), pose.name, done, hold, kind))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            write_output("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+
+
+@app.command()
+def new(
+    name: Annotated[str, typer.Argument(help="Name of the new routine, e.g. evening-hips (letters, digits, - and _).")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a routine of that name.")] = False,
+) -> None:
+    """Write a commented starter routine into your routine folder and print its path. Example: coach new evening-hips"""
+    from coach.routine.starter import write_starter_routine
+
+    with user_errors():
+        path = write_starter_routine(name, force=force)
+        write_output(str(path))
+        _to_stderr(f"Edit it, then check it with `coach validate {path.stem}` and play it with "
+                   f"`coach start {path.stem}`.")
 
 
 @app.command()

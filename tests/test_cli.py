@@ -78,7 +78,7 @@ def test_list_shows_builtin_and_user_folder(isolated_user_dirs):
     result = run("list")
     assert result.exit_code == 0, result.output
     assert re.search(r"leg-stretches\s+Leg Stretches for Hips and Back", result.output)
-    assert re.search(r"evening\s+Evening \(1 poses", result.output)
+    assert re.search(r"evening\s+Evening\s+~\d\d:\d\d\s+1\s+-", result.output)
     assert str(mine) in result.output
 
 
