@@ -16,7 +16,7 @@ from coach.errors import ChimeError, SpeechError, UsageError
 from coach.length import fit_holds
 from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
-from coach.speech import SpeechSettings, synthesize_all, voice_for_language
+from coach.speech import SpeechSettings, synthesize_clips, voice_for_language
 from coach.timeline import Timeline, TimelineOptions, build_timeline, spoken_texts
 
 
@@ -126,11 +126,13 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
                   progress: Callable[[int, int], None] | None = None) -> Session:
     chimes = load_routine_chimes(routine)
     texts = spoken_texts(routine, options.timeline_options)
-    speech = synthesize_all(texts, options.speech_settings, progress=progress)
+    clips = synthesize_clips(texts, options.speech_settings, progress=progress)
+    speech = {text: clip.samples for text, clip in clips.items()}
     speech_lengths = {text: len(clip) for text, clip in speech.items()}
     chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
     if options.minutes is not None:  # the clips are measured now, so the fit is exact
         routine = fit_holds(routine, speech_lengths, chime_lengths, options.timeline_options,
                             options.minutes).routine
-    timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options)
+    timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options,
+                              speech_words={text: clip.words for text, clip in clips.items()})
     return Session(routine, options, timeline, speech, chimes)

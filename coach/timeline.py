@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from coach.audio import SAMPLE_RATE
 from coach.routine import CUE_GAP, GUIDANCE_LEVELS, Pose, Routine, fill_placeholders
+
+if TYPE_CHECKING:
+    from coach.speech.clip import Word
 
 # Gaps in seconds at speed 1.0; divided by the speed, like the speech itself.
 GAP_BETWEEN_LINES = 0.6
@@ -62,6 +66,8 @@ class Event:
     pose: str | None = None
     side: str | None = None
     section: int | None = None
+    # Speech only: each word said, at its absolute samples in the session (coach.speech.Word).
+    words: tuple[Word, ...] = ()
 
     @property
     def end(self) -> int:
@@ -220,9 +226,25 @@ def build_timeline(
     speech_lengths: Mapping[str, int],
     chime_lengths: Mapping[str, int],
     options: TimelineOptions = TimelineOptions(),
+    speech_words: Mapping[str, Sequence[Word]] | None = None,
 ) -> Timeline:
-    """The session as timed events. speech_lengths: samples per spoken text (placeholders filled)."""
-    return _Builder(routine, lambda text, speed: speech_lengths[text], chime_lengths, options).build()
+    """The session as timed events. speech_lengths: samples per spoken text (placeholders filled);
+    speech_words: the words of each text with their samples in its clip, given to its events."""
+    timeline = _Builder(routine, lambda text, speed: speech_lengths[text], chime_lengths, options).build()
+    if speech_words:
+        timeline = with_words(timeline, lambda event: speech_words.get(event.text, ()))
+    return timeline
+
+
+def with_words(timeline: Timeline, words_of: Callable[[Event], Sequence[Word]]) -> Timeline:
+    """The timeline with each speech event's words (words_of(event): samples in its clip),
+    moved to the session's samples. A growing timeline whose speed changes can give the
+    words of the clip each event was placed with."""
+    events = tuple(
+        replace(e, words=tuple(w.shifted(e.start) for w in words_of(e))) if e.kind == "speech" else e
+        for e in timeline.events
+    )
+    return replace(timeline, events=events)
 
 
 ClipLength = Callable[[str, float], "int | None"]

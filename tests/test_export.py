@@ -469,7 +469,7 @@ def test_json_fields(session):
                              countdown=3)
     s = synthetic_session(options=options)
     doc = json.loads(render_text(s, "json"))
-    assert doc["format"] == "coach-timeline" and doc["version"] == 1 and doc["sample_rate"] == SAMPLE_RATE
+    assert doc["format"] == "coach-timeline" and doc["version"] == 2 and doc["sample_rate"] == SAMPLE_RATE
     assert doc["title"] == "Test *stretches*" and doc["credit"] == "Written for the coach tests"
     assert doc["length_samples"] == s.timeline.length
     assert doc["length_seconds"] == round(s.timeline.length / SAMPLE_RATE, 6)
@@ -486,6 +486,8 @@ def test_json_fields(session):
             "duration": round(event.length / SAMPLE_RATE, 6), "start_sample": event.start,
             "length_samples": event.length, "kind": event.kind, "part": event.part, "text": event.text,
             "pose": event.pose, "side": event.side, "section": event.section,
+            "words": [{"text": w.text, "start": round(w.start / SAMPLE_RATE, 6), "end": round(w.end / SAMPLE_RATE, 6),
+                       "start_sample": w.start, "end_sample": w.end} for w in event.words],
         }
     hold = next(sec for sec in doc["sections"] if sec["pose"] == "Leg to the side")
     assert hold["hold_seconds"] == 12.0

@@ -423,7 +423,7 @@ def test_out_of_range_options_exit_2_before_any_work(tmp_path, monkeypatch, comm
     def no_synthesis(*args, **kwargs):
         raise AssertionError("speech was synthesized before the options were checked")
 
-    monkeypatch.setattr(session_module, "synthesize_all", no_synthesis)
+    monkeypatch.setattr(session_module, "synthesize_clips", no_synthesis)
     extra = ["-o", tmp_path / "s.wav"] if command == "export" else []
     assert_one_line_error(cli(command, *extra, option, value), 2, fragment)
     assert not (tmp_path / "s.wav").exists()
@@ -477,7 +477,7 @@ def test_existing_output_without_force_is_untouched_and_costs_no_work(tmp_path, 
     target = tmp_path / "s.wav"
     target.write_bytes(b"last week's session")
     os.utime(target, (1_000_000_000, 1_000_000_000))
-    monkeypatch.setattr(session_module, "synthesize_all", lambda *a, **k: pytest.fail("synthesized anyway"))
+    monkeypatch.setattr(session_module, "synthesize_clips", lambda *a, **k: pytest.fail("synthesized anyway"))
     assert_one_line_error(cli("export", "-o", target), 1, f"{target} already exists", "use --force")
     assert target.read_bytes() == b"last week's session" and target.stat().st_mtime == 1_000_000_000
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "config") == ["s.wav"]

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs o
     from coach.session import Session
 
 JSON_FORMAT_NAME = "coach-timeline"
-JSON_VERSION = 1
+JSON_VERSION = 2  # 2: every event lists its words
 
 
 def timeline_document(session: Session) -> dict:
@@ -72,6 +72,11 @@ def timeline_document(session: Session) -> dict:
                 "pose": e.pose,
                 "side": e.side,
                 "section": e.section,
+                "words": [
+                    {"text": w.text, "start": _s(w.start), "end": _s(w.end),
+                     "start_sample": w.start, "end_sample": w.end}
+                    for w in e.words
+                ],
             }
             for e in timeline.events
         ],
