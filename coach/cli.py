@@ -425,7 +425,7 @@ def plan(
             table.add_column(column, overflow="fold")
         for event in session.timeline.events:
             label = {"speech": "speech", "chime": f"chime: {event.part.replace('_', ' ')}",
-                     "hold": f"hold {event.duration_s:g} s"}[event.kind]
+                     "hold": f"{event.part} {event.duration_s:g} s"}[event.kind]
             text = "" if event.kind != "speech" else event.text
             table.add_row(precise_clock(event.start_s), event.side or "", event.pose or "", label, text)
         terminal = _stdout_is_terminal()

@@ -226,3 +226,87 @@ def test_the_saved_guidance_setting_knows_the_same_levels():
     assert check_value("guidance", "brief") == "brief"
     with pytest.raises(Exception, match="guidance must be one of full, brief, minimal"):
         check_value("guidance", "loud")
+
+
+# -- properties over generated mixed routines ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from coach.routine import Cue, Pose, Routine  # noqa: E402
+
+words = st.lists(st.sampled_from(["reach", "breathe", "soften", "your", "{side}", "slowly"]),
+                 min_size=1, max_size=10).map(" ".join)
+gen_cues = st.lists(st.builds(Cue, words, st.none(), st.booleans()), max_size=3).map(tuple)
+gen_poses = st.builds(
+    Pose, name=st.sampled_from(["A", "B", "C", "D"]), setup=st.lists(words, max_size=2).map(tuple),
+    hold=st.floats(1, 60), cues=gen_cues, release=st.lists(words, max_size=2).map(tuple),
+    sides=st.sampled_from([None, (), ("right", "left"), ("left", "right")]), rest=st.booleans(),
+    chimes=st.booleans(), settle=st.one_of(st.none(), st.floats(0, 10)), group=st.sampled_from(["", "g", "h"]),
+    side_switch=st.one_of(st.none(), st.lists(words, min_size=1, max_size=2).map(tuple)))
+gen_routines = st.builds(Routine, title=st.just("generated"), poses=st.lists(gen_poses, min_size=1, max_size=6).map(tuple),
+                         sides=st.sampled_from([("right", "left"), ()]), settle=st.floats(0, 8),
+                         intro=st.lists(words, max_size=1).map(tuple), side_switch=st.lists(words, max_size=2).map(tuple))
+gen_options = st.builds(TimelineOptions, speed=st.floats(0.5, 2.0), guidance=st.sampled_from(["full", "brief", "minimal"]),
+                        start_side=st.sampled_from([None, "left"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(routine=gen_routines, options=gen_options)
+def test_mixed_routine_properties(routine, options):
+    tl = timeline_for(routine, options)
+    events = tl.events
+    speech = [e for e in events if e.kind == "speech"]
+    chimes = [e for e in events if e.kind == "chime"]
+    for a, b in zip(speech, speech[1:]):
+        assert a.end <= b.start
+    for s in speech:
+        assert not any(s.start < c.end and c.start < s.end for c in chimes), s
+
+    # every pose on each of its sides, in block order; the switch exactly where the side changes
+    expected = [(n, side) for block in routine.blocks()
+                for side in (_order(block.sides, options.start_side) or (None,)) for n in block.pose_numbers]
+    assert [(s.pose_number, s.side) for s in tl.sections] == expected
+    previous = None
+    for section in tl.sections:
+        switches = [c for c in chimes if c.section == section.index and c.part == "side_switch"]
+        changed = previous is not None and section.side is not None and previous.side is not None \
+            and previous.side != section.side
+        assert len(switches) == (1 if changed else 0), (previous, section)
+        if switches:
+            assert switches[0].start == section.start
+        previous = section
+
+    for section in tl.sections:
+        pose = routine.poses[section.pose_number - 1]
+        mine = [e for e in events if e.section == section.index]
+        assert section.hold_length == samples(pose.hold)
+        setups = [e for e in mine if e.part == "setup"]
+        if setups:  # settle: exactly the pose's time to move after the last setup line
+            assert section.hold_start - setups[-1].end == samples(routine.settle_of(pose))
+        kinds = sorted(c.part for c in mine if c.kind == "chime" and c.part != "side_switch")
+        if pose.rest:
+            assert kinds == (["rest_end", "rest_start"] if pose.chimes else [])
+        else:
+            assert kinds == ["hold_start", "midpoint"]
+        cue_texts = [e.text for e in mine if e.part == "cue"]
+        if options.guidance == "minimal":
+            assert not cue_texts and [e.text for e in setups] == [
+                f"{pose.name}, {section.side}." if section.side else f"{pose.name}."]
+        elif options.guidance == "brief":
+            detail = {fill(c.text, section) for c in pose.cues if c.detail}
+            kept = {fill(c.text, section) for c in pose.cues if not c.detail}
+            assert not (set(cue_texts) & (detail - kept))
+
+
+def _order(sides, start):
+    if not sides:
+        return ()
+    if start in sides:
+        i = sides.index(start)
+        return sides[i:] + sides[:i]
+    return sides
+
+
+def fill(text, section):
+    return text.replace("{side}", section.side or "")

@@ -49,7 +49,7 @@ def render_txt(session: Session) -> str:
         elif event.kind == "chime":
             lines.append(f"{at} (chime: {chime_name(event.part)})")
         else:
-            lines.append(f"{at} -- hold {_seconds(event.length)}: {_label(timeline, event)} --")
+            lines.append(f"{at} -- {event.part} {_seconds(event.length)}: {_label(timeline, event)} --")  # hold or rest
     return "\n".join(lines) + "\n"
 
 
@@ -124,8 +124,12 @@ def _md_pose(session: Session, index: int, events: list[Event], midpoint: Event 
     if setup:
         out += _md_lines(setup) + [""]
     hold_end = section.hold_start + section.hold_length
-    line = (f"**Hold {_seconds(section.hold_length)}**, {clock(section.hold_start)} to "
-            f"{clock(hold_end)}: chime at {clock(section.hold_start)}")
+    if pose.rest:  # a rest has its own chimes at its start and end, or none
+        line = f"**Rest {_seconds(section.hold_length)}**, {clock(section.hold_start)} to {clock(hold_end)}"
+        line += f": chime at {clock(section.hold_start)} and at {clock(hold_end)}" if pose.chimes else ", no chimes"
+    else:
+        line = (f"**Hold {_seconds(section.hold_length)}**, {clock(section.hold_start)} to "
+                f"{clock(hold_end)}: chime at {clock(section.hold_start)}")
     if midpoint is not None:
         line += f", halfway chime at {clock(midpoint.start)}"
     out += [line + ".", ""]
