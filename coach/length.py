@@ -15,19 +15,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from coach.errors import UsageError
-from coach.routine import CHIME_KINDS, Routine, estimate_speech_seconds
+from coach.routine import CHIME_KINDS, Routine
 from coach.timeline import TimelineOptions, build_timeline, samples, spoken_texts
 
 # `--minutes` promises the session within this many seconds of the length asked for.
 TOLERANCE_SECONDS = 5.0
 # Chimes are at most 2 s (coach.chimes.MAX_CHIME_SECONDS); an estimate takes them at 2 s.
 ESTIMATED_CHIME_SECONDS = 2.0
+# espeak-ng's clips after trimming, fitted over every line of the library at speed 1
+# (bench/bench_routines.py prints how close the estimate comes): 0.27 s a word, 0.15 s a line.
+# Validation uses a slower, safer rate (coach.routine.estimate_speech_seconds) on purpose.
+SECONDS_PER_WORD = 0.27
+SECONDS_PER_LINE = 0.15
 
 
 def estimate_seconds(routine: Routine, options: TimelineOptions = TimelineOptions()) -> float:
     """The session's length in seconds with speech lengths guessed from word counts."""
     texts = spoken_texts(routine, options)
-    speech = {t: samples(estimate_speech_seconds(t, options.speed)) for t in texts}
+    speech = {t: samples((SECONDS_PER_WORD * len(t.split()) + SECONDS_PER_LINE) / options.speed) for t in texts}
     chimes = {kind: samples(ESTIMATED_CHIME_SECONDS) for kind in CHIME_KINDS}
     return build_timeline(routine, speech, chimes, options).length_s
 

@@ -30,7 +30,9 @@ class SessionOptions:
     start_side: str | None = None
     countdown: int = 0
     guidance: str = "full"
-    minutes: float | None = None  # fit the holds so the session lasts this long
+    # Fit the holds so the session lasts this long. The fit needs every clip's length, so a
+    # session with minutes is built whole (build_session), never grown as clips arrive.
+    minutes: float | None = None
 
     @property
     def timeline_options(self) -> TimelineOptions:
