@@ -1,6 +1,6 @@
 """How long `coach export -o session.wav` takes, cold and warm, beside `espeak-ng -w`.
 
-Run: .venv/bin/python bench/bench_export.py
+Run: .venv/bin/python bench/bench_export.py   (--formats: only the per-format figures)
 
 For the built-in routine and for a generated 60-minute routine it prints the wall time of
 the real command (a subprocess, as a user runs it) with an empty speech cache (cold) and
@@ -9,6 +9,10 @@ text in one process, with the ratio cold / espeak-ng. Cold runs and espeak-ng ru
 repeated (a new empty cache and a new output file each time) and the median is used, as
 one run can be off by a tenth of a second on a busy machine. Targets (issue 3): warm
 export of a 60-minute session under 3 s; cold within 2x of the espeak-ng baseline.
+
+Then, for each export format (wav, m4a, mp3, opus, html), the warm command's wall time (median
+of three) and the size of the file. Targets (issue 12): the 60-minute session under 10 s as
+m4a and mp3, the built-in routine under 1.5 s.
 """
 
 from __future__ import annotations
@@ -96,12 +100,46 @@ def report(label: str, routine_arg: str, folder: Path) -> None:
     print(f"{'':28} cold runs: {', '.join(f'{c:.2f}' for c in colds)} s")
 
 
+# ---------------------------------------------------------------------------
+# Each export format, warm (issue 12): the real command's wall time and the file's size
+
+EXPORT_FORMATS = ("wav", "m4a", "mp3", "opus", "html")
+FORMAT_REPEATS = 3
+
+
+def timed_format_export(routine: str, out: Path, cache: Path) -> float:
+    env = dict(os.environ, COACH_CACHE_DIR=str(cache))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "coach", "export", routine, "-o", str(out), "--force"],
+                   env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def report_formats(label: str, routine_arg: str, folder: Path) -> None:
+    """Every format from a warm speech cache (filled by a first WAV export): the median of
+    FORMAT_REPEATS runs of `coach export -o session.FMT`, and the size of what it wrote."""
+    cache = folder / f"format-cache-{label}"
+    timed_format_export(routine_arg, folder / "warm-up.wav", cache)
+    for fmt in EXPORT_FORMATS:
+        out = folder / f"{label}.{fmt}"
+        seconds = statistics.median(timed_format_export(routine_arg, out, cache) for _ in range(FORMAT_REPEATS))
+        size = out.stat().st_size
+        print(f"{label:28} {fmt:5} warm {seconds:6.2f} s | {size / 1e6:7.2f} MB")
+        out.unlink()
+
+
 def main() -> None:
+    formats_only = "--formats" in sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        report("built-in leg-stretches", "leg-stretches", folder)
-        report("generated 60-minute", str(long_routine(folder)), folder)
-    print("targets: warm 60-minute export < 3 s; cold within 2x of espeak-ng -w")
+        long = str(long_routine(folder))
+        if not formats_only:
+            report("built-in leg-stretches", "leg-stretches", folder)
+            report("generated 60-minute", long, folder)
+            print("targets: warm 60-minute export < 3 s; cold within 2x of espeak-ng -w")
+        report_formats("built-in leg-stretches", "leg-stretches", folder)
+        report_formats("generated 60-minute", long, folder)
+    print("targets (formats, warm): built-in < 1.5 s each; 60-minute m4a and mp3 < 10 s")
 
 
 if __name__ == "__main__":

@@ -207,3 +207,33 @@ def test_encoding_reports_progress_up_to_the_total(tmp_path):
     assert calls[0] == (0, total) and calls[-1] == (total, total)
     dones = [done for done, _ in calls]
     assert dones == sorted(dones) and len(calls) > 5
+
+
+def test_sound_islands_cover_every_sound_on_frame_boundaries():
+    from coach.export.islands import MARGIN_FRAMES, sound_islands
+
+    frame, total = 576, 100_000
+    spans = [(0, 900), (1500, 2000), (20_000, 21_000), (60_000, 61_234)]
+    found = sound_islands(spans, total, frame)
+    assert found[0][0] == 0 and found[-1][1] == total
+    assert all(a % frame == 0 for a, _ in found) and all(b % frame == 0 for _, b in found[:-1])
+    assert all(b1 + 2 * frame < a2 for (_, b1), (a2, _) in zip(found, found[1:])), "apart, or merged"
+    for start, end in spans:  # each sound inside one island, with its margin of silence
+        assert any(a <= max(0, start - MARGIN_FRAMES * frame) and min(total, end + MARGIN_FRAMES * frame) <= b
+                   for a, b in found)
+    assert len(found) == 3  # the first two sounds are too close to be apart
+    assert sound_islands([], total, frame) == [(0, total)]
+
+
+def test_islands_decode_as_one_encoder_would(tmp_path, monkeypatch):
+    """MP3 without its bit reservoir: the islands and silent frames decode to what one
+    encoder's stream decodes to, sample for sample within LAME's own small differences."""
+    session = synthetic_session()
+    apart = tmp_path / "islands.mp3"
+    write_export(session, str(apart))
+    monkeypatch.setitem(encoded.ENCODINGS, "mp3", replace(encoded.ENCODINGS["mp3"], islands=False))
+    whole = tmp_path / "whole.mp3"
+    write_export(session, str(whole))
+    (a, rate), (b, _) = decode(apart), decode(whole)
+    assert len(a) == len(b) and rate == SAMPLE_RATE
+    assert np.abs(a - b).max() < 0.02
