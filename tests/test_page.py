@@ -155,6 +155,49 @@ def test_page_shows_the_words_when_they_are_spoken(session, page, browser):
     assert (words, said) == (" ".join(gap.lines), True)
 
 
+def worded_session():
+    """The synthetic session with a time for every word: evenly spread over each clip."""
+    from dataclasses import replace
+
+    from coach.speech.clip import Word, word_spans
+    from coach.timeline import build_timeline
+
+    plain = synthetic_session()
+    words = {}
+    for text, clip in plain.speech.items():
+        spans = word_spans(text)
+        step = len(clip) // len(spans)
+        words[text] = [Word(text[a:b], i * step, (i + 1) * step) for i, (a, b) in enumerate(spans)]
+    timeline = build_timeline(plain.routine, {t: len(c) for t, c in plain.speech.items()},
+                              {k: len(c) for k, c in plain.chimes.items()},
+                              plain.options.timeline_options, speech_words=words)
+    return replace(plain, timeline=timeline)
+
+
+WORDS_LIT = """
+const spans = [...document.querySelectorAll("#words span")];
+return [document.getElementById("words").textContent,
+        spans.filter((s) => !s.classList.contains("ahead")).map((s) => s.textContent)];
+"""
+
+
+def test_page_lights_each_word_when_it_is_said(browser, tmp_path):
+    session = worded_session()
+    path = tmp_path / "worded.html"
+    write_export(session, str(path))
+    browser.get(path.as_uri())
+    wait_for(browser, "return document.getElementById('audio').readyState >= 1", "the audio to load")
+    event = next(e for e in session.timeline.events if e.kind == "speech" and len(e.words) >= 4)
+    third = event.words[2]
+    cue = next(c for c in captions(session.timeline) if c.start <= third.start < c.end)
+    between = milliseconds(third.start) + 1  # just after the third word starts
+    browser.execute_async_script(SEEK, between / 1000)
+    text, lit = browser.execute_script(WORDS_LIT)
+    assert text == " ".join(cue.lines)
+    said = [w.text for w in event.words if cue.start <= w.start and milliseconds(w.start) <= between]
+    assert lit == said and len(said) >= 1
+
+
 def test_page_makes_no_network_request(page, browser):
     browser.get_log("performance")  # what the browser did before this test
     browser.get(page.as_uri())

@@ -4,7 +4,8 @@ as JSON; page.html holds the markup, style and script, and makes no network requ
 Content-Security-Policy forbids any).
 
 The words shown come from the same `captions()` as the srt and vtt files, so the page,
-the captions and the audio agree to the millisecond.
+the captions and the audio agree to the millisecond; within a caption each word lights up
+when the speech engine said it is spoken.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from coach.export.captions import captions
 from coach.export.encoded import PAGE_AUDIO, write_encoded
 from coach.export.outline import ARTIST, chapters, settings_comment
 from coach.export.times import milliseconds
+from coach.timeline import Timeline
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
     from coach.session import Session
@@ -46,10 +48,49 @@ def page_data(session: Session) -> dict:
         "length_ms": milliseconds(timeline.length),
         "mime": PAGE_MIME,
         "chapters": [[milliseconds(ch.start), ch.title] for ch in chapters(timeline)],
-        # [start ms, end ms, text], one per caption; the page wraps the text to its own width.
-        "cues": [[milliseconds(c.start), milliseconds(c.end), " ".join(c.lines)]
-                 for c in captions(timeline)],
+        # [start ms, end ms, text, [[ms, n], ...]], one per caption: its n next words are
+        # said from ms on. The page wraps the text to its own width.
+        "cues": page_cues(timeline),
     }
+
+
+def page_cues(timeline: Timeline) -> list[list]:
+    """The captions, each with when its words are said: from the speech events' word
+    times when the engine gave them, else the whole caption at its start.
+
+    A caption's words are the next ones of its event's text (captions only cut between
+    words), so they are matched by counting: a word of the engine's may cover several
+    (a dash joins the word before it)."""
+    out: list[list] = []
+    pending = iter(captions(timeline))
+    for event in timeline.events:
+        if event.kind != "speech":
+            continue
+        words = [(milliseconds(w.start), len(w.text.split())) for w in event.words]
+        left = len(event.text.split())
+        while left > 0:
+            cue = next(pending)
+            text = " ".join(cue.lines)
+            count = len(text.split())
+            left -= count
+            groups, words = _take(words, count) if words else ([[milliseconds(cue.start), count]], [])
+            out.append([milliseconds(cue.start), milliseconds(cue.end), text, groups])
+    return out
+
+
+def _take(words: list[tuple[int, int]], count: int) -> tuple[list[list[int]], list[tuple[int, int]]]:
+    """The first `count` text words as [ms, n] groups, and the words left (a word split
+    between two captions starts the next one at the same time)."""
+    groups: list[list[int]] = []
+    while count > 0 and words:
+        at, n = words[0]
+        used = min(n, count)
+        groups.append([at, used])
+        count -= used
+        words = words[1:] if used == n else [(at, n - used)] + words[1:]
+    if count > 0:  # fewer words from the engine than in the text: the rest with the last
+        groups.append([groups[-1][0] if groups else 0, count])
+    return groups, words
 
 
 def render_page(session: Session, audio: bytes) -> str:
