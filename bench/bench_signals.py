@@ -1,0 +1,234 @@
+"""Is a signal ever lost? SIGTERM, SIGINT and SIGHUP sent to `coach export` at many moments.
+
+Run: .venv/bin/python bench/bench_signals.py [--runs 300] [--busy 2] [--seed 1]
+
+Each run starts the real command (`coach export LONG.toml -o session.wav`, a generated
+routine of 60 poses, about two hours of audio) as a user would, waits until coach's own
+code has started (its signal handlers are installed; before that the signal belongs to the
+Python interpreter, see docs/reliability.md), waits a random delay, and sends one signal.
+The delays are spread evenly from 0 to 80% of how long the same export takes without a
+signal, so they fall in every phase: importing typer and numpy, parsing, loading the
+routine, reading the speech cache, writing the WAV. One run in four starts from an empty
+speech cache, so the signal also lands in synthesis, while a speech helper process runs.
+While it runs, `--busy` CPU-bound loops keep the machine's cores busy (CPython drops a
+signal's exception more often when the process is slowed down).
+
+A run is a loss when coach exits 0, leaves the output file or a `.part` file, prints a
+traceback or an "Exception ignored" message, exits with another code than 130 / 143 / 129,
+prints anything but its "Stopped ..." line, or has not exited 20 s after the signal.
+Target (issue 14): 0 losses in at least 300 signals. Also printed: the time from the
+signal to the exit (not a loss when slow, but said).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SIGNALS = {signal.SIGTERM: (143, "Stopped (terminated)."), signal.SIGINT: (130, "Stopped."),
+           signal.SIGHUP: (129, "Stopped (hung up).")}
+HUNG_AFTER_S = 20.0
+
+
+def coach_command() -> list[str]:
+    script = Path(sys.executable).with_name("coach")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "coach"]
+
+
+def long_routine_text(poses: int = 60, seed: int = 5) -> str:
+    """Many poses with long, distinct texts: seconds of synthesis from cold, hundreds of MB of WAV."""
+    words = ("slowly gently breathe soften release reach lengthen relax settle notice ground shoulders "
+             "hips knees spine ankle heel toes belly chest").split()
+    rng = random.Random(seed)
+
+    def text(i: int, j: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(35)).capitalize() + f" number {i} {j}."
+
+    lines = ['title = "Long generated routine"', "[defaults]", "hold = 20", 'sides = ["right", "left"]']
+    for i in range(poses):
+        lines += ["[[poses]]", f'name = "Pose {i}"',
+                  f'setup = ["{text(i, 0)} Now the {{side}} leg.", "{text(i, 1)}"]',
+                  f'release = "{text(i, 2)}"']
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    signum: int
+    delay_s: float
+    cold: bool
+    kind: str  # "ok", "finished first" (not counted), or the loss
+    stop_s: float | None = None
+    detail: str = ""
+
+    @property
+    def lost(self) -> bool:
+        return self.kind not in ("ok", "finished first")
+
+
+def catches_signals(pid: int) -> bool:
+    """Whether coach.cli has installed its handlers (SIGTERM is caught from its first lines)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+def environment(cache: Path, config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update(COACH_CACHE_DIR=str(cache), COACH_CONFIG_DIR=str(config))
+    return env
+
+
+def timed_export(routine: Path, out: Path, cache: Path, config: Path) -> float:
+    """How long the export takes without a signal, from coach's first line to its exit."""
+    process = subprocess.Popen([*coach_command(), "export", str(routine), "-o", str(out), "--force"],
+                               env=environment(cache, config), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not catches_signals(process.pid) and process.poll() is None:
+        time.sleep(0.001)
+    started = time.monotonic()
+    _, err = process.communicate(timeout=600)
+    if process.returncode != 0:
+        raise RuntimeError(f"the export without a signal failed: {err.strip()}")
+    return time.monotonic() - started
+
+
+def signal_one_export(routine: Path, folder: Path, cache: Path, config: Path, signum: int,
+                      delay_s: float, cold: bool = False) -> Outcome:
+    """Start `coach export`, send `signum` `delay_s` after coach's code started, and judge the exit."""
+    out = folder / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    target = out / "session.wav"
+    process = subprocess.Popen([*coach_command(), "export", str(routine), "-o", str(target)],
+                               env=environment(cache, config), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while not catches_signals(process.pid):
+            if process.poll() is not None:
+                return Outcome(signum, delay_s, cold, "did not start", detail=process.stderr.read()[-300:])
+            time.sleep(0.0005)
+        time.sleep(delay_s)
+        if process.poll() is not None:
+            process.communicate()
+            return Outcome(signum, delay_s, cold, "finished first")
+        sent = time.monotonic()
+        process.send_signal(signum)
+        try:
+            stdout, stderr = process.communicate(timeout=HUNG_AFTER_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            return Outcome(signum, delay_s, cold, "hung")
+        stop_s = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    code, said = SIGNALS[signum]
+    left = sorted(p.name for p in out.iterdir())
+    temporary = [p.name for p in cache.glob(".*")] if cache.is_dir() else []
+    if process.returncode == 0:
+        kind = "exited 0"
+    elif left:
+        kind = "wrote the file" if "session.wav" in left else "left a .part file"
+    elif "Traceback" in stderr or "Exception ignored" in stderr:
+        kind = "traceback"
+    elif process.returncode != code:
+        kind = "wrong exit code"
+    elif stderr.strip() not in ("", said) or stdout.strip():
+        kind = "unexpected output"
+    elif temporary:
+        kind = "left a temporary cache file"
+    else:
+        kind = "ok"
+    detail = "" if kind == "ok" else f"exit {process.returncode}, files {left}, stderr {stderr.strip()[-300:]!r}"
+    return Outcome(signum, delay_s, cold, kind, stop_s, detail)
+
+
+def busy_loops(count: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(count)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300, help="signals to send (default 300)")
+    parser.add_argument("--busy", type=int, default=2, help="CPU-bound loops beside it (default 2)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    with tempfile.TemporaryDirectory(prefix="bench-signals-") as tmp:
+        folder = Path(tmp)
+        routine = folder / "long.toml"
+        routine.write_text(long_routine_text())
+        warm, config = folder / "warm-cache", folder / "config"
+        loops = busy_loops(args.busy)
+        try:
+            cold_s = timed_export(routine, folder / "first.wav", warm, config)  # fills the warm cache
+            warm_s = statistics.median(timed_export(routine, folder / "again.wav", warm, config) for _ in range(3))
+            for name in ("first.wav", "again.wav"):
+                (folder / name).unlink()
+            print(f"export without a signal, {args.busy} busy loops beside it: cold cache {cold_s:.2f} s, "
+                  f"warm {warm_s:.2f} s (median of 3); delays from 0 to 80% of that")
+            outcomes: list[Outcome] = []
+            order = list(SIGNALS)
+            while sum(o.kind != "finished first" for o in outcomes) < args.runs:
+                signum = order[len(outcomes) % len(order)]
+                cold = rng.random() < 0.25
+                cache = folder / "cold-cache" if cold else warm
+                if cold:
+                    shutil.rmtree(cache, ignore_errors=True)
+                delay = rng.uniform(0, 0.8 * (cold_s if cold else warm_s))
+                outcome = signal_one_export(routine, folder, cache, config, signum, delay, cold)
+                outcomes.append(outcome)
+                if outcome.lost:
+                    print(f"  LOST ({outcome.kind}): {signal.Signals(signum).name} at {delay:.3f} s"
+                          f"{' (cold)' if cold else ''}: {outcome.detail}", flush=True)
+        finally:
+            for loop in loops:
+                loop.kill()
+                loop.wait()
+
+    report(outcomes)
+    return 1 if any(o.lost for o in outcomes) else 0
+
+
+def report(outcomes: list[Outcome]) -> None:
+    sent = [o for o in outcomes if o.kind != "finished first"]
+    print(f"{'signal':8} {'sent':>5} {'cold':>5} {'ok':>5} {'lost':>5}  stop time median / p95 / max")
+    for signum in SIGNALS:
+        mine = [o for o in sent if o.signum == signum]
+        times = sorted(o.stop_s for o in mine if o.stop_s is not None)
+        p95 = times[int(0.95 * (len(times) - 1))] if times else float("nan")
+        print(f"{signal.Signals(signum).name:8} {len(mine):5d} {sum(o.cold for o in mine):5d} "
+              f"{sum(o.kind == 'ok' for o in mine):5d} {sum(o.lost for o in mine):5d}  "
+              + (f"{statistics.median(times):.3f} / {p95:.3f} / {times[-1]:.3f} s" if times else "-"))
+    losses: dict[str, int] = {}
+    for o in sent:
+        if o.lost:
+            losses[o.kind] = losses.get(o.kind, 0) + 1
+    finished = len(outcomes) - len(sent)
+    print(f"total: {len(sent)} signals sent, {sum(o.lost for o in sent)} lost"
+          + (f" ({', '.join(f'{n} {k}' for k, n in losses.items())})" if losses else "")
+          + f"; {finished} runs finished before their signal (not counted)")
+    slow = sum(1 for o in sent if o.stop_s is not None and o.stop_s > 0.5)
+    print(f"stopped later than 0.5 s after the signal: {slow} of {len(sent)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
