@@ -93,6 +93,12 @@ def environment(cache: Path, config: Path) -> dict[str, str]:
     return env
 
 
+def as_from_a_terminal() -> None:
+    # Under `nohup` (this bench in the background) SIGHUP is ignored, and coach rightly keeps
+    # it ignored: give the child the terminal's default so that SIGHUP is tested.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def timed_export(routine: Path, out: Path, cache: Path, config: Path) -> float:
     """How long the export takes without a signal, from coach's first line to its exit."""
     process = subprocess.Popen([*coach_command(), "export", str(routine), "-o", str(out), "--force"],
@@ -115,7 +121,7 @@ def signal_one_export(routine: Path, folder: Path, cache: Path, config: Path, si
     out.mkdir(parents=True)
     target = out / "session.wav"
     process = subprocess.Popen([*coach_command(), "export", str(routine), "-o", str(target)],
-                               env=environment(cache, config), cwd=ROOT,
+                               env=environment(cache, config), cwd=ROOT, preexec_fn=as_from_a_terminal,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while not catches_signals(process.pid):
@@ -171,6 +177,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the busy loops are stopped too
 
     with tempfile.TemporaryDirectory(prefix="bench-signals-") as tmp:
         folder = Path(tmp)

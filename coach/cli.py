@@ -26,7 +26,7 @@ def _started_as_command() -> bool:
 
 
 def _stop_before_work(signum, frame) -> None:
-    # Ctrl-C or SIGTERM while Python is still importing typer and numpy (a few tenths of a
+    # Ctrl-C, SIGTERM or SIGHUP while Python is still importing typer and numpy (a few tenths of a
     # second): nothing has started and nothing is written, so leave at once with the usual
     # code. Not by raising: an exception raised here can land in the import machinery's own
     # clean-up, which prints it as "Exception ignored" and carries on with the command.
@@ -34,8 +34,9 @@ def _stop_before_work(signum, frame) -> None:
 
 
 if _started_as_command():  # before the slow imports below
-    signal.signal(signal.SIGINT, _stop_before_work)
-    signal.signal(signal.SIGTERM, _stop_before_work)
+    for _sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if _sig is not None and signal.getsignal(_sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
+            signal.signal(_sig, _stop_before_work)
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402

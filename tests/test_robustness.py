@@ -854,6 +854,24 @@ def test_a_signal_while_python_exits_is_still_a_stop(dirs, signum, code, said):
     assert listing(dirs["out"]) == ["s.txt"]
 
 
+def test_no_signal_is_lost_at_any_moment_of_an_export(tmp_path, long_routine, warm_long_cache):
+    """bench/bench_signals.py in small: each signal at delays spread over start-up and the WAV
+    export, none lost (exit 0, a file written, a traceback, another exit code, a hang). The
+    bench sends hundreds, from a cold cache too, with busy loops beside it."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        from bench_signals import signal_one_export
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    delays = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6]
+    kinds = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+    outcomes = [signal_one_export(long_routine, tmp_path, warm_long_cache, tmp_path / "config", kinds[i % 3], delay)
+                for i, delay in enumerate(delays)]
+    lost = [o for o in outcomes if o.lost]
+    assert not lost, lost
+    assert sum(o.kind == "ok" for o in outcomes) >= len(delays) - 2, outcomes  # at most 2 finished first
+
+
 # ---------------------------------------------------------------------------
 # Output
 
