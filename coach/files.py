@@ -36,12 +36,14 @@ def atomic_writer(path: Path, *, force: bool) -> Iterator[BinaryIO]:
     path = Path(path)
     check_target(path, force=force)
     folder = path.parent if str(path.parent) else Path(".")
+    tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as err:
-        raise ExportError(f"cannot write in {folder}: {err.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
+        with signals.deferred():  # a stop right after mkstemp would leave a .part file nobody knows of
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+            except OSError as err:
+                raise ExportError(f"cannot write in {folder}: {err.strerror}") from None
+            tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -55,7 +57,8 @@ def atomic_writer(path: Path, *, force: bool) -> Iterator[BinaryIO]:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {err.strerror or err}; nothing was written") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 

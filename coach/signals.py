@@ -43,6 +43,7 @@ class Terminated(BaseException):
 
 # The first stopping signal that arrived and has not been reported yet (its number), or None.
 _recorded: int | None = None
+_deferring = 0  # depth of deferred() blocks in the main thread
 
 
 def _record(signum: int) -> None:
@@ -53,12 +54,14 @@ def _record(signum: int) -> None:
 
 def raise_interrupted(signum, frame) -> None:
     _record(signum)
-    raise Interrupted()
+    if not _deferring:
+        raise Interrupted()
 
 
 def raise_terminated(signum, frame) -> None:
     _record(signum)
-    raise Terminated(signum)
+    if not _deferring:
+        raise Terminated(signum)
 
 
 def _as_exception(signum: int) -> BaseException:
@@ -78,6 +81,23 @@ def raise_if_stopped() -> None:
     """
     if _recorded is not None and threading.current_thread() is threading.main_thread():
         raise _as_exception(_recorded)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A few lines that a stop must not cut in two, such as making a temporary file and
+    remembering its name, or writing one and then removing it: inside the block a signal is
+    only recorded, and raised when the block ends (unless an exception already ends it)."""
+    global _deferring
+    if threading.current_thread() is not threading.main_thread():  # handlers run in the main thread only
+        yield
+        return
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    raise_if_stopped()
 
 
 def forget() -> None:

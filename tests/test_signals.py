@@ -159,3 +159,23 @@ def test_after_a_lost_stop_no_speech_cache_entry_is_published(tmp_path):
 
     _with_our_handlers(store)
     assert list(tmp_path.iterdir()) == [] and cache.get("somekey") is None
+
+
+def test_a_stop_inside_a_deferred_block_is_raised_when_the_block_ends():
+    steps = []
+
+    def defer():
+        with pytest.raises(signals.Terminated):
+            with signals.deferred():
+                signal.raise_signal(signal.SIGTERM)
+                steps.append("the block went on")  # e.g. removing its temporary file
+        signals.forget()
+        with pytest.raises(KeyError):  # an error that ends the block is not replaced by the stop
+            with signals.deferred():
+                signal.raise_signal(signal.SIGINT)
+                raise KeyError("its own error")
+        assert isinstance(signals.recorded_stop(), signals.Interrupted)
+        signals.forget()
+
+    _with_our_handlers(defer)
+    assert steps == ["the block went on"]

@@ -149,25 +149,27 @@ class SpeechCache:
         crc = zlib.crc32(table, zlib.crc32(samples))
         header = self.HEADER.pack(self.MAGIC, SAMPLE_RATE, len(pcm), len(table), crc)
         tmp = None
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=self.SUFFIX)
-            with os.fdopen(fd, "wb") as out:
-                out.write(header + samples + table)
-            signals.raise_if_stopped()  # a stop whose exception was lost: publish nothing after it
-            first = self._publish(tmp, self.path(key))
-            if not first:
-                existing = self._read(key)
-                if existing is not None:
-                    return existing
-                os.replace(tmp, self.path(key))  # the other entry was damaged: ours instead
-        except OSError as err:
-            self._writable = False
-            log.info("speech cache %s cannot be written (%s); continuing without it", self.directory, err)
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        # Deferred: a stop between making the temporary file and removing it would leave it behind.
+        with signals.deferred():
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=self.SUFFIX)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(header + samples + table)
+                signals.raise_if_stopped()  # a stop whose exception was lost: publish nothing after it
+                first = self._publish(tmp, self.path(key))
+                if not first:
+                    existing = self._read(key)
+                    if existing is not None:
+                        return existing
+                    os.replace(tmp, self.path(key))  # the other entry was damaged: ours instead
+            except OSError as err:
+                self._writable = False
+                log.info("speech cache %s cannot be written (%s); continuing without it", self.directory, err)
+            finally:
+                if tmp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
         return pcm, words
 
     @staticmethod
