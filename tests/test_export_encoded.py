@@ -237,3 +237,11 @@ def test_islands_decode_as_one_encoder_would(tmp_path, monkeypatch):
     (a, rate), (b, _) = decode(apart), decode(whole)
     assert len(a) == len(b) and rate == SAMPLE_RATE
     assert np.abs(a - b).max() < 0.02
+
+
+def test_intro_and_closing_chapters_speak_the_routine_language():
+    timeline = synthetic_session().timeline
+    german = chapters(timeline, "de")
+    assert (german[0].title, german[-1].title) == ("Einleitung", "Ausklang")
+    assert [c.title for c in german[1:-1]] == [s.label for s in timeline.sections]
+    assert chapters(timeline, "sv")[0].title == INTRO_TITLE  # no names of its own: English

@@ -23,7 +23,7 @@ from coach.audio import SAMPLE_RATE
 from coach.errors import ExportError, UsageError
 from coach.export.audio import pcm_blocks
 from coach.export.islands import encode_in_islands
-from coach.export.outline import Chapter, chapters, tags
+from coach.export.outline import Chapter, session_chapters, tags
 from coach.export.times import milliseconds
 from coach.mixer import segments, session_sounds
 
@@ -184,7 +184,7 @@ def _write_outline(container, session: Session, fmt: str, enc: Encoding) -> None
     found = tags(session)
     if "credit" in found and enc.credit_tag != "credit":
         found[enc.credit_tag] = found.pop("credit")
-    found_chapters = chapters(session.timeline)
+    found_chapters = session_chapters(session)
     if enc.muxer == "ogg":
         # FFmpeg 8.1's Ogg chapter writer rounds the seconds and then appends the
         # milliseconds (84.5 s becomes 00:01:25.500), so the CHAPTERxxx comments are

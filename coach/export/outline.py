@@ -15,6 +15,10 @@ if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs o
 
 INTRO_TITLE = "Introduction"
 OUTRO_TITLE = "Closing"
+# The two chapter names that are not the routine's own words, in the routine's language.
+_TITLES_BY_LANGUAGE = {"de": ("Einleitung", "Ausklang"), "fr": ("Introduction", "Conclusion"),
+                       "es": ("Introducción", "Cierre"), "it": ("Introduzione", "Chiusura"),
+                       "nl": ("Inleiding", "Afsluiting")}
 ARTIST = "coach"
 
 
@@ -26,21 +30,28 @@ class Chapter:
     section: int | None = None  # index into the timeline's sections; None for intro and outro
 
 
-def chapters(timeline: Timeline) -> list[Chapter]:
+def chapters(timeline: Timeline, language: str | None = None) -> list[Chapter]:
     """Back to back from 0 to the end of the session: the introduction (when something is
     said before the first pose), one per section at its start, and the closing at the first
-    outro line. Each ends where the next begins, the last at the session's end."""
+    outro line. Each ends where the next begins, the last at the session's end. `language`
+    (the routine's, e.g. "de") names the introduction and the closing."""
+    intro_title, outro_title = _TITLES_BY_LANGUAGE.get((language or "").split("-")[0].lower(),
+                                                       (INTRO_TITLE, OUTRO_TITLE))
     starts: list[tuple[int, str, int | None]] = []
     sections = timeline.sections
     if not sections or sections[0].start > 0:
-        starts.append((0, INTRO_TITLE, None))
+        starts.append((0, intro_title, None))
     starts += [(s.start, s.label, s.index) for s in sections]
     outro = next((e.start for e in timeline.events if e.part == "outro"), None)
     if outro is not None and outro > starts[-1][0]:
-        starts.append((outro, OUTRO_TITLE, None))
+        starts.append((outro, outro_title, None))
     ends = [start for start, _, _ in starts[1:]] + [timeline.length]
     return [Chapter(start, end, title, section)
             for (start, title, section), end in zip(starts, ends)]
+
+
+def session_chapters(session: Session) -> list[Chapter]:
+    return chapters(session.timeline, session.routine.language)
 
 
 def settings_comment(session: Session) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from coach.export.captions import captions
 from coach.export.encoded import PAGE_AUDIO, write_encoded
-from coach.export.outline import ARTIST, chapters, settings_comment
+from coach.export.outline import ARTIST, session_chapters, settings_comment
 from coach.export.times import milliseconds
 from coach.timeline import Timeline
 
@@ -32,6 +32,7 @@ PAGE_MIME = "audio/mp4"
 # Markers in page.html, in this order, each once.
 _AUDIO_MARK = "@@AUDIO_BASE64@@"
 _DATA_MARK = "@@SESSION_JSON@@"
+_LANG_MARK = "@@LANG@@"
 _TITLE_MARK = "@@TITLE@@"
 
 
@@ -47,7 +48,7 @@ def page_data(session: Session) -> dict:
         "settings": settings_comment(session),
         "length_ms": milliseconds(timeline.length),
         "mime": PAGE_MIME,
-        "chapters": [[milliseconds(ch.start), ch.title] for ch in chapters(timeline)],
+        "chapters": [[milliseconds(ch.start), ch.title] for ch in session_chapters(session)],
         # [start ms, end ms, text, [[ms, n], ...]], one per caption: its n next words are
         # said from ms on. The page wraps the text to its own width.
         "cues": page_cues(timeline),
@@ -100,10 +101,12 @@ def render_page(session: Session, audio: bytes) -> str:
     # "</" inside a <script> would end it early; JSON allows the escaped form.
     data = json.dumps(page_data(session), ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     # The template's own markers only, in their order: a routine's text is never searched.
-    head, _, rest = template.partition(_TITLE_MARK)
+    language = html.escape(session.routine.language or "en", quote=True)
+    top, _, rest = template.partition(_LANG_MARK)
+    head, _, rest = rest.partition(_TITLE_MARK)
     middle, _, rest = rest.partition(_DATA_MARK)
     before_audio, _, tail = rest.partition(_AUDIO_MARK)
-    return "".join([head, html.escape(session.routine.title), middle, data, before_audio,
+    return "".join([top, language, head, html.escape(session.routine.title), middle, data, before_audio,
                     base64.b64encode(audio).decode("ascii"), tail])
 
 
