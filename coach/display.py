@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from rich.panel import Panel
     from rich.table import Table
 
-KEY_HELP = "space pause/resume · n next pose · b back · q quit"
+KEY_HELP = "space pause/resume · n next pose · b back · -/+ speed · 9/0 volume · h keys aloud · q quit"
+# What the h key says, for someone who cannot see the screen.
+SPOKEN_KEYS = ("Keys: space pauses and resumes. N, next pose. B, back. Minus, slower. Plus, faster. "
+               "Nine, quieter. Zero, louder. H, these keys. Q, quit.")
 NO_KEY_HELP = "Ctrl-C to stop"
 PANEL_WIDTH = 76
 
@@ -33,6 +36,15 @@ PANEL_WIDTH = 76
 def format_clock(seconds: float) -> str:
     whole = max(0, int(seconds))
     return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def format_total(total: float, estimated: bool) -> str:
+    """The session's length, `~07:22` while it is an estimate (not every clip is known yet)."""
+    return ("~" if estimated else "") + format_clock(total)
+
+
+def format_settings(status: Status) -> str:
+    return f"speed {status.speed:g} · volume {round(status.volume * 100)}%"
 
 
 def event_label(event: Event) -> str:
@@ -51,14 +63,16 @@ def event_text(event: Event) -> str:
 class LogDisplay(Listener):
     """One plain line per event, e.g. `[03:12] Leg up (right): (chime: midpoint)`."""
 
-    def __init__(self, timeline: Timeline, title: str, stream: IO[str] | None = None) -> None:
+    def __init__(self, timeline: Timeline, title: str, stream: IO[str] | None = None,
+                 total: tuple[float, bool] | None = None) -> None:
         self.timeline = timeline
         self.title = title
         self.stream = stream
+        self.total = total or (timeline.length_s, False)
         self.captions = False  # every spoken line is printed anyway: nothing to add
 
     def __enter__(self) -> LogDisplay:
-        self._line(f"{self.title} ({format_clock(self.timeline.length_s)})")
+        self._line(f"{self.title} ({format_total(*self.total)})")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -83,6 +97,18 @@ class LogDisplay(Listener):
         where = status.section.label if status.section else "the beginning"
         self._line(f"[{format_clock(status.position)}] moved to {where}")
 
+    def changed(self, status: Status) -> None:
+        self._line(f"[{format_clock(status.position)}] {format_settings(status)}")
+
+    def preparing(self, status: Status) -> None:
+        self._line(f"[{format_clock(status.position)}] preparing speech")
+
+    def note(self, text: str) -> None:
+        self._line(f"Note: {text}")
+
+    def replanned(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+
     def finish(self, stop: Stop) -> None:
         if stop.reason == "end":
             self._line(f"[{format_clock(stop.position)}] end of the session")
@@ -94,11 +120,12 @@ class LiveDisplay(Listener):
     refresh = 0.2
 
     def __init__(self, timeline: Timeline, title: str, console: Console | None = None,
-                 keys: bool = True) -> None:
+                 keys: bool = True, labels: list[str] | None = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.timeline = timeline
+        self.labels = labels  # every section's label, known before its clips are (else the timeline's)
         self.title = title
         self.console = console or Console()
         self.help = KEY_HELP if keys else NO_KEY_HELP
@@ -132,7 +159,13 @@ class LiveDisplay(Listener):
     def tick(self, status: Status) -> None:
         self._show(status)
 
-    paused = resumed = moved = tick
+    paused = resumed = moved = changed = preparing = tick
+
+    def note(self, text: str) -> None:
+        self._live.console.print(f"Note: {text}", markup=False, highlight=False)
+
+    def replanned(self, timeline: Timeline) -> None:
+        self.timeline = timeline
 
     def finish(self, stop: Stop) -> None:
         if stop.reason == "end":
@@ -148,7 +181,8 @@ class LiveDisplay(Listener):
         position = status.position
         section = status.section
         at = position * SAMPLE_RATE
-        closing = section is not None and section.index == len(self.timeline.sections) - 1 and at >= section.end
+        count = len(self.labels) if self.labels is not None else len(self.timeline.sections)
+        closing = section is not None and section.index == count - 1 and at >= section.end
         if section is None:
             heading = "Introduction"
         elif closing:
@@ -162,11 +196,16 @@ class LiveDisplay(Listener):
         grid.add_row("Pose", Text(heading, style="bold"))
         if section is not None and not closing:
             grid.add_row("Hold", self._hold(section, at))
-        grid.add_row("Now", Text(self.now, overflow="fold"))
+        if status.preparing:
+            grid.add_row("Now", Text("Preparing speech…", style="italic"))
+        else:
+            grid.add_row("Now", Text(self.now, overflow="fold"))
         grid.add_row("Next", Text(self._next(section, closing)))
-        clock = f"{format_clock(position)} / {format_clock(self.timeline.length_s)}"
+        total = status.total if status.total is not None else self.timeline.length_s
+        clock = f"{format_clock(position)} / {format_total(total, status.estimated)}"
         grid.add_row("Time", Text(clock + ("   PAUSED" if status.paused else ""),
                                   style="bold yellow" if status.paused else ""))
+        grid.add_row("Voice", Text(format_settings(status)))
         # A fixed width, so the panel does not jump about as the texts change.
         return Panel(Group(grid, Text(self.help, style="dim")), title=self.title,
                      width=min(self.console.width, PANEL_WIDTH))
@@ -185,8 +224,8 @@ class LiveDisplay(Listener):
         return row
 
     def _next(self, section: Section | None, closing: bool) -> str:
-        sections = self.timeline.sections
+        labels = self.labels if self.labels is not None else [s.label for s in self.timeline.sections]
         if closing:
             return "end of the session"
         following = 0 if section is None else section.index + 1
-        return sections[following].label if following < len(sections) else "closing words"
+        return labels[following] if following < len(labels) else "closing words"

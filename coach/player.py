@@ -7,8 +7,14 @@ through a sink, and what happens is reported to a `Listener` (the display).
 
 Timing: every deadline is computed from one origin, `t0`, the clock time at which the
 session's sample 0 would have played; segment k starts at `t0 + start_k / SAMPLE_RATE`.
-A late wake-up never shifts anything after it, so no error builds up. Only a pause or a
-jump moves the origin, by exactly the time paused or the distance jumped.
+A late wake-up never shifts anything after it, so no error builds up. Only a pause, a
+jump or a wait for speech moves the origin, by exactly the time paused or waited or the
+distance jumped. The clock starts when the first sound has been handed to the device.
+
+What is played comes from a `Plan`: a fixed timeline (`FixedPlan`), or one that grows as
+speech is synthesized and follows a change of voice speed (coach.live_plan). When the
+playhead reaches the end of a plan that is not complete yet, the player waits there (the
+plan only ever ends before a spoken line, never inside a hold) and says so.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -39,15 +46,33 @@ PAUSE_KEYS = (" ", "p")
 NEXT_KEYS = ("n",)
 BACK_KEYS = ("b",)
 QUIT_KEYS = ("q",)
+SLOWER_KEYS = ("-",)
+FASTER_KEYS = ("+", "=")
+QUIETER_KEYS = ("9",)
+LOUDER_KEYS = ("0",)
+HELP_KEYS = ("h",)
+SPEED_STEP = 0.1
+VOLUME_STEP = 0.1
+# How often the player looks again whether speech it waits for is ready.
+WAIT_POLL = 0.02
 
 
 @dataclass(frozen=True)
 class Status:
-    """Where the session is: position in session seconds (stops while paused)."""
+    """Where the session is: position in session seconds (stops while paused or waiting).
+
+    preparing: waiting for speech to be synthesized. total: the session's length in
+    seconds, an estimate while `estimated` (not every clip is known yet).
+    """
 
     position: float
     paused: bool
     section: Section | None
+    preparing: bool = False
+    speed: float = 1.0
+    volume: float = 1.0
+    total: float | None = None
+    estimated: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,63 @@ class Listener:
 
     def moved(self, status: Status) -> None: ...
 
+    def changed(self, status: Status) -> None:
+        """The speed or the volume changed."""
+
+    def preparing(self, status: Status) -> None:
+        """Playback waits for speech that is still being synthesized."""
+
+    def note(self, text: str) -> None:
+        """Something worth a line in the log (a cue left out after a speed change)."""
+
+    def replanned(self, timeline: Timeline) -> None:
+        """The plan grew or changed: the timeline played from now on."""
+
+
+class Plan(Protocol):
+    """What the player plays. `timeline` grows (never changing what comes before its end)
+    and changes from a speed change on; refresh() takes in what is new and says whether
+    anything is. total is the session length in seconds (an estimate until complete)."""
+
+    timeline: Timeline
+    speed: float
+
+    def refresh(self) -> bool: ...
+
+    def segments(self) -> Sequence[Segment]: ...
+
+    def buffer(self, segment: Segment) -> np.ndarray: ...
+
+    def set_speed(self, speed: float, at: int) -> bool: ...
+
+    def total(self) -> tuple[float, bool]: ...
+
+
+class FixedPlan:
+    """A timeline whose every clip is known, with its segments' buffers (a lazy sequence works)."""
+
+    def __init__(self, timeline: Timeline, segs: Sequence[Segment], buffers: Sequence[np.ndarray],
+                 speed: float = 1.0) -> None:
+        if len(buffers) != len(segs):
+            raise ValueError(f"{len(segs)} segments but {len(buffers)} buffers")
+        self.timeline, self.segs, self.buffers, self.speed = timeline, segs, buffers, speed
+        self._index = {seg.start: i for i, seg in enumerate(segs)}
+
+    def refresh(self) -> bool:
+        return False
+
+    def segments(self) -> Sequence[Segment]:
+        return self.segs
+
+    def buffer(self, segment: Segment) -> np.ndarray:
+        return self.buffers[self._index[segment.start]]
+
+    def set_speed(self, speed: float, at: int) -> bool:
+        return False  # every clip is made at one speed
+
+    def total(self) -> tuple[float, bool]:
+        return self.timeline.length_s, False
+
 
 @dataclass(frozen=True)
 class _Item:
@@ -96,76 +178,138 @@ def _agenda(timeline: Timeline, segs: Sequence[Segment]) -> list[_Item]:
 
 
 class Player:
-    """Plays pre-mixed segments at their planned times; see the module docstring.
+    """Plays a plan's pre-mixed segments at their planned times; see the module docstring.
 
-    buffers[i] is segment i's audio (float32, len == segs[i].length); a lazy sequence
-    works: the player fetches the next buffer right after starting a sound, while it
-    waits. on_sink_error(err) is called when the sink fails mid-session and returns the
-    sink to go on with (or raises); without it the error propagates.
+    Player(timeline, segs, buffers, sink, ...) plays a fixed timeline; Player.of(plan, sink,
+    ...) a plan. The player fetches the next segment's buffer right after starting a
+    sound, while it waits. on_sink_error(err) is called when the sink fails mid-session
+    and returns the sink to go on with (or raises); without it the error propagates.
+    help_sound() returns the spoken key list (the h key), or None.
     """
 
-    def __init__(self, timeline: Timeline, segs: Sequence[Segment], buffers: Sequence[np.ndarray],
-                 sink: Sink, *, clock: Callable[[], float], sleep: Callable[[float], None],
+    def __init__(self, timeline: Timeline | None, segs: Sequence[Segment] | None = None,
+                 buffers: Sequence[np.ndarray] | None = None, sink: Sink | None = None, *,
+                 clock: Callable[[], float], sleep: Callable[[float], None],
                  keys: Callable[[], str | None] | None = None, listener: Listener | None = None,
-                 on_sink_error: Callable[[AudioOutputError], Sink] | None = None) -> None:
-        if len(buffers) != len(segs):
-            raise ValueError(f"{len(segs)} segments but {len(buffers)} buffers")
-        self.timeline = timeline
-        self.segs = segs
-        self.buffers = buffers
+                 on_sink_error: Callable[[AudioOutputError], Sink] | None = None,
+                 plan: Plan | None = None, help_sound: Callable[[], np.ndarray | None] | None = None,
+                 volume_range: tuple[float, float] = (0.0, 1.0),
+                 speed_range: tuple[float, float] = (0.5, 2.0)) -> None:
+        self.plan = plan if plan is not None else FixedPlan(timeline, segs, buffers)
         self.sink = sink
         self.clock = clock
         self.sleep = sleep
         self.keys = keys
         self.listener = listener or Listener()
         self.on_sink_error = on_sink_error
-        self._items = _agenda(timeline, segs)
-        self._item_times = [item.at for item in self._items]
-        self._section_starts = [s.start for s in timeline.sections]
+        self.help_sound = help_sound
+        self.volume_range = volume_range
+        self.speed_range = speed_range
+        self.waits = 0  # times playback waited for speech (not counting before the first sound)
+        self.waited = 0.0  # seconds spent so
+        self.changed_settings = False  # the speed or volume was changed with a key
+        self._replan()
         self._t0 = clock()  # so that position is 0, not nonsense, until run() starts
         self._cursor = 0
+        self._next_at = 0  # items before this sample are done (fired or passed over)
         self._paused_at: float | None = None
-        self._prepared: tuple[int, np.ndarray] | None = None
+        self._waiting_since: float | None = None  # clock time a wait for speech began
+        self._waiting_at = 0  # the sample it waits at: the end of the plan then
+        self._help_until: float | None = None  # clock time the spoken key list ends
+        self._help_resumes = False  # ...and whether the session goes on then (it was playing)
+        self._started = False  # the first sound has played
+        self._anchor = False  # set the origin when the next sound has been handed to the device
+        self._prepared: tuple[Segment, np.ndarray] | None = None
+
+    @classmethod
+    def of(cls, plan: Plan, sink: Sink, **kwargs) -> Player:
+        return cls(None, sink=sink, plan=plan, **kwargs)
+
+    @property
+    def timeline(self) -> Timeline:
+        return self._timeline
+
+    def _replan(self) -> None:
+        self._timeline = self.plan.timeline
+        self.segs = self.plan.segments()
+        self._items = _agenda(self._timeline, self.segs)
+        self._item_times = [item.at for item in self._items]
+        self._section_starts = [s.start for s in self._timeline.sections]
+
+    def _refresh(self) -> None:
+        """Take in what the plan has new (more clips, a changed speed): the rest of the agenda."""
+        if self.plan.refresh():
+            warnings = set(self._timeline.warnings)
+            self._replan()
+            self._cursor = bisect.bisect_left(self._item_times, self._next_at)
+            for warning in self._timeline.warnings:
+                if warning not in warnings:
+                    self.listener.note(warning)
+            self.listener.replanned(self._timeline)
 
     # --- where we are ---------------------------------------------------------------
 
     @property
     def position(self) -> float:
-        """Session seconds: where the session is now (frozen while paused)."""
+        """Session seconds: where the session is now (frozen while paused or waiting)."""
         if self._paused_at is not None:
             return self._paused_at
-        return min(max(self.clock() - self._t0, 0.0), self.timeline.length_s)
+        if self._waiting_since is not None:
+            return self._waiting_at / SAMPLE_RATE
+        return min(max(self.clock() - self._t0, 0.0), self._timeline.length_s)
 
     @property
     def paused(self) -> bool:
         return self._paused_at is not None
 
+    @property
+    def volume(self) -> float:
+        return getattr(self.sink, "volume", 1.0)
+
     def section_at(self, position: float) -> Section | None:
         """The section that started last at or before `position`; None during the intro."""
         i = bisect.bisect_right(self._section_starts, _to_samples(position)) - 1
-        return self.timeline.sections[i] if i >= 0 else None
+        return self._timeline.sections[i] if i >= 0 else None
 
     def status(self) -> Status:
         position = self.position
-        return Status(position, self.paused, self.section_at(position))
+        total, estimated = self.plan.total()
+        return Status(position, self.paused, self.section_at(position), self._waiting_since is not None,
+                      self.plan.speed, self.volume, total, estimated)
 
     # --- running ----------------------------------------------------------------------
 
     def run(self, start: int = 0) -> Stop:
         """Play from sample `start` until the end of the session or the q key."""
         self._seek(start / SAMPLE_RATE)
+        self._anchor = True
         while True:
-            if self.paused:
+            self._refresh()
+            if self._help_until is not None:
+                deadline = self._help_until
+            elif self.paused:
                 deadline = math.inf
+            elif self._waiting_since is not None:
+                deadline = self.clock() + WAIT_POLL
             elif self._cursor < len(self._items):
                 deadline = self._t0 + self._items[self._cursor].at / SAMPLE_RATE
             else:
-                deadline = self._t0 + self.timeline.length_s
+                deadline = self._t0 + self._timeline.length_s
             key = self._wait_until(deadline)
             if key is not None:
                 if self._on_key(key):
                     self._stop_sound()
                     return self._stop("quit")
+                continue
+            if self._help_until is not None:
+                self._help_until = None
+                if self._help_resumes and self.paused:
+                    self._resume()
+                continue
+            if self._waiting_since is not None:
+                self._refresh()
+                if self._cursor < len(self._items) or self._timeline.complete:
+                    self._end_wait()
                 continue
             late = self.clock() - deadline
             if late > LATE_LIMIT:
@@ -173,8 +317,29 @@ class Player:
                 # where it was, as after a pause, instead of firing everything missed at once.
                 self._t0 += late
             if self._cursor >= len(self._items):
-                return self._stop("end")
+                self._refresh()
+                if self._cursor < len(self._items):
+                    continue
+                if self._timeline.complete:
+                    return self._stop("end")
+                self._begin_wait()
+                continue
             self._fire(self._items[self._cursor].at)
+
+    def _begin_wait(self) -> None:
+        self._waiting_since = self.clock()
+        self._waiting_at = self._timeline.length
+        if self._started:
+            self.waits += 1
+        self.listener.preparing(self.status())
+
+    def _end_wait(self) -> None:
+        waited = self.clock() - self._waiting_since
+        if self._started:
+            self.waited += waited
+        self._waiting_since = None
+        self._t0 = self.clock() - self._waiting_at / SAMPLE_RATE
+        self.listener.tick(self.status())
 
     def _stop(self, reason: str) -> Stop:
         status = self.status()
@@ -203,26 +368,34 @@ class Player:
             item = self._items[self._cursor]
             self._cursor += 1
             if item.segment is not None:
-                self._play(item.segment, 0)
+                self._play(self.segs[item.segment], 0)
             else:
                 self.listener.event(item.event, self.status())
+        self._next_at = at + 1
         self._prepare_next()
 
-    def _play(self, index: int, offset: int) -> None:
-        buffer = self._buffer(index)
+    def _play(self, segment: Segment, offset: int) -> None:
+        buffer = self._buffer(segment)
         self._sink_call("play", buffer[offset:] if offset else buffer)
+        if self._anchor:
+            # The clock starts once the device has the first sound, not when it was asked
+            # for: opening a stream can take a while, and every later sound keeps its place.
+            self._anchor = False
+            self._started = True
+            self._t0 = self.clock() - (segment.start + offset) / SAMPLE_RATE
 
-    def _buffer(self, index: int) -> np.ndarray:
-        if self._prepared is not None and self._prepared[0] == index:
+    def _buffer(self, segment: Segment) -> np.ndarray:
+        if self._prepared is not None and self._prepared[0] == segment:
             return self._prepared[1]
-        return self.buffers[index]
+        return self.plan.buffer(segment)
 
     def _prepare_next(self) -> None:
         """Fetch (mix) the next segment's audio now, while there is time to spare."""
         for item in self._items[self._cursor:]:
             if item.segment is not None:
-                if self._prepared is None or self._prepared[0] != item.segment:
-                    self._prepared = (item.segment, self.buffers[item.segment])
+                segment = self.segs[item.segment]
+                if self._prepared is None or self._prepared[0] != segment:
+                    self._prepared = (segment, self.plan.buffer(segment))
                 return
 
     def _stop_sound(self) -> None:
@@ -245,18 +418,24 @@ class Player:
         A sound that began before `position` and is still going (resuming mid-cue) is
         played from that point at once, unless paused.
         """
-        position = min(max(position, 0.0), self.timeline.length_s)
+        position = min(max(position, 0.0), self._timeline.length_s)
         at = _to_samples(position)
         self._cursor = bisect.bisect_left(self._item_times, at)
+        self._next_at = at
         if self.paused:
             self._paused_at = position
             return
         self._t0 = self.clock() - position
-        for i, seg in enumerate(self.segs):
+        for seg in self.segs:
             if seg.start < at < seg.end:
-                self._play(i, at - seg.start)
+                self._play(seg, at - seg.start)
                 break
         self._prepare_next()
+
+    def _resume(self) -> None:
+        position, self._paused_at = self._paused_at, None
+        self._seek(position)
+        self.listener.resumed(self.status())
 
     def _on_key(self, key: str) -> bool:
         """Act on one key; True means quit."""
@@ -264,32 +443,84 @@ class Player:
         if key in QUIT_KEYS:
             return True
         if key in PAUSE_KEYS:
-            if self.paused:
-                position, self._paused_at = self._paused_at, None
-                self._seek(position)
-                self.listener.resumed(self.status())
-            else:
-                self._paused_at = self.position
+            if self._help_until is not None:
+                self._help_until, self._help_resumes = None, False
                 self._stop_sound()
-                self.listener.paused(self.status())
+            if self.paused:
+                self._resume()
+            else:
+                self._pause()
         elif key in NEXT_KEYS:
             self._jump(self.next_start(self.position))
         elif key in BACK_KEYS:
             self._jump(self.back_start(self.position))
+        elif key in SLOWER_KEYS + FASTER_KEYS:
+            self._change_speed(-SPEED_STEP if key in SLOWER_KEYS else SPEED_STEP)
+        elif key in QUIETER_KEYS + LOUDER_KEYS:
+            self._change_volume(-VOLUME_STEP if key in QUIETER_KEYS else VOLUME_STEP)
+        elif key in HELP_KEYS:
+            self._speak_help()
         return False
+
+    def _pause(self) -> None:
+        if self._waiting_since is not None:
+            self._end_wait()
+        self._paused_at = self.position
+        self._stop_sound()
+        self.listener.paused(self.status())
 
     def _jump(self, position: float) -> None:
         self._stop_sound()
+        if self._waiting_since is not None:
+            self._end_wait()
         self._seek(position)
         self.listener.moved(self.status())
+
+    def _change_speed(self, step: float) -> None:
+        lo, hi = self.speed_range
+        speed = round(min(max(self.plan.speed + step, lo), hi), 2)
+        if speed == self.plan.speed:
+            return
+        # From the next thing to start: what is playing finishes at its own speed.
+        if self.plan.set_speed(speed, max(self._next_at, _to_samples(self.position))):
+            self.changed_settings = True
+            self._refresh()
+            self.listener.changed(self.status())
+
+    def _change_volume(self, step: float) -> None:
+        lo, hi = self.volume_range
+        volume = round(min(max(self.volume + step, lo), hi), 2)
+        if volume == self.volume:
+            return
+        self.sink.set_volume(volume)
+        self.changed_settings = True
+        if not self.paused and self._waiting_since is None:
+            # What is sounding now goes on from here at the new volume.
+            at = _to_samples(self.position)
+            for seg in self.segs:
+                if seg.start < at < seg.end:
+                    self._play(seg, at - seg.start)
+                    break
+        self.listener.changed(self.status())
+
+    def _speak_help(self) -> None:
+        """The key list aloud: the session pauses meanwhile and goes on after it (unless paused before)."""
+        sound = self.help_sound() if self.help_sound is not None else None
+        if sound is None or not len(sound):
+            return
+        self._help_resumes = not self.paused or self._help_resumes
+        if not self.paused:
+            self._pause()
+        self._sink_call("play", sound)
+        self._help_until = self.clock() + len(sound) / SAMPLE_RATE
 
     def next_start(self, position: float) -> float:
         """Where `n` goes: the next section's start; after the last pose, the end of it (the outro)."""
         at = _to_samples(position)
-        for section in self.timeline.sections:
+        for section in self._timeline.sections:
             if section.start > at:
                 return section.start / SAMPLE_RATE
-        last = self.timeline.sections[-1] if self.timeline.sections else None
+        last = self._timeline.sections[-1] if self._timeline.sections else None
         if last is not None and at < last.end:
             return last.end / SAMPLE_RATE
         return position
@@ -303,7 +534,7 @@ class Player:
             return current.start / SAMPLE_RATE
         if current.index == 0:
             return 0.0  # back from the first pose: the intro
-        return self.timeline.sections[current.index - 1].start / SAMPLE_RATE
+        return self._timeline.sections[current.index - 1].start / SAMPLE_RATE
 
 
 def _to_samples(seconds: float) -> int:

@@ -1,0 +1,161 @@
+"""Speech ahead of the playhead: texts synthesized in the order a live session needs them.
+
+`SpeechAhead` keeps a list of (text, speed) in playback order and a worker thread that
+takes the first one not ready yet: from the cache when it is there, else from the engine
+(and then into the cache, as for a whole batch). A live session asks for the order once
+at its start, and again when the listener jumps or changes the voice speed; clips made
+at another speed stay, so changing back costs nothing.
+
+espeak's render sends this whole process's stdout and stderr to /dev/null for the few
+milliseconds it takes (pyttsx3 and libespeak-ng print there). `output_lock` is held
+meanwhile: whoever writes to the terminal (the live display) takes it too, so no line
+is lost to that redirection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+
+import numpy as np
+
+from coach.errors import SpeechError
+from coach.speech.cache import SpeechCache, cache_dir, cache_key
+from coach.speech.clip import Clip
+from coach.speech.engine import SpeechEngine
+from coach.speech.registry import get_engine
+from coach.speech.synthesis import synthesize_into
+from coach.speech.voices import resolve_voice
+
+log = logging.getLogger(__name__)
+
+Want = tuple[str, float]  # (text, speed)
+
+
+class SpeechAhead:
+    """Clips for (text, speed), synthesized on a worker thread in the order last asked for.
+
+    get() never waits; version counts the clips made ready, so a reader can tell whether
+    anything is new. A SpeechError on the worker is kept and raised by get() and
+    wait_for(), in the thread that asks.
+    """
+
+    def __init__(self, engine: str, voice: str | None, *, output_lock: threading.Lock | None = None,
+                 engine_factory: Callable[[str], SpeechEngine] = get_engine,
+                 cache: SpeechCache | None = None) -> None:
+        self.engine = engine_factory(engine)
+        self.voice = (resolve_voice(voice, engine) if voice is not None else None) or self.engine.default_voice
+        self.cache = cache if cache is not None else SpeechCache(cache_dir())
+        self.output_lock = output_lock
+        self.version = 0
+        self.synthesized = 0  # clips the engine made here (not read from the cache)
+        self.busy_seconds = 0.0  # time the worker spent making them
+        self._clips: dict[Want, Clip] = {}
+        self._order: list[Want] = []
+        self._error: SpeechError | None = None
+        self._closed = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    # --- asking --------------------------------------------------------------------------
+
+    def want(self, order: Sequence[Want]) -> None:
+        """Synthesize these next, in this order (replacing the order asked for before)."""
+        with self._changed:
+            self._order = [item for item in dict.fromkeys(order) if item not in self._clips]
+            self._changed.notify_all()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="speech-ahead", daemon=True)
+            self._thread.start()
+
+    def get(self, text: str, speed: float) -> Clip | None:
+        """The clip, or None while it is not ready."""
+        if self._error is not None:
+            raise self._error
+        return self._clips.get((text, speed))
+
+    def length(self, text: str, speed: float) -> int | None:
+        clip = self.get(text, speed)
+        return None if clip is None else len(clip.samples)
+
+    def pending(self) -> int:
+        with self._changed:
+            return len(self._order)
+
+    def wait_for(self, items: Sequence[Want], timeout: float | None = None) -> bool:
+        """Wait until every item is ready (True) or `timeout` seconds pass (False)."""
+        with self._changed:
+            done = self._changed.wait_for(
+                lambda: self._error is not None or all(item in self._clips for item in items), timeout)
+        if self._error is not None:
+            raise self._error
+        return done
+
+    def synthesize_now(self, text: str, speed: float) -> np.ndarray:
+        """One clip right away on this thread (the spoken key list): cached like the rest."""
+        clip = self.get(text, speed)
+        if clip is None:
+            clip = self._make((text, speed))
+            self._store((text, speed), clip)
+        return clip.samples
+
+    def close(self) -> None:
+        """Stop after the clip being made (its thread is a daemon: nothing waits for it)."""
+        with self._changed:
+            self._closed = True
+            self._order = []
+            self._changed.notify_all()
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._closed or self._order)
+                if self._closed:
+                    return
+                item = self._order.pop(0)
+            try:
+                clip = self._make(item)
+            except SpeechError as err:
+                with self._changed:
+                    self._error = err
+                    self._changed.notify_all()
+                return
+            except Exception as err:  # noqa: BLE001 - the session must hear of it, not hang
+                with self._changed:
+                    self._error = SpeechError(f"speech synthesis failed: {err}")
+                    self._changed.notify_all()
+                return
+            self._store(item, clip)
+
+    def _make(self, item: Want) -> Clip:
+        text, speed = item
+        key = cache_key(text, self.voice, speed, self.engine)
+        clip = self.cache.get(key)
+        if clip is not None:
+            return clip
+        began = time.monotonic()
+        with self._quiet_lock():
+            clip = synthesize_into(self.cache, key, self.engine, text, self.voice, speed)
+        self.busy_seconds += time.monotonic() - began
+        self.synthesized += 1
+        return clip
+
+    def _quiet_lock(self):
+        # Only espeak's render redirects the output (Piper's does not, and holds it for up
+        # to a second, which would hold up the display as long).
+        if self.output_lock is None or self.engine.name != "espeak":
+            return nullcontext()
+        return self.output_lock
+
+    def _store(self, item: Want, clip: Clip) -> None:
+        with self._changed:
+            self._clips[item] = clip
+            if item in self._order:
+                self._order.remove(item)
+            self.version += 1
+            self._changed.notify_all()
