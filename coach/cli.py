@@ -287,6 +287,20 @@ def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=N
     return session
 
 
+def _live_session(routine_name, speed, voice, engine, hold, side, countdown, volume, guidance):
+    """A session that starts playing with its first utterance, its speech synthesized meanwhile;
+    cues that do not fit are reported as the timeline reaches them."""
+    from coach.routine import load_routine
+    from coach.session import resolve_options, start_live_session
+    from coach.settings import load_settings
+
+    routine = load_routine(routine_name)
+    signals.raise_if_stopped()  # a signal while the modules above loaded
+    options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
+                              volume=volume, hold=hold, side=side, countdown=countdown, guidance=guidance)
+    return start_live_session(routine, options)
+
+
 def clock(seconds: float) -> str:
     whole = int(seconds)
     return f"{whole // 60:02d}:{whole % 60:02d}"
@@ -494,14 +508,17 @@ def start(
     require_audio: Annotated[bool, typer.Option("--require-audio", help="Fail (exit 3) instead of continuing as captions when no sound device can be opened.")] = False,
     audio_backend: Annotated[Optional[str], typer.Option("--audio-backend", help="simpleaudio or miniaudio (default: the one that works on this Python).", show_default=False)] = None,
 ) -> None:
-    """Play a routine now: spoken cues and chimes, on time. Keys: space pause, n next, b back, q quit.
+    """Play a routine now: spoken cues and chimes, on time. Keys: space pause, n next, b back, -/+ speed, 9/0 volume, h keys aloud, q quit.
 
     Example: coach start --speed 0.85 --hold 40
     """
     from coach.live import SessionStopped, run_live
 
     with user_errors():
-        session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
+        if minutes is None:
+            session = _live_session(routine, speed, voice, engine, hold, side, countdown, volume, guidance)
+        else:  # fitting the holds to a length needs every clip first
+            session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
         try:
             run_live(session, from_pose=from_pose, quiet=quiet, require_audio=require_audio,
                      backend=audio_backend)

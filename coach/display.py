@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from dataclasses import replace
 from typing import IO
 
 from typing import TYPE_CHECKING
@@ -100,8 +101,8 @@ class LogDisplay(Listener):
     def changed(self, status: Status) -> None:
         self._line(f"[{format_clock(status.position)}] {format_settings(status)}")
 
-    def preparing(self, status: Status) -> None:
-        self._line(f"[{format_clock(status.position)}] preparing speech")
+    def ready(self, status: Status, waited: float) -> None:
+        self._line(f"[{format_clock(status.position)}] waited {waited:.2f} s for speech to be ready")
 
     def note(self, text: str) -> None:
         self._line(f"Note: {text}")
@@ -161,6 +162,9 @@ class LiveDisplay(Listener):
 
     paused = resumed = moved = changed = preparing = tick
 
+    def ready(self, status: Status, waited: float) -> None:
+        self.tick(status)
+
     def note(self, text: str) -> None:
         self._live.console.print(f"Note: {text}", markup=False, highlight=False)
 
@@ -170,7 +174,8 @@ class LiveDisplay(Listener):
     def finish(self, stop: Stop) -> None:
         if stop.reason == "end":
             self.now = "The session is complete."
-        self._show(Status(stop.position, False, stop.section))
+        self._show(replace(self._last, position=stop.position, paused=False, preparing=False,
+                           section=stop.section))
 
     def render(self, status: Status) -> Panel:
         from rich.console import Group

@@ -11,8 +11,9 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import IO
@@ -21,12 +22,13 @@ import numpy as np
 
 from coach import signals
 from coach.audio import SAMPLE_RATE
-from coach.display import LiveDisplay, LogDisplay, format_clock
-from coach.errors import AudioOutputError, CoachError, one_line
+from coach.display import SPOKEN_KEYS, LiveDisplay, LogDisplay, format_clock
+from coach.errors import AudioOutputError, CoachError, UsageError, one_line
 from coach.keys import terminal_keys
-from coach.mixer import Segment, mix_segment, segments, session_gain
-from coach.player import Player, Stop, find_section
-from coach.session import Session
+from coach.live_plan import GrowingPlan, KnownClips
+from coach.player import WAIT_POLL, Listener, Player, Stop, find_section
+from coach.session import LiveSession, Session
+from coach.settings import SPEED_RANGE, VOLUME_RANGE
 from coach.sinks import CaptionSink, Sink, open_sink
 from coach.timeline import Section
 
@@ -42,57 +44,50 @@ class SessionStopped(CoachError):
         self.exit_code = exit_code
 
 
-class MixedSegments(Sequence):
-    """Segment i's audio, mixed when asked for: the player asks one segment ahead."""
-
-    def __init__(self, segs: Sequence[Segment], speech: Mapping[str, np.ndarray],
-                 chimes: Mapping[str, np.ndarray], gain: float) -> None:
-        self.segs, self.speech, self.chimes, self.gain = segs, speech, chimes, gain
-
-    def __len__(self) -> int:
-        return len(self.segs)
-
-    def __getitem__(self, index):
-        return mix_segment(self.segs[index], self.speech, self.chimes, self.gain)
-
-
-def run_live(session: Session, *, from_pose: str | None = None, quiet: bool = False,
+def run_live(session: Session | LiveSession, *, from_pose: str | None = None, quiet: bool = False,
              require_audio: bool = False, backend: str | None = None,
              stdin: IO[str] | None = None, stdout: IO[str] | None = None,
              clock: Callable[[], float] = time.monotonic,
              sleep: Callable[[float], None] = time.sleep) -> Stop:
     """Play `session` now, on time, until its end or the q key.
 
-    Raises UsageError for a bad --from, AudioOutputError when there is no sound and
-    require_audio is set, and SessionStopped (exit 130 / 143) on Ctrl-C / SIGTERM.
-    `sleep` is used when stdin is not a terminal; with keys, a key press ends a sleep.
+    A LiveSession starts with its first utterance while the rest is synthesized; a Session
+    (every clip made already) plays at its one speed. Raises UsageError for a bad --from,
+    AudioOutputError when there is no sound and require_audio is set, and SessionStopped
+    (exit 130 / 143 / 129) on Ctrl-C / SIGTERM / SIGHUP. `sleep` is used when stdin is not a
+    terminal; with keys, a key press ends a sleep.
     """
     stdin = stdin if stdin is not None else sys.stdin
     stdout = stdout if stdout is not None else sys.stdout
-    timeline = session.timeline
-    first = find_section(timeline, from_pose) if from_pose else None
-    start = first.start if first else 0
-    segs = segments(timeline)
-    gain = session_gain(segs, session.speech, session.chimes, session.options.volume)
-    buffers = MixedSegments(segs, session.speech, session.chimes, gain)
+    plan = live_plan(session)
+    speech = session.speech if isinstance(session, LiveSession) else None
+    output_lock = speech.output_lock if speech is not None else threading.Lock()
+    # Checked against the whole session (estimated where clips are missing), before any sound.
+    first = find_section(plan.estimated_timeline(), from_pose) if from_pose else None
     sink = open_output(backend, require_audio)
+    sink.set_volume(session.options.volume)
     player: Player | None = None
+    start = 0
     try:
         with signals.as_exceptions(), terminal_keys(stdin) as keys:
-            display = _display(session, stdout, quiet, keys is not None)
+            display = _display(session, plan, stdout, quiet, keys is not None)
             display.captions = isinstance(sink, CaptionSink)
-            with display:
-                player = Player(
-                    timeline, segs, buffers, sink, clock=clock,
-                    sleep=keys.sleep if keys else sleep, keys=keys.read if keys else None,
-                    listener=display, on_sink_error=_fallback(display, require_audio))
+            guarded = GuardedListener(display, output_lock)
+            with guarded:
+                if first is not None:
+                    start = _wait_for_section(plan, first.index, keys.sleep if keys else sleep).start
+                player = Player.of(
+                    plan, sink, clock=clock, sleep=keys.sleep if keys else sleep,
+                    keys=keys.read if keys else None, listener=guarded,
+                    on_sink_error=_fallback(guarded, display, require_audio),
+                    help_sound=_help_sound(session, plan), volume_range=VOLUME_RANGE, speed_range=SPEED_RANGE)
                 try:
                     stop = player.run(start)
                 except BaseException:
                     _stop_quietly(player.sink)  # silence first, whatever ended the session
                     _ignore_signals()  # until the terminal is restored: a second Ctrl-C must not cut that short
                     raise
-                display.finish(stop)
+                guarded.finish(stop)
     except (KeyboardInterrupt, signals.Terminated, OSError) as err:
         signal_exception = signals.stop_behind(err)
         if signal_exception is None:
@@ -100,13 +95,128 @@ def run_live(session: Session, *, from_pose: str | None = None, quiet: bool = Fa
         why = f" ({signal_exception.reason})" if isinstance(signal_exception, signals.Terminated) else ""
         position, section = ((player.position, player.section_at(player.position)) if player
                              else (start / SAMPLE_RATE, first))
-        message = stopped_message(session, position, section, why)
-        raise SessionStopped(message, signals.exit_code(signal_exception)) from None
+        message = stopped_message(session, position, section, why, speed=plan.speed)
+        keep = keep_settings_line(session, player)
+        raise SessionStopped(message + (f"\n{keep}" if keep else ""), signals.exit_code(signal_exception)) from None
     finally:
+        if speech is not None:
+            speech.close()
         _close_quietly(player.sink if player else sink)
     if stop.reason == "quit":
-        print(stopped_message(session, stop.position, stop.section), file=sys.stderr, flush=True)
+        print(stopped_message(session, stop.position, stop.section, speed=plan.speed), file=sys.stderr, flush=True)
+    keep = keep_settings_line(session, player)
+    if keep:
+        print(keep, file=sys.stderr, flush=True)
     return stop
+
+
+def live_plan(session: Session | LiveSession) -> GrowingPlan:
+    """What the player plays: the live session's own plan, or a built session's clips at its speed."""
+    if isinstance(session, LiveSession):
+        return session.plan
+    clips = KnownClips(session.speech, session.options.speed, session.timeline)
+    return GrowingPlan(session.routine, session.options.timeline_options, session.chimes, clips,
+                       can_change_speed=False)
+
+
+def _wait_for_section(plan: GrowingPlan, index: int, sleep: Callable[[float], None]):
+    """--from: the section once the timeline has grown that far (its start depends on all before it)."""
+    while len(plan.timeline.sections) <= index:
+        if plan.timeline.complete:
+            raise UsageError(f"--from: pose {index + 1} is not in this session")
+        sleep(WAIT_POLL)
+        plan.refresh(urgent=True)
+    return plan.timeline.sections[index]
+
+
+def _help_sound(session: Session | LiveSession, plan: GrowingPlan) -> Callable[[], np.ndarray | None]:
+    """The h key: the key list spoken at the session's current speed (cached like every clip)."""
+
+    def speak() -> np.ndarray | None:
+        try:
+            if isinstance(session, LiveSession):
+                clip = session.speech.synthesize_now(SPOKEN_KEYS, plan.speed)
+            else:
+                from coach.speech import SpeechSettings, synthesize
+
+                options = session.options
+                clip = synthesize(SPOKEN_KEYS, SpeechSettings(plan.speed, options.voice, options.engine))
+        except CoachError:
+            return None  # no voice for it: the key line on the screen has to do
+        return np.multiply(clip, np.float32(plan.gain), dtype=np.float32)
+
+    return speak
+
+
+def keep_settings_line(session: Session | LiveSession, player: Player | None) -> str | None:
+    """After the speed or volume was changed with a key: how to keep it for every session."""
+    if player is None or not player.changed_settings:
+        return None
+    commands = []
+    if player.plan.speed != session.options.speed:
+        commands.append(f"coach config set speed {player.plan.speed:g}")
+    if round(player.volume, 2) != round(session.options.volume, 2):
+        commands.append(f"coach config set volume {player.volume:g}")
+    if not commands:
+        return None
+    return f"To keep it for every session: {' && '.join(commands)}"
+
+
+class GuardedListener(Listener):
+    """The display, written to only while no espeak render has the output redirected.
+
+    A call that finds the output taken waits in a queue (a redraw only replaces the one
+    before it), and goes out with the next call that finds it free: late by the few ms of
+    one render rather than lost, and never holding up the player and its sounds.
+    """
+
+    def __init__(self, display, lock: threading.Lock) -> None:
+        self.display = display
+        self.lock = lock
+        self.refresh = display.refresh
+        self._queued: list[tuple[str, tuple]] = []
+
+    def __enter__(self):
+        with self.lock:
+            self.display.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self._flush()
+            return self.display.__exit__(*exc)
+
+    def _call(self, method: str, *args, wait: bool = False) -> None:
+        if self._queued and self._queued[-1][0] == "tick" == method:
+            self._queued.pop()
+        self._queued.append((method, args))
+        if self.lock.acquire(blocking=wait):
+            try:
+                self._flush()
+            finally:
+                self.lock.release()
+
+    def _flush(self) -> None:
+        while self._queued:
+            method, args = self._queued.pop(0)
+            getattr(self.display, method)(*args)
+
+    def event(self, event, status): self._call("event", event, status)
+    def tick(self, status): self._call("tick", status)
+    def paused(self, status): self._call("paused", status)
+    def resumed(self, status): self._call("resumed", status)
+    def moved(self, status): self._call("moved", status)
+    def changed(self, status): self._call("changed", status)
+    def preparing(self, status): self._call("preparing", status)
+    def ready(self, status, waited): self._call("ready", status, waited)
+    def note(self, text): self._call("note", text)
+    def replanned(self, timeline): self._call("replanned", timeline)
+    def finish(self, stop): self._call("finish", stop, wait=True)
+
+    def warn(self, err: AudioOutputError) -> None:
+        with self.lock:
+            self._flush()
+            _warn(err)
 
 
 def open_output(backend: str | None, require_audio: bool) -> Sink:
@@ -125,26 +235,26 @@ def _warn(err: AudioOutputError) -> None:
     print(f"Warning: {one_line(str(err))} {CAPTIONS_NOTE}", file=sys.stderr, flush=True)
 
 
-def _fallback(display, require_audio: bool):
+def _fallback(guarded: GuardedListener, display, require_audio: bool):
     """What the player does when the device goes away mid-session."""
 
     def switch_to_captions(err: AudioOutputError) -> Sink:
         if require_audio:
             raise err
-        _warn(err)
+        guarded.warn(err)
         display.captions = True
         return CaptionSink()
 
     return switch_to_captions
 
 
-def _display(session: Session, stdout: IO[str], quiet: bool, keys: bool):
+def _display(session: Session | LiveSession, plan: GrowingPlan, stdout: IO[str], quiet: bool, keys: bool):
     title = session.routine.title
     if quiet or not stdout.isatty():
-        return LogDisplay(session.timeline, title, stdout)
+        return LogDisplay(plan.timeline, title, stdout, total=plan.total())
     from rich.console import Console
 
-    return LiveDisplay(session.timeline, title, Console(file=stdout), keys=keys)
+    return LiveDisplay(plan.timeline, title, Console(file=stdout), keys=keys, labels=plan.labels)
 
 
 def _ignore_signals() -> None:
@@ -164,7 +274,8 @@ def _close_quietly(sink: Sink) -> None:
 
 # --- where it stopped -----------------------------------------------------------------
 
-def stopped_message(session: Session, position: float, section: Section | None, what: str = "") -> str:
+def stopped_message(session: Session, position: float, section: Section | None, what: str = "",
+                    speed: float | None = None) -> str:
     """`Stopped at 03:12 in Leg up (right). To continue from there: coach start ... --from "Leg up:right"`."""
     timeline = session.timeline
     if section is None:
@@ -173,12 +284,13 @@ def stopped_message(session: Session, position: float, section: Section | None, 
         where, resume = "the closing words", section
     else:
         where, resume = section.label, section
-    command = continue_command(session, resume)
+    command = continue_command(session, resume, speed)
     return one_line(f"Stopped{what} at {format_clock(position)} in {where}. To continue from there: {command}")
 
 
-def continue_command(session: Session, section: Section | None) -> str:
-    """The `coach start` command that plays the same session from `section` (the start if None)."""
+def continue_command(session: Session, section: Section | None, speed: float | None = None) -> str:
+    """The `coach start` command that plays the same session from `section` (the start if None),
+    at `speed` when given (the speed it was at when stopped)."""
     parts = ["coach", "start", _routine_argument(session)]
     options = session.options
     # What shapes the session's order and timing; a value that came from the settings
@@ -187,8 +299,9 @@ def continue_command(session: Session, section: Section | None) -> str:
         parts.append(f"--hold {options.hold:g}")
     if options.start_side is not None:
         parts.append(f"--side {options.start_side}")
-    if options.speed != 1.0:
-        parts.append(f"--speed {options.speed:g}")
+    speed = options.speed if speed is None else speed
+    if speed != 1.0:
+        parts.append(f"--speed {speed:g}")
     if options.countdown:
         parts.append(f"--countdown {options.countdown}")
     if section is not None:

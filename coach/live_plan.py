@@ -30,6 +30,7 @@ from coach.timeline import (
     session_turns,
     speed_at,
     turn_texts,
+    with_words,
 )
 
 # Speech per character when no clip is known yet, for the estimated total: ~14 characters a second.
@@ -79,7 +80,7 @@ class GrowingPlan:
         self.timeline: Timeline = Timeline((), (), 0, complete=False)
         self.clips.want(self._order(0, self.speed))
         self.refresh(urgent=True)
-        self.labels = [s.label for s in self._estimated().sections]
+        self.labels = [s.label for s in self.estimated_timeline().sections]
 
     # --- what to synthesize ---------------------------------------------------------------
 
@@ -109,6 +110,7 @@ class GrowingPlan:
         version = self.clips.version
         timeline = grow_timeline(self.routine, self._length, self._chime_lengths, self.options,
                                  self.speed_changes)
+        timeline = with_words(timeline, self._words)
         self._built_version, self._built_at = version, now
         if timeline == self.timeline:
             return False
@@ -146,7 +148,7 @@ class GrowingPlan:
         if self.timeline.complete:
             return self.timeline.length_s, False
         if self._estimate is None:
-            self._estimate = (self._estimated().length_s, True)
+            self._estimate = (self.estimated_timeline().length_s, True)
         return self._estimate
 
     # --- helpers -----------------------------------------------------------------------------
@@ -158,7 +160,11 @@ class GrowingPlan:
         clip = self.clips.get(text, speed)
         return None if clip is None else len(clip.samples)
 
-    def _estimated(self) -> Timeline:
+    def _words(self, event) -> tuple:
+        clip = self.clips.get(event.text, self._speed_of(event.start))
+        return clip.words if clip is not None else ()
+
+    def estimated_timeline(self) -> Timeline:
         """The whole session with a guess for every clip not known yet."""
 
         def length(text: str, speed: float) -> int:
@@ -181,9 +187,13 @@ class KnownClips:
 
     version = 0
 
-    def __init__(self, speech: Mapping[str, np.ndarray | Clip], speed: float) -> None:
+    def __init__(self, speech: Mapping[str, np.ndarray | Clip], speed: float,
+                 timeline: Timeline | None = None) -> None:
         self.speed = speed
-        self._clips = {text: clip if isinstance(clip, Clip) else Clip(np.asarray(clip))
+        # A built session keeps the words on its timeline's events (at session samples).
+        words = {e.text: tuple(w.shifted(-e.start) for w in e.words)
+                 for e in (timeline.events if timeline else ()) if e.kind == "speech" and e.words}
+        self._clips = {text: clip if isinstance(clip, Clip) else Clip(np.asarray(clip), words.get(text, ()))
                        for text, clip in speech.items()}
 
     def want(self, order) -> None:

@@ -109,6 +109,9 @@ class Listener:
     def preparing(self, status: Status) -> None:
         """Playback waits for speech that is still being synthesized."""
 
+    def ready(self, status: Status, waited: float) -> None:
+        """...and goes on, `waited` seconds later (not called for the wait before the first sound)."""
+
     def note(self, text: str) -> None:
         """Something worth a line in the log (a cue left out after a speed change)."""
 
@@ -124,7 +127,7 @@ class Plan(Protocol):
     timeline: Timeline
     speed: float
 
-    def refresh(self) -> bool: ...
+    def refresh(self, urgent: bool = False) -> bool: ...
 
     def segments(self) -> Sequence[Segment]: ...
 
@@ -145,7 +148,7 @@ class FixedPlan:
         self.timeline, self.segs, self.buffers, self.speed = timeline, segs, buffers, speed
         self._index = {seg.start: i for i, seg in enumerate(segs)}
 
-    def refresh(self) -> bool:
+    def refresh(self, urgent: bool = False) -> bool:
         return False
 
     def segments(self) -> Sequence[Segment]:
@@ -238,7 +241,8 @@ class Player:
 
     def _refresh(self) -> None:
         """Take in what the plan has new (more clips, a changed speed): the rest of the agenda."""
-        if self.plan.refresh():
+        urgent = self._waiting_since is not None or self._cursor >= len(self._items)
+        if self.plan.refresh(urgent):
             warnings = set(self._timeline.warnings)
             self._replan()
             self._cursor = bisect.bisect_left(self._item_times, self._next_at)
@@ -335,11 +339,13 @@ class Player:
 
     def _end_wait(self) -> None:
         waited = self.clock() - self._waiting_since
-        if self._started:
-            self.waited += waited
         self._waiting_since = None
         self._t0 = self.clock() - self._waiting_at / SAMPLE_RATE
-        self.listener.tick(self.status())
+        if self._started:
+            self.waited += waited
+            self.listener.ready(self.status(), waited)
+        else:
+            self.listener.tick(self.status())
 
     def _stop(self, reason: str) -> Stop:
         status = self.status()

@@ -14,9 +14,11 @@ import numpy as np
 from coach.chimes import load_chimes
 from coach.errors import ChimeError, SpeechError, UsageError
 from coach.length import fit_holds
+from coach.live_plan import GrowingPlan
 from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
 from coach.speech import SpeechSettings, synthesize_clips, voice_for_language
+from coach.speech.ahead import SpeechAhead
 from coach.timeline import Timeline, TimelineOptions, build_timeline, spoken_texts
 
 
@@ -138,3 +140,30 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
     timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options,
                               speech_words={text: clip.words for text, clip in clips.items()})
     return Session(routine, options, timeline, speech, chimes)
+
+
+@dataclass
+class LiveSession:
+    """A session that plays while its speech is still being synthesized (`coach start`).
+
+    `plan` grows its timeline as `speech` (synthesizing ahead of the playhead, in playback
+    order) makes clips ready; see coach.live_plan.
+    """
+
+    routine: Routine
+    options: SessionOptions
+    chimes: dict[str, np.ndarray]
+    speech: SpeechAhead
+    plan: GrowingPlan
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.plan.timeline
+
+
+def start_live_session(routine: Routine, options: SessionOptions = SessionOptions()) -> LiveSession:
+    """Begin synthesizing the session's speech in playback order and return at once."""
+    chimes = load_routine_chimes(routine)
+    speech = SpeechAhead(options.engine, options.voice)
+    plan = GrowingPlan(routine, options.timeline_options, chimes, speech)
+    return LiveSession(routine, options, chimes, speech, plan)

@@ -49,7 +49,7 @@ class SpeechAhead:
         self.engine = engine_factory(engine)
         self.voice = (resolve_voice(voice, engine) if voice is not None else None) or self.engine.default_voice
         self.cache = cache if cache is not None else SpeechCache(cache_dir())
-        self.output_lock = output_lock
+        self.output_lock = output_lock if output_lock is not None else threading.Lock()
         self.version = 0
         self.synthesized = 0  # clips the engine made here (not read from the cache)
         self.busy_seconds = 0.0  # time the worker spent making them

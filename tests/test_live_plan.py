@@ -1,0 +1,174 @@
+"""Live sessions whose speech is synthesized while they play, in simulated time.
+
+A fake engine, slower than real time, makes clips one after the other in the order the
+plan asks for them; the player runs on the simulated clock against a MemorySink.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from coach.audio import SAMPLE_RATE
+from coach.live_plan import GrowingPlan
+from coach.player import Listener, Player
+from coach.routine import load_routine
+from coach.sinks import MemorySink
+from coach.speech.clip import Clip
+from coach.timeline import TimelineOptions
+from tests.test_player import CHIME_SECONDS, T0, SimTime, _clip
+
+SHORT = Path(__file__).parent / "data" / "short.toml"
+
+
+def clip_seconds(text: str, speed: float) -> float:
+    return (0.4 + 0.05 * len(text)) / speed
+
+
+class SlowEngine:
+    """A ClipSource on the simulated clock: each clip takes `slowness` times its own length
+    to make, one at a time, in the order last asked for (a new order starts from now)."""
+
+    def __init__(self, sim: SimTime, slowness: float = 1.5) -> None:
+        self.sim = sim
+        self.slowness = slowness
+        self.made: dict[tuple[str, float], tuple[float, Clip]] = {}  # -> (ready at, clip)
+        self.asked: list[list[tuple[str, float]]] = []
+        self._queue: list[tuple[float, tuple[str, float]]] = []
+
+    def want(self, order) -> None:
+        self.asked.append(list(order))
+        self._catch_up()
+        t = self.sim.now
+        self._queue = []
+        for item in order:
+            if item in self.made:
+                continue
+            t += self.slowness * clip_seconds(*item)
+            self._queue.append((t, item))
+
+    def _catch_up(self) -> None:
+        while self._queue and self._queue[0][0] <= self.sim.now:
+            at, (text, speed) = self._queue.pop(0)
+            samples = _clip(clip_seconds(text, speed), 0.1 + speed / 10)
+            self.made[(text, speed)] = (at, Clip(samples))
+
+    @property
+    def version(self) -> int:
+        self._catch_up()
+        return len(self.made)
+
+    def get(self, text: str, speed: float) -> Clip | None:
+        self._catch_up()
+        made = self.made.get((text, speed))
+        return made[1] if made else None
+
+    def pending(self) -> int:
+        self._catch_up()
+        return len(self._queue)
+
+
+class Spy(Listener):
+    def __init__(self, sim: SimTime) -> None:
+        self.sim = sim
+        self.events: list[tuple[float, object]] = []
+        self.waits: list[float] = []  # positions where playback waited for speech
+
+    def event(self, event, status):
+        self.events.append((self.sim.now, event))
+
+    def preparing(self, status):
+        self.waits.append(status.position)
+
+
+CHIMES = {k: _clip(s, 0.5) for k, s in CHIME_SECONDS.items()}
+
+
+def run(sim: SimTime, engine: SlowEngine, options=TimelineOptions(hold=6), routine=SHORT):
+    plan = GrowingPlan(load_routine(routine), options, CHIMES, engine, clock=sim.clock)
+    spy = Spy(sim)
+    sink = MemorySink(sim.clock)
+    player = Player.of(plan, sink, clock=sim.clock, sleep=sim.sleep, keys=sim.key, listener=spy)
+    stop = player.run()
+    return stop, player, plan, spy, sink
+
+
+def holds_of(spy: Spy):
+    """(hold event, its start chime's time, its midpoint chime's time, time of the next sound after it)."""
+    fired = spy.events
+    out = []
+    for i, (t, e) in enumerate(fired):
+        if e.kind == "hold":
+            start = next(tt for tt, ee in fired if ee.part == "hold_start" and ee.section == e.section)
+            mid = next(tt for tt, ee in fired if ee.part == "midpoint" and ee.section == e.section)
+            after = next((tt for tt, ee in fired[i:] if ee.kind == "speech" and ee.part == "release"
+                          and ee.section == e.section), None)
+            out.append((e, start, mid, after))
+    return out
+
+
+def test_playback_starts_before_synthesis_is_complete():
+    sim = SimTime()
+    engine = SlowEngine(sim)
+    stop, player, plan, spy, sink = run(sim, engine)
+    assert stop.reason == "end"
+    first_sound = sink.plays[0][0]
+    first_text = spy.events[0][1].text
+    # The first sound comes as soon as the first clip is made, long before the last one.
+    assert first_sound == pytest.approx(T0 + engine.slowness * clip_seconds(first_text, 1.0), abs=0.05)
+    assert max(at for at, _ in engine.made.values()) > first_sound + 10
+    assert plan.timeline.complete
+    spoken = [e.text for _, e in spy.events if e.kind == "speech"]
+    assert len(spoken) == len([e for e in plan.timeline.events if e.kind == "speech"])
+
+
+def test_waits_happen_only_in_untimed_gaps_and_never_shorten_a_hold():
+    sim = SimTime()
+    engine = SlowEngine(sim, slowness=6.0)  # far slower than real time: it must wait often
+    stop, player, plan, spy, sink = run(sim, engine)
+    assert player.waits >= 3 and player.waited > 1.0
+    for position in spy.waits:
+        at = round(position * SAMPLE_RATE)
+        for section in plan.timeline.sections:
+            assert not section.hold_start <= at < section.hold_start + section.hold_length, \
+                f"waited inside the hold of {section.label}"
+    for hold, start, mid, after in holds_of(spy):
+        assert mid - start == pytest.approx(hold.duration_s / 2, abs=1e-9)
+        assert after - start >= hold.duration_s - 1e-9  # the release never cuts a hold short
+    # Once waiting ends, the sounds keep their planned spacing again: no drift.
+    first_sound = sink.plays[0][0]
+    assert sim.now == pytest.approx(first_sound + plan.timeline.length_s + player.waited, abs=1e-6)
+
+
+def test_a_speed_change_during_a_hold_keeps_it_exact_and_later_speech_uses_the_new_clips():
+    # Where the second hold is at speed 1 (a fast engine: no waits), then "-" twice 1 s into it.
+    before = SimTime()
+    _, _, plain, spy, _ = run(before, SlowEngine(before, slowness=0.2))
+    section = plain.timeline.sections[1]
+    first_sound = 0.2 * clip_seconds(spy.events[0][1].text, 1.0)
+    key_at = first_sound + section.hold_start / SAMPLE_RATE + 1.0
+    sim = SimTime(keys=[(key_at, "-"), (key_at + 0.01, "-")])
+    engine = SlowEngine(sim, slowness=0.2)
+    stop, player, plan, spy, sink = run(sim, engine)
+    assert stop.reason == "end" and player.waits == 0
+    assert plan.speed == pytest.approx(0.8)
+    for hold, start, mid, after in holds_of(spy):
+        assert mid - start == pytest.approx(hold.duration_s / 2, abs=1e-9)
+        assert after - start >= hold.duration_s - 1e-9
+    assert plan.timeline.sections[1].hold_length == section.hold_length
+    key_time = T0 + key_at
+    earlier = [e for t, e in spy.events if e.kind == "speech" and t < key_time]
+    later = [e for t, e in spy.events if e.kind == "speech" and t > key_time]
+    assert earlier and later
+    for e in earlier:
+        assert e.length == round(clip_seconds(e.text, 1.0) * SAMPLE_RATE)
+    for e in later:  # the release of this very hold already, and everything after it
+        assert e.length == round(clip_seconds(e.text, 0.8) * SAMPLE_RATE), e.text
+    assert later[0].part == "release" and later[0].section == 1
+    # The rest was asked for at the new speed; the clips at speed 1 are all kept.
+    assert {speed for _, speed in engine.asked[-1]} == {0.8}
+    assert all((e.text, 1.0) in engine.made for e in earlier)
+    # Untimed gaps follow the new speed: a slower voice makes the rest of the session longer.
+    assert plan.timeline.length > plain.timeline.length
