@@ -475,7 +475,7 @@ def test_json_fields(session):
     assert doc["length_seconds"] == round(s.timeline.length / SAMPLE_RATE, 6)
     assert doc["settings"] == {"speed": 1.25, "voice": "en-gb", "engine": "espeak", "volume": 1.0,
                                "hold": None, "start_side": "left", "sides": ["left", "right"],
-                               "countdown": 3}
+                               "countdown": 3, "guidance": "full", "minutes": None}
     assert doc["warnings"] == list(s.timeline.warnings) and doc["warnings"], "the 4 s hold drops its countdown"
     assert [sec["label"] for sec in doc["sections"]] == [sec.label for sec in s.timeline.sections]
     assert doc["sections"][0]["side"] == "left"

@@ -19,7 +19,7 @@ JSON_VERSION = 2  # 2: every event lists its words
 def timeline_document(session: Session) -> dict:
     """The timeline as plain data; docs/export-formats.md describes every field."""
     routine, options, timeline = session.routine, session.options, session.timeline
-    sides = ordered_sides(routine, options.start_side)
+    sides = ordered_sides(routine, options.start_side, routine.all_sides)
     return {
         "format": JSON_FORMAT_NAME,
         "version": JSON_VERSION,
@@ -39,6 +39,8 @@ def timeline_document(session: Session) -> dict:
             "start_side": sides[0],
             "sides": [side for side in sides if side is not None],
             "countdown": options.countdown,
+            "guidance": options.guidance,
+            "minutes": options.minutes,
         },
         "warnings": list(timeline.warnings),
         "sections": [
