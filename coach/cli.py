@@ -313,7 +313,8 @@ def precise_clock(seconds: float) -> str:
 
 @app.command()
 def validate(
-    routines: Annotated[list[str], typer.Argument(help="Routine names or .toml files to check.")],
+    routines: Annotated[list[str], typer.Argument(help="Routine names or .toml files to check.",
+                                                  autocompletion=complete_routine)],
 ) -> None:
     """Check routine files and summarise them. Example: coach validate cues/mine.toml"""
     from coach.routine import load_routine
@@ -329,7 +330,7 @@ def validate(
                 _to_stderr(f"Error: {err}", fg="red")
                 failed += 1
                 continue
-            sides = ", ".join(routine.sides) or "no sides"
+            sides = ", ".join(routine.all_sides) or "no sides"
             write_output(f"ok  {routine.source}: {routine.title!r}, {len(routine.poses)} poses, "
                          f"sides: {sides}, total hold {clock(routine.total_hold_seconds)}")
     if failed:
