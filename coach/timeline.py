@@ -172,23 +172,24 @@ def session_turns(routine: Routine, options: TimelineOptions = TimelineOptions()
             other = _other(sides, side)
             for k, number in enumerate(block.pose_numbers):
                 pose = routine.poses[number - 1]
-
-                def fill(lines):
-                    return tuple(fill_placeholders(line, side, other) for line in lines)
-
                 switch = None
                 if k == 0 and side is not None and previous_side is not None and side != previous_side:
-                    switch = () if guidance == "minimal" else fill(routine.switch_lines_of(pose))
+                    switch = () if guidance == "minimal" else _filled(routine.switch_lines_of(pose), side, other)
                 if guidance == "minimal":
                     setup = (_name_line(pose, side),)
                     cues = ()
                 else:
-                    setup = fill(pose.setup)
+                    setup = _filled(pose.setup, side, other)
                     kept = [c for c in pose.cues if guidance == "full" or not c.detail]
                     cues = tuple((c.at, fill_placeholders(c.text, side, other)) for c in kept)
-                turns.append(Turn(number, pose, side, other, switch, setup, cues, fill(pose.release)))
+                release = _filled(pose.release, side, other)
+                turns.append(Turn(number, pose, side, other, switch, setup, cues, release))
                 previous_side = side
     return turns
+
+
+def _filled(lines, side: str | None, other: str | None) -> tuple[str, ...]:
+    return tuple(fill_placeholders(line, side, other) for line in lines)
 
 
 def _name_line(pose: Pose, side: str | None) -> str:
