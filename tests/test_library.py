@@ -172,3 +172,40 @@ def test_completion_of_routine_names_and_the_completion_script():
     assert set(complete_routine("")) >= set(BUILTIN)
     result = run("--show-completion", "bash")
     assert result.exit_code == 0 and "_COACH_COMPLETE" in result.output
+
+
+def test_rests_sound_in_the_wav_as_the_timeline_says(tmp_path):
+    """wind-down: the breathing rest rings its own chimes; the last rest is silent but for its cues."""
+    import wave
+
+    import numpy as np
+
+    from coach.audio import SAMPLE_RATE, peak_db
+
+    wav, timeline = tmp_path / "s.wav", tmp_path / "s.json"
+    for out in (wav, timeline):
+        assert run("export", "wind-down", "--minutes", 7, "-o", out).exit_code == 0
+    with wave.open(str(wav), "rb") as handle:
+        audio = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2") / 32768
+    doc = json.loads(timeline.read_text())
+    assert len(audio) == doc["length_samples"]
+    sections = {s["pose"]: s for s in doc["sections"]}
+    events = doc["events"]
+
+    def peak(start, seconds):
+        return peak_db(audio[start:start + int(seconds * SAMPLE_RATE)])
+
+    breathing = sections["Slow breathing"]
+    start, end = breathing["hold_start_sample"], breathing["hold_start_sample"] + breathing["hold_length_samples"]
+    assert [e["part"] for e in events if e["kind"] == "chime" and e["section"] == breathing["index"]] == \
+        ["rest_start", "rest_end"]
+    assert peak(start, 0.3) > -30 and peak(end, 0.3) > -30  # a chime at each end
+    assert peak(start - int(0.5 * SAMPLE_RATE), 0.45) < -50  # the settle time before it is quiet
+
+    quiet = sections["Quiet rest"]
+    start = quiet["hold_start_sample"]
+    spoken = [(e["start_sample"], e["start_sample"] + e["length_samples"]) for e in events
+              if e["section"] == quiet["index"] and e["kind"] == "speech" and e["part"] == "cue"]
+    assert spoken and spoken[0][0] > start + SAMPLE_RATE
+    assert peak(start, (spoken[0][0] - start) / SAMPLE_RATE - 0.05) < -50  # no chime as it begins
+    assert peak(spoken[-1][1] + 100, 0.5) < -50 and doc["events"][-1]["part"] in ("rest", "cue")
