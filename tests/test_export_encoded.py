@@ -245,3 +245,24 @@ def test_intro_and_closing_chapters_speak_the_routine_language():
     assert (german[0].title, german[-1].title) == ("Einleitung", "Ausklang")
     assert [c.title for c in german[1:-1]] == [s.label for s in timeline.sections]
     assert chapters(timeline, "sv")[0].title == INTRO_TITLE  # no names of its own: English
+
+
+def test_cli_writes_each_compressed_format_and_the_page(tmp_path, monkeypatch):
+    """The real command, real speech: a file of each kind, decodable, with its chapters."""
+    from typer.testing import CliRunner
+
+    from coach.cli import app
+
+    monkeypatch.setenv("COACH_CACHE_DIR", str(tmp_path / "cache"))
+    for fmt in (*COMPRESSED, "html"):
+        out = tmp_path / f"short.{fmt}"
+        result = CliRunner().invoke(app, ["export", "tests/data/short.toml", "-o", str(out), "-b", "32k"])
+        assert result.exit_code == 0, result.output
+        assert f"Wrote {out} ({fmt}," in result.stderr
+        if fmt != "html":
+            with av.open(str(out)) as container:
+                titles = [ch["metadata"]["title"] for ch in container.chapters()]
+            assert titles == [INTRO_TITLE, "Leg up (right)", "Leg across (right)", "Leg up (left)",
+                              "Leg across (left)", OUTRO_TITLE]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(
+        f"short.{fmt}" for fmt in (*COMPRESSED, "html"))
