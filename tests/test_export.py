@@ -172,14 +172,22 @@ def parse_srt(text: str) -> list[tuple[float, float, list[str]]]:
     return out
 
 
+VTT_WORD_TIME = re.compile(r"<(\d\d:\d\d:\d\d\.\d\d\d)>")
+
+
 def parse_vtt(text: str) -> list[tuple[float, float, list[str]]]:
+    """The cues as (start, end, lines), per-word timestamps taken out of the lines (and
+    checked: inside the cue and in order)."""
     header, *blocks = text.strip("\n").split("\n\n")
     assert header == "WEBVTT"
     out = []
     for block in blocks:
         match = VTT_BLOCK.fullmatch(block)
         assert match, f"not a WebVTT cue: {block!r}"
-        out.append((parse_time(match[1]), parse_time(match[2]), match[3].rstrip("\n").split("\n")))
+        start, end = parse_time(match[1]), parse_time(match[2])
+        stamps = [parse_time(t) for t in VTT_WORD_TIME.findall(match[3])]
+        assert stamps == sorted(stamps) and all(start <= t <= end for t in stamps), block
+        out.append((start, end, VTT_WORD_TIME.sub("", match[3]).rstrip("\n").split("\n")))
     return out
 
 
@@ -792,11 +800,14 @@ def test_real_session_captions_json_and_txt_match_the_timeline(real_sessions, tm
     session = real_sessions["builtin"]
     speech = [e for e in session.timeline.events if e.kind == "speech"]
     for fmt, parse in (("srt", parse_srt), ("vtt", parse_vtt)):
-        groups = caption_groups(parse(render_text(session, fmt)))
-        assert len(groups) == len(speech)
-        for (start, end, text), event in zip(groups, speech):
-            assert abs(start - event.start_s) <= 0.0005 and abs(end - event.end_s) <= 0.0005
-            assert text.split() == event.text.split()
+        caps = parse(render_text(session, fmt))
+        for event in speech:  # each utterance's captions lie inside it and say it, in order
+            mine = [c for c in caps if event.start_s - 0.0005 <= c[0] < event.end_s]
+            assert mine and abs(mine[0][0] - event.start_s) <= 0.0005 and mine[-1][1] <= event.end_s + 0.0005
+            assert " ".join(" ".join(lines) for _, _, lines in mine).split() == event.text.split()
+            word_starts = [w.start / SAMPLE_RATE for w in event.words]
+            assert all(min(abs(c[0] - t) for t in word_starts) <= 0.0005 for c in mine), "a caption starts on a word"
+        assert len(caps) == sum(len([c for c in caps if e.start_s - 0.0005 <= c[0] < e.end_s]) for e in speech)
     doc = json.loads(render_text(session, "json"))
     assert [e["start_sample"] for e in doc["events"]] == [e.start for e in session.timeline.events]
     txt = parse_txt(render_text(session, "txt"))

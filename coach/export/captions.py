@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ from coach.timeline import Timeline
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
     from coach.session import Session
+    from coach.speech.clip import Word
 
 # Common subtitle guidance: about 42 characters a line, two lines on screen at most.
 CAPTION_LINE_CHARS = 42
@@ -22,15 +23,35 @@ class Caption:
     start: int  # samples
     end: int
     lines: tuple[str, ...]
+    # Where each word of `lines` starts (samples), in order, when the speech engine said so;
+    # empty for a caption timed by its share of the utterance.
+    word_starts: tuple[int, ...] = ()
 
 
 def captions(timeline: Timeline) -> list[Caption]:
-    """One or more captions per speech event, in order; a long utterance is split into
-    consecutive captions that together span exactly the event."""
+    """One or more captions per speech event, in order. A long utterance is split into
+    consecutive captions at word boundaries: each starts when its first word starts and
+    ends when its last word ends (from the event's words), or, for an event without word
+    times, they share the event's span by length."""
     out: list[Caption] = []
     for event in timeline.events:
         if event.kind == "speech":
-            out += split_caption(event.text, event.start, event.end)
+            out += word_captions(event.words) if event.words else split_caption(event.text, event.start, event.end)
+    return out
+
+
+def word_captions(words: Sequence[Word]) -> list[Caption]:
+    """Captions cut between words: each starts on its first word's first sample and ends on
+    its last word's end (a pause between two captions shows none)."""
+    # A word is one unit on a line: a dash that belongs to it stays with it (no-break space).
+    texts = ["\u00a0".join(w.text.split()) for w in words]
+    out: list[Caption] = []
+    first = 0
+    for chunk in _chunks_of_words(texts):
+        said = words[first:first + len(chunk)]
+        first += len(chunk)
+        lines = _as_lines(chunk) or (" ".join(chunk),)
+        out.append(Caption(said[0].start, said[-1].end, lines, tuple(w.start for w in said)))
     return out
 
 
@@ -53,19 +74,24 @@ def caption_chunks(text: str) -> list[tuple[str, ...]]:
     """The text as captions of one or two lines of at most CAPTION_LINE_CHARS characters
     (a single longer word gets a line of its own). Sentences stay whole where they fit, and
     short ones share a caption; a sentence too long for one is cut into evenly filled parts."""
+    return [_as_lines(chunk) for chunk in _chunks_of_words(text.split())] or [()]  # type: ignore[misc]
+
+
+def _chunks_of_words(words: Sequence[str]) -> list[list[str]]:
+    """The words, in order, cut into runs that each fit one caption (see caption_chunks)."""
     chunks: list[list[str]] = []
-    for sentence in _SENTENCE_END.split(text.strip()):
-        words = sentence.split()
-        if not words:
-            continue
-        if chunks and _as_lines(chunks[-1] + words) is not None:
-            chunks[-1] = chunks[-1] + words
-        else:
-            chunks += _word_chunks(words)
-    return [_as_lines(chunk) for chunk in chunks] or [()]  # type: ignore[misc]
+    sentence: list[str] = []
+    for i, word in enumerate(words):
+        sentence.append(word)
+        if word[-1] in ".!?" or i == len(words) - 1:
+            if chunks and _as_lines(chunks[-1] + sentence) is not None:
+                chunks[-1] = chunks[-1] + sentence
+            else:
+                chunks += _word_chunks(sentence)
+            sentence = []
+    return chunks
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # A line break after a comma or full stop reads better; worth this many characters of balance.
 _PUNCTUATION_BONUS = 6
 
@@ -145,6 +171,22 @@ def render_vtt(session: Session) -> str:
     blocks = ["WEBVTT"]
     for caption in captions(session.timeline):
         times = f"{caption_time(caption.start, '.')} --> {caption_time(caption.end, '.')}"
-        blocks.append("\n".join([times, *(vtt_escape(line) for line in caption.lines)]))
+        blocks.append("\n".join([times, *vtt_cue_lines(caption)]))
     return "\n\n".join(blocks) + "\n"
+
+
+def vtt_cue_lines(caption: Caption) -> list[str]:
+    """The caption's lines, escaped, with a WebVTT timestamp (<00:01:02.345>) before every
+    word after the first when its word times are known: players that support them show the
+    words as they are said, the others show the text as it is."""
+    if not caption.word_starts:
+        return [vtt_escape(line) for line in caption.lines]
+    starts = iter(caption.word_starts[1:])
+    lines = []
+    for n, line in enumerate(caption.lines):
+        words = [vtt_escape(word) for word in line.split(" ")]
+        marked = [words[0] if n == 0 else f"<{caption_time(next(starts), '.')}>{words[0]}"]
+        marked += [f"<{caption_time(next(starts), '.')}>{word}" for word in words[1:]]
+        lines.append(" ".join(marked))
+    return lines
 
