@@ -65,9 +65,11 @@ def place_words(text: str, marks: Iterable[tuple[int, int]], length: int,
     earliest mark, so an engine that marks "77" twice, or not at all between "in" and
     "white", still gives each word one start. Marks outside the text or the clip are
     ignored. A word without a mark shares the time between its neighbours' starts by
-    length in characters. A word ends where the next one starts, or, when `sound` (the
-    clip's samples) is given, where its sound stops before that: a word before a pause
-    ends when its sound does, not when the next word starts.
+    length in characters. Without `sound` a word ends where the next one starts.
+
+    With `sound` (the clip's samples) the times are made to agree with what is heard
+    (see _heard_starts and _heard_ends): a word starts when its sound does, and a word
+    before a pause ends when its sound stops, not when the next word starts.
     """
     spans = word_spans(text)
     if not spans:
@@ -81,11 +83,104 @@ def place_words(text: str, marks: Iterable[tuple[int, int]], length: int,
         if index is not None and (starts[index] is None or sample < starts[index]):
             starts[index] = sample
     timed = _fill_gaps(starts, spans, length)
-    if sound is not None:
-        ends = _sound_ends(sound, timed, length)
+    timed[0] = 0  # whatever an engine says, the clip starts with its first word
+    if sound is not None and length:
+        quiet = _quiet_frames(sound)
+        after_pause = [i > 0 and text[spans[i - 1][1] - 1] in _PAUSE_MARKS for i in range(len(spans))]
+        timed = _heard_starts(quiet, timed, after_pause, length)
+        ends = _heard_ends(quiet, timed, length)
     else:
         ends = timed[1:] + [length]
     return tuple(Word(text[a:b], int(start), int(end)) for (a, b), start, end in zip(spans, timed, ends))
+
+
+# Sound, for word times: a 5 ms frame whose RMS is within 40 dB of the clip's loudest frame.
+# (Piper's voiced "th" of "Then" rises over 50 ms through -48 to -40 dB: a start measured at
+# a lower level is earlier and less certain.)
+_FRAME = 110
+_QUIET_DB = -40.0
+_PAUSE_MARKS = set(",.;:!?")
+# A word after punctuation whose mark falls in sound may still begin a little earlier, where
+# the pause before it ends (measured: Piper's alignments run up to 50 ms late at speed 0.6;
+# espeak's never): it is moved back to that pause's end if the pause ends at most this long
+# before the mark...
+_EARLY_ONSET = 2205  # 100 ms
+# ...and lasted at least this long. Shorter silences are mostly the closure of a plosive
+# ("soft, press" without a pause); Piper's pauses at a comma last 100 ms or more even at 1.8.
+_MIN_PAUSE = 12  # frames: 60 ms
+
+
+def _quiet_frames(sound: np.ndarray) -> np.ndarray:
+    """Whether each 5 ms frame of `sound` is quiet: its RMS 40 dB or more below the loudest frame's."""
+    count = -(-sound.size // _FRAME)
+    padded = np.zeros(count * _FRAME, np.float32)
+    padded[: sound.size] = sound
+    frames = padded.reshape(count, _FRAME)
+    power = np.einsum("ij,ij->i", frames, frames)
+    return power < power.max() * 10 ** (_QUIET_DB / 10)
+
+
+def _heard_starts(quiet: np.ndarray, starts: list[int], after_pause: list[bool], length: int) -> list[int]:
+    """Word starts moved to where their sound begins.
+
+    The first word starts with the clip. A word after punctuation whose sound began after a
+    pause but before its mark (Piper's alignments can be late) moves back to that pause's
+    end. Any other mark in silence (espeak marks a word at the start of its silent plosive
+    closure, or before the pause that leads into it) moves forward to the first sound before
+    the next word's mark. Starts stay in order.
+    """
+    heard = list(starts)
+    for i, start in enumerate(starts):
+        if i == 0:
+            continue  # the clip is trimmed to its sound: its first word starts with it
+        nxt = starts[i + 1] if i + 1 < len(starts) else length
+        first, last = start // _FRAME, max(start, nxt - 1) // _FRAME
+        onset = None
+        if after_pause[i]:
+            floor = max(heard[i - 1], start - _EARLY_ONSET) // _FRAME
+            onset = _sound_after_pause(quiet, first, floor, heard[i - 1] // _FRAME)
+        if onset is not None:
+            heard[i] = onset * _FRAME
+        elif quiet[first]:
+            loud = np.flatnonzero(~quiet[first:last + 1])
+            if loud.size:
+                heard[i] = max(start, (first + int(loud[0])) * _FRAME)
+        heard[i] = min(max(heard[i], heard[i - 1]), length)
+    return heard
+
+
+def _sound_after_pause(quiet: np.ndarray, first: int, floor: int, previous: int) -> int | None:
+    """The frame where sound began after a pause of at least _MIN_PAUSE frames that ended
+    after `floor` and before frame `first` (a mark), or None: no such pause, or no sound
+    between it and the mark. The pause may reach back to `previous` (the word before)."""
+    sound = not quiet[first]
+    frame = first - 1
+    while frame > floor:
+        if not quiet[frame]:
+            sound = True
+            frame -= 1
+            continue
+        run = 0
+        while frame - run > previous and quiet[frame - run]:
+            run += 1
+        if run >= _MIN_PAUSE:
+            return frame + 1 if sound else None
+        frame -= run
+    return None
+
+
+def _heard_ends(quiet: np.ndarray, starts: list[int], length: int) -> list[int]:
+    """Where each word's sound stops: the end of its last sounding frame before the next word starts."""
+    ends: list[int] = []
+    nexts = starts[1:] + [length]
+    for start, nxt in zip(starts, nexts):
+        end = nxt
+        if nxt > start:
+            loud = np.flatnonzero(~quiet[start // _FRAME:(nxt - 1) // _FRAME + 1])
+            if loud.size:
+                end = min(nxt, (start // _FRAME + int(loud[-1]) + 1) * _FRAME)
+        ends.append(max(end, start))
+    return ends
 
 
 def _span_holding(spans: Sequence[tuple[int, int]], ends_at: Sequence[int], offset: int) -> int | None:
@@ -122,25 +217,6 @@ def _fill_gaps(starts: list[int | None], spans: Sequence[tuple[int, int]], lengt
             before += size
         i = j
     return result
-
-
-def _sound_ends(sound: np.ndarray, starts: list[int], length: int, frame: int = 110) -> list[int]:
-    """Where each word's sound stops: the end of its last loud frame before the next word starts.
-
-    frame: 110 samples (5 ms at 22050 Hz). Loud: within 40 dB of the clip's peak.
-    """
-    nexts = starts[1:] + [length]
-    peak = float(np.max(np.abs(sound))) if sound.size else 0.0
-    ends: list[int] = []
-    for start, nxt in zip(starts, nexts):
-        end = nxt
-        if peak > 0 and nxt > start:
-            part = np.abs(sound[start:nxt]) >= peak * 0.01
-            if part.any():
-                last = int(np.flatnonzero(part)[-1])
-                end = min(nxt, start + (last // frame + 1) * frame)
-        ends.append(max(end, start))
-    return ends
 
 
 @dataclass(frozen=True)
