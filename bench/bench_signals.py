@@ -159,8 +159,10 @@ def signal_one_export(routine: Path, folder: Path, cache: Path, config: Path, si
     code, said = SIGNALS[signum]
     left = sorted(p.name for p in out.iterdir())
     temporary = [p.name for p in cache.glob(".*")] if cache.is_dir() else []
-    if process.returncode == code and left == ["session.wav"] and stderr.startswith("Wrote ") \
-            and stderr.strip().endswith(said):
+    wrote = stderr.startswith("Wrote ") and left == ["session.wav"]
+    if wrote and (process.returncode == code and stderr.strip().endswith(said) or process.returncode == -signum):
+        # Killed by the signal itself (-signum; a shell shows the same 143 / 130 / 129): it
+        # came while Python was shutting down, after it had put its default handlers back.
         kind = "after the work"
     elif process.returncode == 0:
         kind = "exited 0"
