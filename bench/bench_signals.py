@@ -9,7 +9,8 @@ Python interpreter, see docs/reliability.md), waits a random delay, and sends on
 The delays are spread evenly from 0 to 80% of how long the same export takes without a
 signal, so they fall in every phase: importing typer and numpy, parsing, loading the
 routine, reading the speech cache, writing the WAV. One run in four starts from an empty
-speech cache, so the signal also lands in synthesis, while a speech helper process runs.
+speech cache (delays over the same span), so the signal also lands in synthesis, while a
+speech helper process runs.
 While it runs, `--busy` CPU-bound loops keep the machine's cores busy (CPython drops a
 signal's exception more often when the process is slowed down).
 
@@ -208,7 +209,7 @@ def main() -> int:
             for name in ("first.wav", "again.wav"):
                 (folder / name).unlink()
             print(f"export without a signal, {args.busy} busy loops beside it: cold cache {cold_s:.2f} s, "
-                  f"warm {warm_s:.2f} s (median of 3); delays from 0 to 80% of that")
+                  f"warm {warm_s:.2f} s (median of 3); delays from 0 to 80% of the warm time")
             outcomes: list[Outcome] = []
             order = list(SIGNALS)
             while sum(o.counted for o in outcomes) < args.runs:
@@ -217,9 +218,13 @@ def main() -> int:
                 cache = folder / "cold-cache" if cold else warm
                 if cold:
                     shutil.rmtree(cache, ignore_errors=True)
-                delay = rng.uniform(0, 0.8 * (cold_s if cold else warm_s))
+                # From cold, the first seconds of synthesis are enough: every text costs the same.
+                delay = rng.uniform(0, 0.8 * (min(cold_s, warm_s) if cold else warm_s))
                 outcome = signal_one_export(routine, folder, cache, config, signum, delay, cold)
                 outcomes.append(outcome)
+                if len(outcomes) % 30 == 0:
+                    print(f"  {sum(o.counted for o in outcomes)} signals sent, {sum(o.lost for o in outcomes)} lost",
+                          flush=True)
                 if outcome.lost:
                     print(f"  LOST ({outcome.kind}): {signal.Signals(signum).name} at {delay:.3f} s"
                           f"{' (cold)' if cold else ''}: {outcome.detail}", flush=True)

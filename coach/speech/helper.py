@@ -11,6 +11,7 @@ import select
 import signal
 import sys
 
+from coach import signals
 from coach.errors import SpeechError
 from coach.speech.cache import SpeechCache, cache_dir, cache_key
 from coach.speech.registry import get_engine
@@ -29,7 +30,9 @@ def _say(message: dict) -> None:
 
 def main() -> int:
     """Speak the texts of the JSON request on stdin into the cache, from the last one down."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run `finally` blocks when stopped
+    # Stopped by SIGTERM as coach is: `finally` blocks run, and a cache entry being written is
+    # finished or removed whole (signals.deferred), never left as a temporary file.
+    signal.signal(signal.SIGTERM, signals.raise_terminated)
     try:
         request = json.loads(sys.stdin.readline())
         texts, voice, speed = request["texts"], request["voice"], request["speed"]
@@ -47,6 +50,8 @@ def main() -> int:
         return 1
     except BrokenPipeError:  # the parent has gone
         return 1
+    except signals.Terminated:
+        return 143
     return 0
 
 
