@@ -5,7 +5,8 @@ Run: .venv/bin/python bench/bench_speech.py [--runs N]
 For a routine-sized set (40 distinct cues) and a 60-minute session's worth of cues it
 prints: cold synthesis time (empty cache) and its speed as a multiple of real time,
 warm time (everything from the cache), and the time `espeak-ng -w` takes for the same
-text in one process, with the ratio. Each figure is the best of --runs runs.
+text in one process, with the ratio. Each figure is the best of --runs runs. Then where
+the time of a cold synthesis goes, stage by stage, in CPU seconds (--stages: only that).
 """
 
 from __future__ import annotations
@@ -100,9 +101,65 @@ def espeak_one_process(texts: list[str]) -> None:
         )
 
 
+def where_the_time_goes(texts: list[str], runs: int) -> None:
+    """CPU seconds of each stage of a cold synthesis in one process (the best of `runs`),
+    and of the imports a coach command and the helper process need before they can start.
+    CPU time, not wall time: it says what each stage costs even on a shared machine. The
+    engine renders every text first; each later stage then runs over all of them at once,
+    so a stage of a few milliseconds per text is not lost in espeak's noise."""
+    from coach.dsp import polish_speech_from
+    from coach.speech.cache import SpeechCache, to_int16
+    from coach.speech.clip import place_words
+
+    engine = get_engine()
+
+    def timed(work) -> tuple[float, object]:
+        best, result = float("inf"), None
+        for _ in range(runs):
+            start = time.process_time()
+            result = work()
+            best = min(best, time.process_time() - start)
+        return best, result
+
+    figures = {}
+    figures["render (espeak-ng, pyttsx3)"], raws = timed(lambda: [engine.render(t, None, 1.0) for t in texts])
+    figures["trim, level, fade"], polished = timed(lambda: [polish_speech_from(raw.samples) for raw in raws])
+    figures["to 16 bits"], pcms = timed(lambda: [to_int16(clip) for clip, _ in polished])
+    figures["word times"], words = timed(lambda: [
+        place_words(text, [(o, max(s - cut, 0)) for o, s in raw.marks], len(clip), sound=clip)
+        for text, raw, (clip, cut) in zip(texts, raws, polished)])
+    with tempfile.TemporaryDirectory() as tmp:
+        def write_all() -> None:
+            cache = SpeechCache(Path(tmp) / str(time.monotonic_ns()))
+            for i, (pcm, said) in enumerate(zip(pcms, words)):
+                cache.put(str(i), pcm, said)
+        figures["cache write"], _ = timed(write_all)
+        cache = SpeechCache(Path(tmp) / "read")
+        for i, (pcm, said) in enumerate(zip(pcms, words)):
+            cache.put(str(i), pcm, said)
+        figures["cache read (warm run)"], _ = timed(lambda: [cache.get(str(i)) for i in range(len(texts))])
+    print(f"where the time goes, {len(texts)} texts in one process (CPU seconds, best of {runs}):")
+    for stage, cpu in figures.items():
+        print(f"  {stage:28} {cpu:6.3f} s")
+    for label, modules in (("imports: coach export", "coach.cli, coach.session, coach.export, coach.mixer"),
+                           ("imports: speech helper", "coach.speech.helper")):
+        cpu = min(_child_cpu([sys.executable, "-c", f"import {modules}"]) for _ in range(runs))
+        print(f"  {label:28} {cpu:6.3f} s (a new interpreter)")
+
+
+def _child_cpu(command: list[str]) -> float:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(command, check=True, cwd=Path(__file__).resolve().parent.parent)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="take the best of this many runs (default 3)")
+    parser.add_argument("--stages", action="store_true", help="only where the time of a cold synthesis goes")
     args = parser.parse_args()
     if not shutil.which("espeak-ng"):
         sys.exit("bench_speech: the espeak-ng command is needed for the baseline (sudo apt-get install espeak-ng)")
@@ -110,8 +167,10 @@ def main() -> None:
     start = time.perf_counter()
     engine = get_engine()
     print(f"engine: {engine.version}; started in {(time.perf_counter() - start) * 1000:.0f} ms")
-    measure("routine", cue_sentences(40), args.runs)
-    measure("60-minute session", session_sentences(60), args.runs)
+    if not args.stages:
+        measure("routine", cue_sentences(40), args.runs)
+        measure("60-minute session", session_sentences(60), args.runs)
+    where_the_time_goes(session_sentences(60), args.runs)
 
 
 if __name__ == "__main__":

@@ -146,9 +146,10 @@ def polish_speech(x: np.ndarray) -> np.ndarray:
 def polish_speech_from(x: np.ndarray) -> tuple[np.ndarray, int]:
     """polish_speech, and the sample of `x` the polished clip starts at (what trimming cut)."""
     start, end = trim_bounds(x)
-    # One new array, then worked on in place: this runs over every second of speech.
-    clip = np.array(x[start:end], dtype=np.float32)
+    kept = x[start:end]
+    # One new array, made by the levelling itself, then faded in place: this runs over
+    # every second of speech.
+    clip = np.multiply(kept, np.float32(loudness_gain(kept)) if kept.size else np.float32(1), dtype=np.float32)
     if clip.size:
-        clip *= np.float32(loudness_gain(clip))
         audio.fade_edges(clip, _FADE_MS / 1000.0, in_place=True)
     return clip, start

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Part of every cache key: bump it whenever polish_speech, word timing or the cache layout
 # changes what comes out for the same engine output, so stale clips are never reused.
-PROCESSING_VERSION = "polish-6-words"
+PROCESSING_VERSION = "polish-7-words"
 
 
 def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
@@ -143,7 +143,7 @@ class SpeechCache:
         """
         if not self._writable:
             return pcm, words
-        samples = np.ascontiguousarray(pcm, dtype="<i2").tobytes()
+        samples = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")  # no copy of the samples
         table = json.dumps([[w.text, w.start, w.end] for w in words], ensure_ascii=False,
                            separators=(",", ":")).encode("utf-8")
         crc = zlib.crc32(table, zlib.crc32(samples))
@@ -155,7 +155,9 @@ class SpeechCache:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=self.SUFFIX)
                 with os.fdopen(fd, "wb") as out:
-                    out.write(header + samples + table)
+                    out.write(header)
+                    out.write(samples)
+                    out.write(table)
                 signals.raise_if_stopped()  # a stop whose exception was lost: publish nothing after it
                 first = self._publish(tmp, self.path(key))
                 if not first:
@@ -208,9 +210,15 @@ def _size(path: Path) -> int:
 
 def to_int16(clip: np.ndarray) -> np.ndarray:
     # Same scale as coach.audio.to_int16, in float32: polished speech holds no NaN, and
-    # float64 would cost a quarter of a second on a 60-minute session.
-    return np.rint(np.clip(clip, -1.0, 1.0) * np.float32(32767.0)).astype(np.int16)
+    # float64 would cost a quarter of a second on a 60-minute session. One scratch array,
+    # worked on in place (a third of the time of a new array per step).
+    scaled = np.multiply(clip, np.float32(32767.0), dtype=np.float32)
+    np.clip(scaled, -32767.0, 32767.0, out=scaled)
+    return np.rint(scaled, out=scaled).astype(np.int16)
+
+
+_FROM_INT16 = np.float32(1.0 / 32767.0)
 
 
 def from_int16(pcm: np.ndarray) -> np.ndarray:
-    return pcm.astype(np.float32) / np.float32(32767.0)
+    return np.multiply(pcm, _FROM_INT16, dtype=np.float32)  # one pass, no int-to-float copy first

@@ -112,11 +112,13 @@ _MIN_PAUSE = 12  # frames: 60 ms
 
 def _quiet_frames(sound: np.ndarray) -> np.ndarray:
     """Whether each 5 ms frame of `sound` is quiet: its RMS 40 dB or more below the loudest frame's."""
-    count = -(-sound.size // _FRAME)
-    padded = np.zeros(count * _FRAME, np.float32)
-    padded[: sound.size] = sound
-    frames = padded.reshape(count, _FRAME)
+    x = sound.astype(np.float32, copy=False)
+    whole = x.size - x.size % _FRAME
+    frames = x[:whole].reshape(-1, _FRAME)
     power = np.einsum("ij,ij->i", frames, frames)
+    if whole < x.size:  # the last, short frame: its energy as if the frame were whole (zeros after)
+        rest = x[whole:]
+        power = np.append(power, np.dot(rest, rest))
     return power < power.max() * 10 ** (_QUIET_DB / 10)
 
 

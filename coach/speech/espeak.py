@@ -218,7 +218,7 @@ class EspeakEngine:
             )
         if not utterance.done.is_set():
             raise SpeechError(f"espeak-ng stopped before finishing {_quote(text)}; try again")
-        pcm = np.frombuffer(b"".join(utterance.chunks), "<i2").astype(np.float32) / np.float32(32768.0)
+        pcm = np.multiply(np.frombuffer(b"".join(utterance.chunks), "<i2"), np.float32(1 / 32768), dtype=np.float32)
         self._applied = (voice, rate)
         return RawSpeech(pcm, tuple(utterance.marks))
 

@@ -17,7 +17,7 @@ def polish_clip(text: str, raw: RawSpeech) -> tuple[np.ndarray, tuple]:
     pcm = to_int16(polished)
     # Marks before what trimming kept mean "at the start"; marks past its end are dropped.
     marks = [(offset, max(sample - cut, 0)) for offset, sample in raw.marks]
-    return pcm, place_words(text, marks, len(pcm), sound=pcm)
+    return pcm, place_words(text, marks, len(pcm), sound=polished)
 
 
 def synthesize_into(cache: SpeechCache, key: str, engine: SpeechEngine, text: str, voice: str, speed: float) -> Clip:
