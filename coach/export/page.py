@@ -70,7 +70,9 @@ def page_cues(timeline: Timeline) -> list[list]:
         words = [(milliseconds(w.start), len(w.text.split())) for w in event.words]
         left = len(event.text.split())
         while left > 0:
-            cue = next(pending)
+            cue = next(pending, None)
+            if cue is None:
+                return out
             text = " ".join(cue.lines)
             count = len(text.split())
             left -= count
