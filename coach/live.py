@@ -57,20 +57,23 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
     (exit 130 / 143 / 129) on Ctrl-C / SIGTERM / SIGHUP. `sleep` is used when stdin is not a
     terminal; with keys, a key press ends a sleep.
     """
-    stdin = stdin if stdin is not None else sys.stdin
-    stdout = stdout if stdout is not None else sys.stdout
     plan = live_plan(session)
     speech = session.speech if isinstance(session, LiveSession) else None
     output_lock = speech.output_lock if speech is not None else threading.Lock()
+    with output_lock:  # not while an espeak render has them swapped for /dev/null
+        stdin = stdin if stdin is not None else sys.stdin
+        stdout = stdout if stdout is not None else sys.stdout
     # Checked against the whole session (estimated where clips are missing), before any sound.
     first = find_section(plan.estimated_timeline(), from_pose) if from_pose else None
-    sink = open_output(backend, require_audio)
+    with output_lock:  # opening a device moves file descriptor 2 about, as a render does
+        sink = open_output(backend, require_audio)
     sink.set_volume(session.options.volume)
     player: Player | None = None
     start = 0
     try:
         with signals.as_exceptions(), terminal_keys(stdin) as keys:
-            display = _display(session, plan, stdout, quiet, keys is not None)
+            with output_lock:  # isatty() asks file descriptor 1, which a render points elsewhere
+                display = _display(session, plan, stdout, quiet, keys is not None)
             display.captions = isinstance(sink, CaptionSink)
             guarded = GuardedListener(display, output_lock)
             with guarded:

@@ -35,8 +35,10 @@ from coach.timeline import (
 
 # Speech per character when no clip is known yet, for the estimated total: ~14 characters a second.
 SAMPLES_PER_CHAR = SAMPLE_RATE / 14.0
-# How often, at most, the timeline is rebuilt as clips arrive while nothing waits for them.
-REBUILD_EVERY = 0.25
+# How often, at most, the timeline is rebuilt as clips arrive while nothing waits for them
+# (an hour's timeline takes ~20 ms to build), and the estimated total recomputed.
+REBUILD_EVERY = 1.0
+ESTIMATE_EVERY = 3.0
 
 
 class ClipSource(Protocol):
@@ -77,10 +79,11 @@ class GrowingPlan:
         self._built_at = -float("inf")
         self._segments: list[Segment] = []
         self._estimate: tuple[float, bool] | None = None
+        self._estimated_at = -float("inf")
         self.timeline: Timeline = Timeline((), (), 0, complete=False)
         self.clips.want(self._order(0, self.speed))
         self.refresh(urgent=True)
-        self.labels = [s.label for s in self.estimated_timeline().sections]
+        self.labels = [f"{t.pose.name} ({t.side})" if t.side else t.pose.name for t in self._turns]
 
     # --- what to synthesize ---------------------------------------------------------------
 
@@ -116,7 +119,6 @@ class GrowingPlan:
             return False
         self.timeline = timeline
         self._segments = segments(timeline)
-        self._estimate = None
         return True
 
     def segments(self) -> Sequence[Segment]:
@@ -147,8 +149,9 @@ class GrowingPlan:
         """The session's length in seconds, and whether that is an estimate."""
         if self.timeline.complete:
             return self.timeline.length_s, False
-        if self._estimate is None:
-            self._estimate = (self.estimated_timeline().length_s, True)
+        now = self.clock()
+        if self._estimate is None or now - self._estimated_at >= ESTIMATE_EVERY:
+            self._estimate, self._estimated_at = (self.estimated_timeline().length_s, True), now
         return self._estimate
 
     # --- helpers -----------------------------------------------------------------------------

@@ -242,7 +242,7 @@ class Player:
     def _refresh(self) -> None:
         """Take in what the plan has new (more clips, a changed speed): the rest of the agenda."""
         urgent = self._waiting_since is not None or self._cursor >= len(self._items)
-        if self.plan.refresh(urgent):
+        if self.plan.refresh(urgent) or self.plan.timeline is not self._timeline:
             warnings = set(self._timeline.warnings)
             self._replan()
             self._cursor = bisect.bisect_left(self._item_times, self._next_at)

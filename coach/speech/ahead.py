@@ -46,8 +46,12 @@ class SpeechAhead:
     def __init__(self, engine: str, voice: str | None, *, output_lock: threading.Lock | None = None,
                  engine_factory: Callable[[str], SpeechEngine] = get_engine,
                  cache: SpeechCache | None = None) -> None:
-        self.engine = engine_factory(engine)
-        self.voice = (resolve_voice(voice, engine) if voice is not None else None) or self.engine.default_voice
+        # The engine starts on the worker thread (espeak: ~50 ms, Piper's model: longer), while
+        # this one opens the sound device: both are needed before the first sound.
+        self._engine_name, self._voice_name, self._engine_factory = engine, voice, engine_factory
+        self.engine: SpeechEngine | None = None
+        self.voice: str | None = None
+        self._engine_lock = threading.Lock()
         self.cache = cache if cache is not None else SpeechCache(cache_dir())
         self.output_lock = output_lock if output_lock is not None else threading.Lock()
         self.version = 0
@@ -102,12 +106,15 @@ class SpeechAhead:
             self._store((text, speed), clip)
         return clip.samples
 
-    def close(self) -> None:
-        """Stop after the clip being made (its thread is a daemon: nothing waits for it)."""
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop after the clip being made, and wait for that: an engine still running on a
+        thread while Python shuts down can crash the process (onnxruntime does)."""
         with self._changed:
             self._closed = True
             self._order = []
             self._changed.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     # --- the worker ------------------------------------------------------------------------
 
@@ -132,8 +139,17 @@ class SpeechAhead:
                 return
             self._store(item, clip)
 
+    def _start_engine(self) -> None:
+        with self._engine_lock, self._quiet_lock():  # espeak's start-up redirects the output too
+            if self.engine is None:
+                engine = self._engine_factory(self._engine_name)
+                voice = resolve_voice(self._voice_name, self._engine_name) if self._voice_name is not None else None
+                self.voice = voice or engine.default_voice
+                self.engine = engine
+
     def _make(self, item: Want) -> Clip:
         text, speed = item
+        self._start_engine()
         key = cache_key(text, self.voice, speed, self.engine)
         clip = self.cache.get(key)
         if clip is not None:
@@ -148,7 +164,7 @@ class SpeechAhead:
     def _quiet_lock(self):
         # Only espeak's render redirects the output (Piper's does not, and holds it for up
         # to a second, which would hold up the display as long).
-        if self.output_lock is None or self.engine.name != "espeak":
+        if self.output_lock is None or self._engine_name != "espeak":
             return nullcontext()
         return self.output_lock
 
