@@ -4,12 +4,12 @@
 #   (no flag)  what `coach start` needs: espeak-ng (speech), libasound2-dev + gcc (to build simpleaudio),
 #              the Python headers and venv module
 #   --test     also what the end-to-end audio test needs: a PulseAudio null sink to record from, and sox;
-#              and Chromium with its driver, for the session page's browser test (tests/test_page.py)
+#              and Chromium with its driver and a font, for the session page's browser test (tests/test_page.py)
 set -euo pipefail
 
 want=(espeak-ng libasound2-dev gcc)
 if [[ "${1:-}" == "--test" ]]; then
-    want+=(pulseaudio pulseaudio-utils libasound2-plugins sox chromium chromium-driver)
+    want+=(pulseaudio pulseaudio-utils libasound2-plugins sox chromium chromium-driver fonts-dejavu-core)
 fi
 
 python=${PYTHON:-python3}
