@@ -48,6 +48,17 @@ def format_settings(status: Status) -> str:
     return f"speed {status.speed:g} · volume {round(status.volume * 100)}%"
 
 
+def current_word(event: Event, at: float) -> int | None:
+    """The index of the word of `event` being said at sample `at` (the last begun), or None."""
+    current = None
+    for i, word in enumerate(event.words):
+        if word.start <= at:
+            current = i
+        else:
+            break
+    return current
+
+
 def event_label(event: Event) -> str:
     """Who/where an event belongs to: "Leg up (right)", or its part ("intro", "outro")."""
     if event.pose:
@@ -118,7 +129,9 @@ class LogDisplay(Listener):
 class LiveDisplay(Listener):
     """A rich panel redrawn a few times a second while the player waits."""
 
-    refresh = 0.2
+    # Seconds between redraws: often enough to follow the words while one is spoken.
+    IDLE_REFRESH = 0.2
+    WORDS_REFRESH = 0.08
 
     def __init__(self, timeline: Timeline, title: str, console: Console | None = None,
                  keys: bool = True, labels: list[str] | None = None) -> None:
@@ -132,6 +145,7 @@ class LiveDisplay(Listener):
         self.help = KEY_HELP if keys else NO_KEY_HELP
         self.captions = False  # no sound: print each spoken line above the panel as well
         self.now = ""
+        self.speaking: Event | None = None  # the utterance last begun, whose words are marked
         self._live = Live(console=self.console, auto_refresh=False, transient=False,
                           redirect_stdout=True, redirect_stderr=True)
         self._last = Status(0.0, False, None)
@@ -152,6 +166,7 @@ class LiveDisplay(Listener):
     def event(self, event: Event, status: Status) -> None:
         if event.kind == "speech":
             self.now = event.text
+            self.speaking = event
             if self.captions:
                 self._live.console.print(f"[{format_clock(event.start_s)}] {event_label(event)}: {event.text}",
                                          markup=False, highlight=False)
@@ -174,6 +189,7 @@ class LiveDisplay(Listener):
     def finish(self, stop: Stop) -> None:
         if stop.reason == "end":
             self.now = "The session is complete."
+            self.speaking = None
         self._show(replace(self._last, position=stop.position, paused=False, preparing=False,
                            section=stop.section))
 
@@ -204,7 +220,7 @@ class LiveDisplay(Listener):
         if status.preparing:
             grid.add_row("Now", Text("Preparing speech…", style="italic"))
         else:
-            grid.add_row("Now", Text(self.now, overflow="fold"))
+            grid.add_row("Now", self._now(at))
         grid.add_row("Next", Text(self._next(section, closing)))
         total = status.total if status.total is not None else self.timeline.length_s
         clock = f"{format_clock(position)} / {format_total(total, status.estimated)}"
@@ -214,6 +230,28 @@ class LiveDisplay(Listener):
         # A fixed width, so the panel does not jump about as the texts change.
         return Panel(Group(grid, Text(self.help, style="dim")), title=self.title,
                      width=min(self.console.width, PANEL_WIDTH))
+
+    @property
+    def refresh(self) -> float:
+        speaking = self.speaking
+        if speaking is not None and speaking.words and self._last.position * SAMPLE_RATE < speaking.end:
+            return self.WORDS_REFRESH
+        return self.IDLE_REFRESH
+
+    def _now(self, at: float):
+        """The phrase being said, its current word marked (the words' times are on the event)."""
+        from rich.text import Text
+
+        event = self.speaking
+        if event is None or not event.words or not event.start <= at < event.end:
+            return Text(self.now, overflow="fold")
+        current = current_word(event, at)
+        text = Text(overflow="fold")
+        for i, word in enumerate(event.words):
+            if i:
+                text.append(" ")
+            text.append(word.text, style="bold reverse" if i == current else "")
+        return text
 
     def _hold(self, section: Section, at: float) -> Table:
         from rich.progress_bar import ProgressBar

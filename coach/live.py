@@ -176,8 +176,11 @@ class GuardedListener(Listener):
     def __init__(self, display, lock: threading.Lock) -> None:
         self.display = display
         self.lock = lock
-        self.refresh = display.refresh
         self._queued: list[tuple[str, tuple]] = []
+
+    @property
+    def refresh(self) -> float | None:
+        return self.display.refresh
 
     def __enter__(self):
         with self.lock:

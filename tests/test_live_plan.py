@@ -172,3 +172,29 @@ def test_a_speed_change_during_a_hold_keeps_it_exact_and_later_speech_uses_the_n
     assert all((e.text, 1.0) in engine.made for e in earlier)
     # Untimed gaps follow the new speed: a slower voice makes the rest of the session longer.
     assert plan.timeline.length > plain.timeline.length
+
+
+def test_the_live_display_marks_the_word_being_said():
+    import io
+
+    from rich.console import Console
+
+    from coach.display import LiveDisplay, current_word
+    from coach.player import Status
+    from coach.speech.clip import Word
+    from coach.timeline import Event, Timeline
+
+    words = (Word("Reach", 1000, 5000), Word("up", 6000, 8000), Word("slowly.", 9000, 15000))
+    event = Event(1000, 14000, "speech", "cue", "Reach up slowly.", words=words)
+    assert [current_word(event, at) for at in (999, 1000, 5500, 6000, 14999)] == [None, 0, 0, 1, 2]
+    console = Console(width=100, file=io.StringIO(), force_terminal=True, color_system="standard")
+    display = LiveDisplay(Timeline((event,), (), 16000), "Test", console)
+    display.speaking, display.now = event, event.text
+    display._last = Status(6500 / SAMPLE_RATE, False, None)
+    assert display.refresh == display.WORDS_REFRESH  # redrawn often while words go by
+    console.print(display.render(Status(6500 / SAMPLE_RATE, False, None)))
+    out = console.file.getvalue()
+    assert "Reach" in out and "slowly." in out
+    assert "\x1b[1;7mup" in out or "\x1b[7;1mup" in out  # "up" is marked (bold, reverse)
+    display._last = Status(16000 / SAMPLE_RATE, False, None)
+    assert display.refresh == display.IDLE_REFRESH
