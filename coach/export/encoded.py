@@ -95,14 +95,6 @@ def parse_bitrate(text: str, fmt: str) -> int:
     return value
 
 
-def describe(fmt: str, bitrate: int | None) -> str:
-    """'AAC 48 kbit/s', 'MP3 VBR V5': for messages and docs."""
-    enc = ENCODINGS[fmt]
-    name = {"aac": "AAC", "libmp3lame": "MP3", "libopus": "Opus"}[enc.codec]
-    rate = bitrate if bitrate is not None else enc.bitrate
-    return f"{name} {rate // 1000} kbit/s" if rate else f"{name} VBR V{enc.vbr_quality}"
-
-
 def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int | None = None,
                   progress: Callable[[int, int], None] | None = None, outline: bool = True) -> None:
     """Encode the whole session into `handle` (seekable: the muxers go back to finish their
