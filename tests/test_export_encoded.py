@@ -184,7 +184,7 @@ def test_full_disk_mid_encoding_leaves_no_partial_file(fmt, tmp_path, monkeypatc
     assert target.read_bytes() == b"the old export"
 
 
-@pytest.mark.parametrize("fmt", COMPRESSED)
+@pytest.mark.parametrize("fmt", (*COMPRESSED, "html"))
 def test_ctrl_c_while_encoding_leaves_no_file(fmt, tmp_path):
     session = synthetic_session()
     calls = []
