@@ -19,6 +19,21 @@ then found in the recording by its exact waveform, and it prints:
 
 Mode "quiet" logs plain lines to a pipe; mode "display" gives coach a pseudo-terminal, so
 the rich live display redraws a few times a second, as for a person at a terminal.
+
+Then, for starting at once while speech is synthesized ahead of the playhead (`--start`,
+on by default; `--engines espeak,piper`):
+
+- cold time to first sound (an empty speech cache, model load included) and warm (the
+  same again), for the built-in routine and a generated 60-minute one;
+- time from a speed key (`-`, sent through a pseudo-terminal) to the first utterance at
+  the new speed, and the waits for synthesis that caused;
+- waits for synthesis (count and total seconds) and the CPU the coach process uses while
+  its speech is being synthesized ahead, over the first `--ahead-seconds` of the 60-minute
+  routine from an empty cache.
+
+Targets (issue 11): cold first sound <= 0.5 s espeak, <= 1.0 s Piper; warm <= 0.25 s; no
+wait for synthesis with either engine. The machine may be shared: the load average is
+printed with the figures.
 """
 
 from __future__ import annotations
@@ -54,6 +69,13 @@ def main() -> int:
     parser.add_argument("--hold", type=float, default=8.0, help="seconds per hold (default 8)")
     parser.add_argument("--modes", default="quiet,display", help="quiet, display or both (default)")
     parser.add_argument("--starts", type=int, default=5, help="launches timed for the first sound (default 5)")
+    parser.add_argument("--start", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure starting at once and synthesis ahead (default: on)")
+    parser.add_argument("--timing", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure chime timing and drift (default: on)")
+    parser.add_argument("--engines", default="espeak,piper", help="engines for --start (default espeak,piper)")
+    parser.add_argument("--ahead-seconds", type=float, default=60.0,
+                        help="seconds of the 60-minute routine played for waits and CPU (default 60)")
     args = parser.parse_args()
 
     import pytest  # tests/pulse.py skips through pytest when PulseAudio is missing
@@ -64,9 +86,20 @@ def main() -> int:
         tmp_path = Path(tmp)
         os.environ["COACH_CONFIG_DIR"] = str(tmp_path / "config")  # nobody's saved settings
         os.environ.setdefault("COACH_CACHE_DIR", str(tmp_path / "speech-cache"))
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start "
+              "(other programs share the machine)")
+        if args.start:
+            try:
+                with pulse_null_sink(tmp_path / "start") as pulse:
+                    measure_start(pulse, tmp_path / "start", args)
+            except pytest.skip.Exception as skipped:
+                print(f"skipped: {skipped}")
+                return 1
+        if not args.timing:
+            return 0
         routine = load_routine(args.routine)
         session = build_session(routine, resolve_options(routine, load_settings(), hold=args.hold))  # warms the cache
-        print(f"{routine.title}: {session.timeline.length_s:.1f} s planned, holds of {args.hold:g} s, "
+        print(f"\n{routine.title}: {session.timeline.length_s:.1f} s planned, holds of {args.hold:g} s, "
               f"{len(session.timeline.sections)} holds; Python {sys.version.split()[0]}")
         for mode in args.modes.split(","):
             try:
@@ -135,6 +168,158 @@ def first_sound_ms(pulse, tmp_path: Path, args, display: bool) -> list[float]:
         if len(loud):
             times.append((capture_times(pulse, [int(loud[0])])[0] - run.launched) * 1000)
     return times
+
+
+# --- starting at once ---------------------------------------------------------------------------
+
+def measure_start(pulse, tmp_path: Path, args) -> None:
+    from tests.test_live_e2e import hour_routine
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    hour = str(hour_routine(tmp_path))
+    builtin = "leg-stretches"
+    engines = [e for e in args.engines.split(",") if e]
+    for engine in engines:
+        if engine == "piper":
+            from coach.speech.piper import missing_reason
+
+            if missing_reason():
+                print(f"\n[{engine}] skipped: {missing_reason()}")
+                continue
+        print(f"\n[starting at once: {engine}]  (load average {os.getloadavg()[0]:.1f})")
+        for label, routine in (("built-in", builtin), ("60-minute", hour)):
+            cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
+            cold = first_sound_s(pulse, tmp_path, [routine, "--engine", engine], cache)
+            warm = sorted(first_sound_s(pulse, tmp_path, [routine, "--engine", engine], cache) for _ in range(3))
+            print(f"  {label:10} first sound: cold {cold * 1000:5.0f} ms, warm median {warm[1] * 1000:4.0f} ms "
+                  f"(best {warm[0] * 1000:.0f}, worst {warm[-1] * 1000:.0f})")
+        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
+        latency, waits = speed_key_s(pulse, [hour, "--engine", engine], cache)
+        print(f"  speed key to the first utterance at the new speed: {latency * 1000:.0f} ms "
+              f"(the next line was due {waits[1]:.2f} s after the key; waits for synthesis meanwhile: {waits[0]})")
+        cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
+        count, total, cpu, cpu_after = ahead_run(pulse, [hour, "--engine", engine], cache, args.ahead_seconds)
+        print(f"  first {args.ahead_seconds:g} s of the 60-minute routine from an empty cache: {count} waits for "
+              f"synthesis, {total:.2f} s in all; CPU {cpu:.0f} % of one core while synthesizing ahead, "
+              f"{cpu_after:.1f} % after")
+    print("  targets: cold <= 500 ms espeak, <= 1000 ms Piper; warm <= 250 ms; no waits")
+
+
+def first_sound_s(pulse, tmp_path: Path, args: list[str], cache: Path) -> float:
+    """Seconds from launching `coach start ARGS --quiet` to the capture of its first sound."""
+    import signal
+    import subprocess
+
+    from tests.test_live_e2e import capture_times
+
+    pulse.start_recording(tmp_path / "first.raw")
+    time.sleep(0.3)
+    env = dict(pulse.env, COACH_CACHE_DIR=str(cache))
+    launched = time.monotonic()
+    process = subprocess.Popen([str(COACH), "start", *args, "--quiet"], env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process.stdout.readline()
+    process.stdout.readline()
+    time.sleep(0.8)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    time.sleep(0.3)
+    recording = pulse.stop_recording()
+    loud = np.flatnonzero(np.abs(recording) > 0.01)
+    return float(capture_times(pulse, [int(loud[0])])[0] - launched) if len(loud) else float("nan")
+
+
+def _with_keys(command: list[str], env: dict[str, str]):
+    """coach with a pseudo-terminal as stdin (so it reads keys) and a pipe as stdout (the log)."""
+    import fcntl
+    import subprocess
+    import termios
+
+    master, slave = os.openpty()
+    process = subprocess.Popen(command, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    return process, master
+
+
+def speed_key_s(pulse, args: list[str], cache: Path) -> tuple[float, tuple[int, float]]:
+    """Seconds from sending `-` (right after a line begins) to the next line spoken at the new speed."""
+    import re
+    import signal
+
+    env = dict(pulse.env, COACH_CACHE_DIR=str(cache))
+    process, master = _with_keys([str(COACH), "start", *args, "--quiet"], env)
+    lines = []
+    try:
+        process.stdout.readline()  # title
+        first = process.stdout.readline()  # the first line, as it starts
+        time.sleep(0.1)
+        pressed = time.monotonic()
+        os.write(master, b"-")
+        waits, due = 0, float("nan")
+        for line in process.stdout:
+            lines.append(line)
+            if "waited" in line:
+                waits += 1
+            elif re.match(r"\[\d\d:\d\d\] .*: [^(]", line) and "speed" not in line:
+                latency = time.monotonic() - pressed
+                break
+        else:
+            latency = float("nan")
+        start_of = [int(m.group(1)) * 60 + int(m.group(2)) for m in
+                    (re.match(r"\[(\d\d):(\d\d)\]", x) for x in (first, lines[-1])) if m]
+        if len(start_of) == 2:
+            due = start_of[1] - start_of[0] - 0.1  # to the second, as the log says
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+        os.close(master)
+    return latency, (waits, due)
+
+
+def ahead_run(pulse, args: list[str], cache: Path, seconds: float) -> tuple[int, float, float, float]:
+    """(waits, seconds waited, CPU % while synthesizing ahead, CPU % after) over `seconds` of play."""
+    import re
+    import signal
+    import subprocess
+    import threading as th
+
+    env = dict(pulse.env, COACH_CACHE_DIR=str(cache))
+    process = subprocess.Popen([str(COACH), "start", *args, "--quiet"], env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    waited: list[float] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            m = re.search(r"waited ([0-9.]+) s", line)
+            if m:
+                waited.append(float(m.group(1)))
+
+    reader = th.Thread(target=read, daemon=True)
+    reader.start()
+    stat = Path(f"/proc/{process.pid}/stat")
+    samples = []
+    began = time.monotonic()
+    clips = 0
+    while time.monotonic() - began < seconds and process.poll() is None:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        samples.append((time.monotonic(), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+                        len(list(cache.glob("*.clip")))))
+        time.sleep(0.25)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    reader.join(timeout=2)
+    clips = samples[-1][2] if samples else 0
+    # Synthesizing ahead: until the cache stopped growing.
+    done_at = next((t for t, _, n in samples if n >= clips), samples[-1][0])
+    busy = [(t, c) for t, c, _ in samples if t <= done_at]
+    after = [(t, c) for t, c, _ in samples if t >= done_at]
+
+    def pct(points):
+        return 100 * (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0]) if len(points) > 1 else float("nan")
+
+    return len(waited), sum(waited), pct(busy), pct(after)
 
 
 class Child:

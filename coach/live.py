@@ -76,6 +76,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
                 display = _display(session, plan, stdout, quiet, keys is not None)
             display.captions = isinstance(sink, CaptionSink)
             guarded = GuardedListener(display, output_lock)
+            if speech is not None:
+                speech.output_free = guarded.drain
             with guarded:
                 if first is not None:
                     start = _wait_for_section(plan, first.index, keys.sleep if keys else sleep).start
@@ -177,6 +179,7 @@ class GuardedListener(Listener):
         self.display = display
         self.lock = lock
         self._queued: list[tuple[str, tuple]] = []
+        self._queue_lock = threading.Lock()  # the speech worker drains the queue too
 
     @property
     def refresh(self) -> float | None:
@@ -193,18 +196,30 @@ class GuardedListener(Listener):
             return self.display.__exit__(*exc)
 
     def _call(self, method: str, *args, wait: bool = False) -> None:
-        if self._queued and self._queued[-1][0] == "tick" == method:
-            self._queued.pop()
-        self._queued.append((method, args))
+        with self._queue_lock:
+            if self._queued and self._queued[-1][0] == "tick" == method:
+                self._queued.pop()
+            self._queued.append((method, args))
         if self.lock.acquire(blocking=wait):
             try:
                 self._flush()
             finally:
                 self.lock.release()
 
+    def drain(self) -> None:
+        """Write what waited while the output was taken (called by the speech worker)."""
+        while self._queued and self.lock.acquire(blocking=False):
+            try:
+                self._flush()
+            finally:
+                self.lock.release()
+
     def _flush(self) -> None:
-        while self._queued:
-            method, args = self._queued.pop(0)
+        while True:
+            with self._queue_lock:
+                if not self._queued:
+                    return
+                method, args = self._queued.pop(0)
             getattr(self.display, method)(*args)
 
     def event(self, event, status): self._call("event", event, status)

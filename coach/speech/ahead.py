@@ -54,6 +54,8 @@ class SpeechAhead:
         self._engine_lock = threading.Lock()
         self.cache = cache if cache is not None else SpeechCache(cache_dir())
         self.output_lock = output_lock if output_lock is not None else threading.Lock()
+        # Called once the output is back after a render: the display writes what waited for it.
+        self.output_free: Callable[[], None] = lambda: None
         self.version = 0
         self.synthesized = 0  # clips the engine made here (not read from the cache)
         self.busy_seconds = 0.0  # time the worker spent making them
@@ -140,10 +142,12 @@ class SpeechAhead:
             self._store(item, clip)
 
     def _start_engine(self) -> None:
-        with self._engine_lock, self._quiet_lock():  # espeak's start-up redirects the output too
+        with self._engine_lock:
             if self.engine is None:
-                engine = self._engine_factory(self._engine_name)
-                voice = resolve_voice(self._voice_name, self._engine_name) if self._voice_name is not None else None
+                with self._quiet_lock():  # espeak's start-up redirects the output too
+                    engine = self._engine_factory(self._engine_name)
+                    voice = resolve_voice(self._voice_name, self._engine_name) if self._voice_name else None
+                self.output_free()
                 self.voice = voice or engine.default_voice
                 self.engine = engine
 
@@ -157,6 +161,7 @@ class SpeechAhead:
         began = time.monotonic()
         with self._quiet_lock():
             clip = synthesize_into(self.cache, key, self.engine, text, self.voice, speed)
+        self.output_free()
         self.busy_seconds += time.monotonic() - began
         self.synthesized += 1
         return clip
