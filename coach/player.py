@@ -223,6 +223,7 @@ class Player:
         self._started = False  # the first sound has played
         self._anchor = False  # set the origin when the next sound has been handed to the device
         self._prepared: tuple[Segment, np.ndarray] | None = None
+        self._tick_cost = 0.0  # seconds the last redraw took (slowly forgotten)
 
     @classmethod
     def of(cls, plan: Plan, sink: Sink, **kwargs) -> Player:
@@ -361,9 +362,16 @@ class Player:
             left = deadline - self.clock()
             if left <= 0:
                 return None
+            # A redraw just before a deadline would make the sound late by as long as the
+            # redraw takes (on a loaded machine, a rich panel can take 100 ms): then skip it.
             if refresh is not None:
-                self.listener.tick(self.status())
-                left = min(left, refresh)
+                if left > 2 * self._tick_cost + 0.005:
+                    began = self.clock()
+                    self.listener.tick(self.status())
+                    self._tick_cost = max(self.clock() - began, 0.9 * self._tick_cost)
+                    left = min(deadline - self.clock(), refresh)
+                    if left <= 0:
+                        return None
             elif math.isinf(left):
                 left = IDLE_SLICE
             self.sleep(left)
