@@ -41,7 +41,10 @@ from coach.timeline import TimelineOptions, build_timeline, samples, spoken_text
 
 REPO = Path(__file__).resolve().parent.parent
 SHORT = REPO / "tests" / "data" / "short.toml"
-STOP_WITHIN_S = 0.5
+# A stop must be prompt, not the rest of the job (which takes many seconds here). How prompt is a
+# figure, measured by bench/bench_signals.py (about 0.1 s on an idle machine); on a 2-core machine
+# shared with busy loops and other test runs the same stop took 0.5-1.1 s, so the bound is loose.
+STOP_WITHIN_S = 3.0
 runner = CliRunner()
 
 
