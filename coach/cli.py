@@ -666,11 +666,31 @@ def _quiet_about_stops(report_unraisable):
 def _stop_at_exit() -> None:
     # A signal that lands while Python runs its exit callbacks, after the command returned:
     # its exception is dropped, so say so and exit with the signal's code here.
-    stop = signals.recorded_stop()
+    _exit_if_stopped()
+    _flush_standard_streams()
+    # The last Python code that looks at the record has run. A signal from here on would only
+    # set a flag nobody reads, and Python would exit 0: let it end the process by itself, as
+    # it would any program (a shell shows the same 130 / 143 / 129).
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            with contextlib.suppress(BaseException):
+                signal.signal(sig, signal.SIG_DFL)
+    _exit_if_stopped()  # one whose handler ran while the lines above did
+
+
+def _exit_if_stopped() -> None:
+    try:
+        stop = signals.recorded_stop()
+    except BaseException:  # a handler that ran just now raised here, and recorded its stop
+        stop = signals.recorded_stop()
     if stop is None or _stop_reported:
         return
     code = _stopped(stop)
+    _flush_standard_streams()
+    os._exit(code)
+
+
+def _flush_standard_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    os._exit(code)
