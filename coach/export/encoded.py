@@ -63,7 +63,9 @@ ENCODINGS = {
     # V5 on coach's audio), so the islands can be encoded apart.
     "mp3": Encoding("mp3", "libmp3lame", SAMPLE_RATE, None, (8_000, 160_000), vbr_quality=5,
                     options=(("reservoir", "0"),), islands=True),
-    "opus": Encoding("ogg", "libopus", 48_000, 24_000, (6_000, 256_000)),
+    # libopus spends as long on a frame of silence as on one of speech: only the islands of
+    # sound are encoded (coach.export.islands; a few frames of silence settle its decoder).
+    "opus": Encoding("ogg", "libopus", 48_000, 24_000, (6_000, 256_000), islands=True),
 }
 # The session page carries AAC in MP4: every phone browser plays it, and it is the smallest.
 PAGE_AUDIO = "m4a"

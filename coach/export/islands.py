@@ -1,5 +1,6 @@
 """Encoding only where there is sound, on every core: for codecs whose frames decode on
-their own (AAC-LC; MP3 without its bit reservoir).
+their own (AAC-LC; MP3 without its bit reservoir), or whose decoder state after a few
+frames of silence no longer depends on what came before (Opus).
 
 Most of a session is silence (the holds). The silence is encoded once, as one frame, and
 that frame repeated; each island of sound (a few frames of silence each side included) is
@@ -9,8 +10,13 @@ would (the same priming, the same frame boundaries), and a frame whose input and
 neighbours are all silence decodes to silence whichever encoder made it. The decoded audio
 is where the timeline says to the sample, as with one encoder (tests/test_export_encoded.py).
 
+An encoder may run at another rate than the session's (Opus at 48 kHz): it resamples each
+island itself, and the islands then lie on frames of both rates (Opus's 20 ms frame is 441
+samples at 22050 Hz and 960 at 48 kHz).
+
 An hour's session is about half silence: this saves a quarter of LAME's time, and with
-two cores halves what is left.
+two cores halves what is left. libopus spends about as long on a frame of silence as on
+one of speech, so for Opus it saves more than half.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import numpy as np
 from coach.audio import SAMPLE_RATE, to_int16
 
 # Silence kept around each sound, in frames: more than the encoder's delay and the
-# transform's overlap (MP3 1105 samples, 2 frames; AAC 1024, 1 frame), so that every frame
-# that touches the sound comes from the island's encoder.
+# transform's overlap (MP3 1105 samples, 2 frames; AAC 1024, 1 frame; Opus 312 at 48 kHz,
+# a third of a frame), so that every frame that touches the sound comes from the island's
+# encoder, and Opus's decoder has decoded frames of silence from that encoder first.
 MARGIN_FRAMES = 4
 BLOCK = 1 << 16  # samples per AudioFrame handed to an encoder
 
@@ -58,18 +65,21 @@ def encode_in_islands(av, make_encoder: Callable[[], object], sounds: Iterator[t
     """Encode the session's sounds island by island and hand every packet to `mux`, in
     order, as one encoder would have produced them. `sounds` are (start, float samples) in
     order, and `spans` their extents; make_encoder() opens a new encoder."""
-    silent, first_pts, frame = _silent_frame(av, make_encoder())
-    islands = sound_islands(spans, total, frame)
+    silent, first_pts, frame, rate = _silent_frame(av, make_encoder())
+    if (frame * SAMPLE_RATE) % rate:
+        raise RuntimeError(f"bug: a {frame}-sample frame at {rate} Hz is no whole number of samples at {SAMPLE_RATE} Hz")
+    session_frame = frame * SAMPLE_RATE // rate  # the frame in the session's samples
+    islands = sound_islands(spans, total, session_frame)
     workers = max(1, min(2, os.cpu_count() or 1))
     next_frame = 0  # the next frame index to mux
     pending: list[tuple[tuple[int, int], Future]] = []
 
     def mux_island(island: tuple[int, int], packets: list, next_start: int | None) -> None:
         nonlocal next_frame
-        for index in range(next_frame, island[0] // frame):  # the silence before the island
-            mux(_silent_packet(av, silent, index * frame + first_pts, frame))
-        next_frame = island[0] // frame
-        stop = next_start // frame if next_start is not None else None
+        for index in range(next_frame, island[0] // session_frame):  # the silence before the island
+            mux(_silent_packet(av, silent, index * frame + first_pts, frame, rate))
+        next_frame = island[0] // session_frame
+        stop = next_start // session_frame if next_start is not None else None
         for packet in packets:
             index, off_grid = divmod(packet.pts - first_pts, frame)
             if off_grid:
@@ -117,7 +127,8 @@ def _island_pcm(islands: list[tuple[int, int]], sounds: Iterator[tuple[int, np.n
 
 
 def _encode_island(av, make_encoder, pcm: np.ndarray, start: int) -> list:
-    """All the packets of one island, flushed; their pts count from the session's start."""
+    """All the packets of one island, flushed; their pts count from the session's start, in
+    the encoder's time base (which resamples the session's samples to its rate itself)."""
     encoder = make_encoder()
     time_base = Fraction(1, SAMPLE_RATE)
     packets = []
@@ -131,16 +142,18 @@ def _encode_island(av, make_encoder, pcm: np.ndarray, start: int) -> list:
     return packets
 
 
-def _silent_frame(av, encoder) -> tuple[bytes, int, int]:
-    """(one frame of steady silence, the pts of an encoder's first packet, frame size)."""
-    frame = encoder.frame_size
-    packets = _encode_island(av, lambda: encoder, np.zeros(12 * frame, dtype=np.int16), 0)
-    return bytes(packets[len(packets) // 2]), packets[0].pts, frame
+def _silent_frame(av, encoder) -> tuple[bytes, int, int, int]:
+    """(one frame of steady silence, the pts of an encoder's first packet, frame size, and
+    the encoder's rate; pts and size in the encoder's samples)."""
+    frame, rate = encoder.frame_size, encoder.sample_rate
+    session_samples = -(-12 * frame * SAMPLE_RATE // rate)
+    packets = _encode_island(av, lambda: encoder, np.zeros(session_samples, dtype=np.int16), 0)
+    return bytes(packets[len(packets) // 2]), packets[0].pts, frame, rate
 
 
-def _silent_packet(av, silent: bytes, pts: int, frame: int):
+def _silent_packet(av, silent: bytes, pts: int, frame: int, rate: int):
     packet = av.Packet(silent)
     packet.pts = packet.dts = pts
     packet.duration = frame
-    packet.time_base = Fraction(1, SAMPLE_RATE)
+    packet.time_base = Fraction(1, rate)
     return packet
