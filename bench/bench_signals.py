@@ -179,8 +179,8 @@ def signal_one_export(routine: Path, folder: Path, cache: Path, config: Path, si
         kind = "left a temporary cache file"
     else:
         kind = "ok"
-    detail = "" if kind == "ok" else \
-        f"exit {process.returncode}, files {left + temporary}, stderr {stderr.strip()[-300:]!r}"
+    detail = "" if kind == "ok" else (f"exit {process.returncode} {stop_s:.3f} s after the signal, "
+                                      f"files {left + temporary}, stderr {stderr.strip()[-300:]!r}")
     return Outcome(signum, delay_s, cold, kind, stop_s, detail)
 
 
