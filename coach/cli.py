@@ -613,6 +613,12 @@ def main() -> None:
     signals.install()
     sys.unraisablehook = _quiet_about_stops(sys.unraisablehook)
     atexit.register(_stop_at_exit)
+    # atexit runs the last registered first. These two are C functions: no Python code runs
+    # between them where a handler could raise, so _stop_at_exit starts with the stopping
+    # signals blocked in this thread and the handlers only recording (see _stop_at_exit).
+    if hasattr(signal, "pthread_sigmask"):
+        atexit.register(signal.pthread_sigmask, signal.SIG_BLOCK, _STOPPING)
+    atexit.register(signals.only_record_from_now, True)
     _hold_closed_descriptors()
     try:
         app()  # ends by SystemExit, always (typer's standalone mode)
@@ -663,19 +669,29 @@ def _quiet_about_stops(report_unraisable):
     return hook
 
 
+_STOPPING = [sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+
+
 def _stop_at_exit() -> None:
-    # A signal that lands while Python runs its exit callbacks, after the command returned:
-    # its exception is dropped, so say so and exit with the signal's code here.
-    _exit_if_stopped()
+    # The last look at the record, once the command has returned and Python is exiting.
+    # It used to run with the handlers still raising: a signal in its first lines raised out
+    # of it, atexit dropped the exception, and Python exited 0 although the stop was recorded
+    # (the bench's lost SIGHUPs, sent in the last moments of an export). Now it runs with
+    # the handlers only recording and the signals blocked in this thread (set up in main()),
+    # so a signal is either recorded by its handler, or pending here, or comes after the
+    # default actions are back and ends the process by itself (a shell shows the same
+    # 130 / 143 / 129). None slips between the checks.
     _flush_standard_streams()
-    # The last Python code that looks at the record has run. A signal from here on would only
-    # set a flag nobody reads, and Python would exit 0: let it end the process by itself, as
-    # it would any program (a shell shows the same 130 / 143 / 129).
-    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
-            with contextlib.suppress(BaseException):
-                signal.signal(sig, signal.SIG_DFL)
-    _exit_if_stopped()  # one whose handler ran while the lines above did
+    for sig in _STOPPING:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)  # runs any handler still pending first
+    if hasattr(signal, "sigpending"):
+        for sig in sorted(signal.sigpending() & set(_STOPPING)):  # came while blocked: not run yet
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signals.record(sig)
+    _exit_if_stopped()
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)  # a signal from here on: its default action
 
 
 def _exit_if_stopped() -> None:

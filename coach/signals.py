@@ -44,24 +44,32 @@ class Terminated(BaseException):
 # The first stopping signal that arrived and has not been reported yet (its number), or None.
 _recorded: int | None = None
 _deferring = 0  # depth of deferred() blocks in the main thread
+# Not empty once Python exits (see only_record_from_now): a list, so that a C function
+# (its bound append) can fill it without running Python code a handler could cut short.
+_exiting: list[bool] = []
 
 
-def _record(signum: int) -> None:
+def record(signum: int) -> None:
     global _recorded
     if _recorded is None:
         _recorded = signum
 
 
 def raise_interrupted(signum, frame) -> None:
-    _record(signum)
-    if not _deferring:
+    record(signum)
+    if not _deferring and not _exiting:
         raise Interrupted()
 
 
 def raise_terminated(signum, frame) -> None:
-    _record(signum)
-    if not _deferring:
+    record(signum)
+    if not _deferring and not _exiting:
         raise Terminated(signum)
+
+
+# For atexit, called with True: from then on a handler only records its stop and raises nothing,
+# so the check at exit cannot itself be cut short (an atexit callback's exception is dropped).
+only_record_from_now = _exiting.append
 
 
 def _as_exception(signum: int) -> BaseException:

@@ -818,7 +818,18 @@ def load_with_a_signal(*args, **kwargs):
         type("Loaded", (), {"attribute": Wrapped()})
     elif WHERE == "atexit":  # after the command has finished
         atexit.register(signal.raise_signal, SIGNUM)
+    elif WHERE == "exit_check":  # while coach's own check at exit runs, after its first look at the record
+        coach.cli._flush_standard_streams = flush_with_a_signal
     return routine
+
+
+real_flush = coach.cli._flush_standard_streams
+
+
+def flush_with_a_signal():
+    coach.cli._flush_standard_streams = real_flush
+    signal.raise_signal(SIGNUM)
+    real_flush()
 
 
 coach.routine.load_routine = load_with_a_signal
@@ -841,11 +852,12 @@ def test_a_signal_whose_exception_python_drops_still_stops_coach(dirs, signum, c
     assert listing(dirs["out"]) == []
 
 
+@pytest.mark.parametrize("where", ["atexit", "exit_check"])
 @pytest.mark.parametrize("signum, code, said", SIGNALS)
-def test_a_signal_while_python_exits_is_still_a_stop(dirs, signum, code, said):
+def test_a_signal_while_python_exits_is_still_a_stop(dirs, signum, code, said, where):
     target = dirs["out"] / "s.txt"
     command, env = coach_command("export", SHORT, "-o", target, cache=dirs["cache"], config=dirs["config"])
-    bootstrap = _DROP_A_SIGNAL.replace("SIGNUM", f"signal.{signum.name}").replace("WHERE", "'atexit'")
+    bootstrap = _DROP_A_SIGNAL.replace("SIGNUM", f"signal.{signum.name}").replace("WHERE", repr(where))
     result = subprocess.run([sys.executable, "-c", bootstrap, *command[len(COACH):]], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == code, result.stderr
