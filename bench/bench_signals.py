@@ -230,7 +230,10 @@ def main() -> int:
     parser.add_argument("--poses", type=int, default=60, help="poses in the generated routine (default 60)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the busy loops are stopped too
+    # SIGTERM or Ctrl-C: stop sending after the run in progress, stop the busy loops, report what was seen.
+    stopping: list[int] = []
+    for own in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(own, lambda signum, frame: stopping.append(signum))
 
     with tempfile.TemporaryDirectory(prefix="bench-signals-") as tmp:
         folder = Path(tmp)
@@ -249,7 +252,7 @@ def main() -> int:
                   f"{cold_s:.2f} s, warm {warm_s:.2f} s (median of 3); {span}")
             outcomes: list[Outcome] = []
             order = list(SIGNALS)
-            while sum(o.counted for o in outcomes) < args.runs:
+            while sum(o.counted for o in outcomes) < args.runs and not stopping:
                 signum = order[len(outcomes) % len(order)]
                 cold = args.last is None and rng.random() < 0.25
                 cache = folder / "cold-cache" if cold else warm
