@@ -25,6 +25,8 @@ from coach.mixer import segments, session_gain
 from coach.routine import load_routine
 from coach.session import build_session, resolve_options
 from coach.settings import load_settings
+from coach.speech.cache import SpeechCache
+from coach.timeline import session_turns, turn_texts
 from tests.pulse import processes_with_env, pulse_null_sink, sound_regions
 
 REPO = Path(__file__).resolve().parent.parent
@@ -421,9 +423,9 @@ def hour_routine(folder: Path) -> Path:
     return path
 
 
-def first_sound_after_launch(pulse, tmp_path: Path, args: list[str]) -> float:
+def first_sound_after_launch(pulse, tmp_path: Path, args: list[str], cache: Path | None = None) -> tuple[float, int]:
     """Seconds from launching `coach start ARGS --quiet` to the capture of its first sound (it is
-    then stopped)."""
+    then stopped), and how many clips the speech cache `cache` held when the first line was logged."""
     pulse.start_recording(tmp_path / "start.raw")
     time.sleep(0.3)
     launched = time.monotonic()
@@ -431,7 +433,8 @@ def first_sound_after_launch(pulse, tmp_path: Path, args: list[str]) -> float:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         process.stdout.readline()  # the title
-        process.stdout.readline()  # the first line spoken
+        process.stdout.readline()  # the first line spoken, logged as it starts to sound
+        cached = len(SpeechCache(cache).files()) if cache is not None else 0
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
@@ -444,18 +447,31 @@ def first_sound_after_launch(pulse, tmp_path: Path, args: list[str]) -> float:
     assert process.returncode == 130, err
     loud = np.flatnonzero(np.abs(recording) > 0.01)
     assert len(loud), "nothing was heard"
-    return float(capture_times(pulse, [int(loud[0])])[0] - launched)
+    return float(capture_times(pulse, [int(loud[0])])[0] - launched), cached
 
 
 @pytest.mark.e2e
 def test_an_hour_long_routine_starts_speaking_at_once_with_an_empty_cache(tmp_path, cold_cache):
-    # Synthesizing the whole hour first took 0.84 s with espeak (the issue's figure); now only
-    # the first line is needed. Piper's figure (its model load alone ~0.5-1.4 s here) is in
-    # bench/bench_live.py, not asserted.
+    # Playback starts before synthesis is done: when the first line sounds, most of the
+    # session's clips are not made yet, however busy the machine (synthesis slows with it).
+    # How soon that is (targets: 0.5 s espeak, 1.0 s Piper) is bench/bench_live.py's figure;
+    # the bound here only catches a start that waits for far more than the first line.
     routine = hour_routine(tmp_path)
+    texts = len(set(speech_texts(routine)))
     with pulse_null_sink(tmp_path) as pulse:
-        took = first_sound_after_launch(pulse, tmp_path, [str(routine)])
-    assert took <= 0.5, f"first sound {took:.2f} s after launch"
+        took, cached = first_sound_after_launch(pulse, tmp_path, [str(routine)], cold_cache)
+    assert cached < texts / 2, f"{cached} of {texts} clips were made before the first sound"
+    assert took <= 5.0, f"first sound {took:.2f} s after launch"
+
+
+def speech_texts(path: Path) -> list[str]:
+    """Every line `coach start PATH` may speak, intro and outro included."""
+    routine = load_routine(path)
+    options = resolve_options(routine, load_settings()).timeline_options
+    texts = list(routine.intro) + list(routine.outro)
+    for turn in session_turns(routine, options):
+        texts += turn_texts(turn, options.countdown)
+    return texts
 
 
 def chime_onsets(recording: np.ndarray, clip: np.ndarray, score: float = 0.9) -> list[int]:
