@@ -10,15 +10,26 @@ espeak's render sends this whole process's stdout and stderr to /dev/null for th
 milliseconds it takes (pyttsx3 and libespeak-ng print there). `output_lock` is held
 meanwhile: whoever writes to the terminal (the live display) takes it too, so no line
 is lost to that redirection.
+
+Once the first clip is ready, the worker and the threads its engine started (espeak's
+synthesis thread, onnxruntime's pool) drop to a lower CPU priority: the sound device's
+threads in this process (simpleaudio's writer, ALSA's PulseAudio plugin) then come first
+whenever both want a core. Measured beside two busy loops, a re-synthesis at full
+priority after a speed key made a play() take up to 2 s and hold-start chimes 0.1-0.3 s
+late. Only on Linux, where a thread has its own nice value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +44,12 @@ from coach.speech.voices import resolve_voice
 log = logging.getLogger(__name__)
 
 Want = tuple[str, float]  # (text, speed)
+
+# The nice value of the synthesis threads after the first clip (0 is normal, 19 the lowest).
+# With autogroup scheduling it only orders this process's own threads; without it, the
+# worker still gets about a quarter of a core against each busy program, ahead of playback
+# for espeak (tens of times faster than real time).
+WORKER_NICE = 5
 
 
 class SpeechAhead:
@@ -65,6 +82,8 @@ class SpeechAhead:
         self._closed = False
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._engine_threads: set[int] = set()  # thread ids the engine started
+        self._lowered = False
 
     # --- asking --------------------------------------------------------------------------
 
@@ -140,12 +159,26 @@ class SpeechAhead:
                     self._changed.notify_all()
                 return
             self._store(item, clip)
+            if not self._lowered:
+                self._lowered = True
+                self._lower_priority()
+
+    def _lower_priority(self) -> None:
+        """The worker and its engine's threads below playback from now on (see the module docstring)."""
+        if not sys.platform.startswith("linux"):
+            return
+        for thread_id in {threading.get_native_id(), *self._engine_threads}:
+            with contextlib.suppress(OSError):  # a thread that has ended, or a sandbox that forbids it
+                os.setpriority(os.PRIO_PROCESS, thread_id, max(WORKER_NICE, os.getpriority(os.PRIO_PROCESS, thread_id)))
 
     def _start_engine(self) -> None:
         with self._engine_lock:
             if self.engine is None:
                 with self._quiet_lock():  # espeak's start-up redirects the output too
+                    # (and then no sound device opens meanwhile, whose threads would count too)
+                    before = _thread_ids()
                     engine = self._engine_factory(self._engine_name)
+                    self._engine_threads = _thread_ids() - before
                     voice = resolve_voice(self._voice_name, self._engine_name) if self._voice_name else None
                 self.output_free()
                 self.voice = voice or engine.default_voice
@@ -180,3 +213,18 @@ class SpeechAhead:
                 self._order.remove(item)
             self.version += 1
             self._changed.notify_all()
+
+
+def _thread_ids() -> set[int]:
+    """The ids of this process's threads (Linux), or none where they cannot be listed; not
+    libpulse's own ("threaded-ml": the sound device's, when one opens at the same time)."""
+    try:
+        names = os.listdir("/proc/self/task")
+    except OSError:
+        return set()
+    found = set()
+    for name in names:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/self/task/{name}/comm").read_text().strip() != "threaded-ml":
+                found.add(int(name))
+    return found

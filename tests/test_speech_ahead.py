@@ -1,0 +1,74 @@
+"""SpeechAhead's worker steps back behind playback once the first clip is ready."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from coach.audio import SAMPLE_RATE
+from coach.speech.ahead import WORKER_NICE, SpeechAhead
+from coach.speech.cache import SpeechCache
+from coach.speech.clip import RawSpeech
+
+
+class ThreadedEngine:
+    """A fake engine that, like espeak-ng, starts a thread of its own when it starts; it
+    notes the nice value of the rendering thread and of its own thread at each render."""
+
+    name = "fake"
+    version = "1"
+    default_voice = "default"
+
+    def __init__(self) -> None:
+        self.nices: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread_id: int | None = None
+        started = threading.Event()
+
+        def engine_thread() -> None:
+            self._thread_id = threading.get_native_id()
+            started.set()
+            self._stop.wait()
+
+        threading.Thread(target=engine_thread, daemon=True).start()
+        started.wait()
+
+    def voices(self):
+        return []
+
+    def render(self, text: str, voice: str | None, speed: float) -> RawSpeech:
+        self.nices.append((os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                           os.getpriority(os.PRIO_PROCESS, self._thread_id)))
+        t = np.arange(SAMPLE_RATE // 5) / SAMPLE_RATE
+        return RawSpeech((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own nice value on Linux")
+def test_the_worker_and_its_engine_threads_run_at_a_lower_priority_after_the_first_clip(tmp_path):
+    engines: list[ThreadedEngine] = []
+
+    def factory(name: str) -> ThreadedEngine:
+        engines.append(ThreadedEngine())
+        return engines[-1]
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    speech = SpeechAhead("fake", None, engine_factory=factory, cache=SpeechCache(tmp_path))
+    wanted = [("First line.", 1.0), ("Second line.", 1.0), ("Third line.", 1.0)]
+    try:
+        speech.want(wanted)
+        assert speech.wait_for(wanted, timeout=30)
+    finally:
+        speech.close()
+        for engine in engines:
+            engine.close()
+    first, *later = engines[0].nices
+    assert first == (base, base)  # the first line, which the first sound waits for, at full priority
+    assert later and all(nice == (max(base, WORKER_NICE),) * 2 for nice in later), engines[0].nices
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the player's thread keeps its own
