@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 EXIT_SIGINT = 130
@@ -49,10 +49,31 @@ _deferring = 0  # depth of deferred() blocks in the main thread
 _exiting: list[bool] = []
 
 
+# Called (with no argument) from the handler the moment a stop arrives, before anything can
+# drop it: a speech helper process is told to stop there, so it does not go on filling the
+# cache while this process unwinds (which, on a busy machine, can take a second).
+_on_stop: list[Callable[[], None]] = []
+
+
 def record(signum: int) -> None:
     global _recorded
     if _recorded is None:
         _recorded = signum
+    for hook in list(_on_stop):
+        try:
+            hook()
+        except Exception:  # a hook's failure must not hide the stop  # noqa: BLE001
+            pass
+
+
+@contextmanager
+def calling_on_stop(hook: Callable[[], None]) -> Iterator[None]:
+    """Inside the block, a stopping signal calls `hook()` from its handler (keep it tiny: os.kill)."""
+    _on_stop.append(hook)
+    try:
+        yield
+    finally:
+        _on_stop.remove(hook)
 
 
 def raise_interrupted(signum, frame) -> None:

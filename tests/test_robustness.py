@@ -43,8 +43,10 @@ REPO = Path(__file__).resolve().parent.parent
 SHORT = REPO / "tests" / "data" / "short.toml"
 # A stop must be prompt, not the rest of the job (which takes many seconds here). How prompt is a
 # figure, measured by bench/bench_signals.py (about 0.1 s on an idle machine); on a 2-core machine
-# shared with busy loops and other test runs the same stop took 0.5-1.1 s, so the bound is loose.
-STOP_WITHIN_S = 3.0
+# shared with busy loops and other test runs the same stop took 0.5-3.6 s (the exit itself waits
+# for the CPU), so the bound only catches a stop that never comes. The tests that need "at once"
+# count the work done after the signal instead.
+STOP_WITHIN_S = 8.0
 runner = CliRunner()
 
 
@@ -655,6 +657,7 @@ def test_signal_during_synthesis_stops_at_once_and_cleans_up(dirs, long_routine,
         _wait_for(lambda: dirs["cache"].is_dir() and any(not p.name.startswith(".") for p in dirs["cache"].glob("*.clip")),
                   what="the first clip")  # a whole one, not a temporary file still being written
         helpers = [pid for pid in processes_with(str(dirs["cache"])) if pid != process.pid]
+        made_before = len(list(dirs["cache"].glob("*.clip")))
         stopped, out, err = _signal_and_time(process, signum)
     finally:
         if process.poll() is None:
@@ -662,6 +665,11 @@ def test_signal_during_synthesis_stops_at_once_and_cleans_up(dirs, long_routine,
     clips = list(dirs["cache"].glob("*.clip"))
     assert 0 < len(clips) < 240, "the signal came in the middle of synthesis"
     assert process.returncode == code, err
+    # At once: no new work after the signal, only what each process had in hand (one clip
+    # being made, one being stored). Counted, not timed, so a busy machine cannot fail it;
+    # the loose time bound only catches a hang.
+    in_hand = 2 * (1 + len(helpers))
+    assert len(clips) - made_before <= in_hand, f"{len(clips) - made_before} clips were made after the signal"
     assert stopped < STOP_WITHIN_S, f"took {stopped:.3f} s to stop"
     assert "Traceback" not in err + out and err.strip() == said
     # (stdout may still carry pyttsx3's "Audio saved to ...": the xfail test below)

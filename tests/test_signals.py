@@ -90,6 +90,36 @@ def test_the_first_stop_is_the_one_kept():
     _with_our_handlers(two_signals)
 
 
+def test_a_stop_calls_the_hooks_from_the_handler_even_when_its_exception_is_dropped():
+    calls = []
+
+    def dropped_stop():
+        with signals.calling_on_stop(lambda: calls.append("told")):
+            try:
+                signal.raise_signal(signal.SIGHUP)
+            except signals.Terminated:
+                pass  # dropped, as in CPython's constant folder
+            assert calls == ["told"]  # already, before anything checks the record
+        signals.forget()
+        with pytest.raises(signals.Terminated):
+            signal.raise_signal(signal.SIGTERM)
+        assert calls == ["told"]  # the block is over: no longer called
+        signals.forget()
+
+    _with_our_handlers(dropped_stop)
+
+
+def test_a_failing_hook_does_not_hide_the_stop():
+    def failing_hook():
+        with signals.calling_on_stop(lambda: 1 / 0):
+            with pytest.raises(signals.Interrupted):
+                signal.raise_signal(signal.SIGINT)
+        assert isinstance(signals.recorded_stop(), signals.Interrupted)
+        signals.forget()
+
+    _with_our_handlers(failing_hook)
+
+
 def test_a_worker_thread_that_checks_goes_on():
     import threading
 

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coach import signals
 from coach.errors import SpeechError
 from coach.speech.cache import SpeechCache, cache_dir, cache_key
 from coach.speech.clip import Clip
@@ -122,25 +124,28 @@ def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngi
         here.add(index)
         report_ready()
 
-    finished = False
-    try:
-        mine = 0  # texts[:mine] are spoken here; the helper works down from the end
-        while mine < len(texts) and (helper is None or mine < helper.claimed_from()):
-            speak_here(mine)
-            mine += 1
-        if helper:
-            helper.wait_for(range(mine, len(texts)), each=report_ready)
-            report_ready()  # it may have finished before we asked
-            for index in range(mine, len(texts)):
-                clip = cache.get(keys[texts[index]]) if index in helper.finished else None
-                if clip is None:  # the helper failed or died before this one
-                    speak_here(index)
-                else:
-                    clips[texts[index]] = clip
-        finished = True
-    finally:
-        if helper:
-            helper.close(wait=not finished)
+    # A stop signal reaches the helper from the handler itself, not after this process has
+    # unwound to the `finally` below: meanwhile the helper would go on filling the cache.
+    with signals.calling_on_stop(helper.stop_now) if helper else contextlib.nullcontext():
+        finished = False
+        try:
+            mine = 0  # texts[:mine] are spoken here; the helper works down from the end
+            while mine < len(texts) and (helper is None or mine < helper.claimed_from()):
+                speak_here(mine)
+                mine += 1
+            if helper:
+                helper.wait_for(range(mine, len(texts)), each=report_ready)
+                report_ready()  # it may have finished before we asked
+                for index in range(mine, len(texts)):
+                    clip = cache.get(keys[texts[index]]) if index in helper.finished else None
+                    if clip is None:  # the helper failed or died before this one
+                        speak_here(index)
+                    else:
+                        clips[texts[index]] = clip
+            finished = True
+        finally:
+            if helper:
+                helper.close(wait=not finished)
     return {text: clips[text] for text in texts}
 
 
@@ -215,6 +220,12 @@ class Helper:
         while not self._ended and not wanted <= self.finished:
             self._take(self._messages.get())
             each()
+
+    def stop_now(self) -> None:
+        """SIGTERM to the helper, from a signal handler: nothing that waits or takes a lock."""
+        if self.process.returncode is None:
+            with contextlib.suppress(OSError):
+                os.kill(self.process.pid, signal.SIGTERM)
 
     def close(self, *, wait: bool) -> None:
         """Let the helper go. Normally it is asked to stop after its current text and left
