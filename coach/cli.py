@@ -612,6 +612,7 @@ def main() -> None:
     # command line or a command imports what it needs, and one whose exception was lost.
     signals.install()
     sys.unraisablehook = _quiet_about_stops(sys.unraisablehook)
+    quiet_hook = _quiet_about_a_late_stop(sys.excepthook)
     atexit.register(_stop_at_exit)
     # atexit runs the last registered first. These two are C functions: no Python code runs
     # between them where a handler could raise, so _stop_at_exit starts with the stopping
@@ -621,7 +622,12 @@ def main() -> None:
     atexit.register(signals.only_record_from_now, True)
     _hold_closed_descriptors()
     try:
-        app()  # ends by SystemExit, always (typer's standalone mode)
+        try:
+            app()  # ends by SystemExit, always (typer's standalone mode)
+        finally:
+            # typer put its own hook in while the command ran; no check for a signal comes
+            # between the entry to this block and this store, so the hook is in time.
+            sys.excepthook = quiet_hook
     except SystemExit:
         stop = signals.recorded_stop()
         if stop is None or _stop_reported:
@@ -665,6 +671,18 @@ def _quiet_about_stops(report_unraisable):
     def hook(unraisable) -> None:
         if unraisable.exc_value is None or signals.stop_behind(unraisable.exc_value) is None:
             report_unraisable(unraisable)
+
+    return hook
+
+
+def _quiet_about_a_late_stop(report_uncaught):
+    """A signal in the last instants of main(), after its final look at the record, raises out
+    of main() in place of its SystemExit and would print a traceback. Its handler recorded it,
+    so the check at exit (_stop_at_exit) reports it with its code: no traceback for it here."""
+
+    def hook(kind, value, trace) -> None:
+        if signals.stop_behind(value) is None:
+            report_uncaught(kind, value, trace)
 
     return hook
 

@@ -803,7 +803,7 @@ def test_signal_while_coach_is_starting_up_prints_no_traceback(dirs, long_routin
 # signal arrive, in the middle of loading the routine, where Python cannot keep its exception.
 _DROP_A_SIGNAL = """
 import atexit, signal, sys
-import coach.cli, coach.routine
+import coach.cli, coach.routine, coach.signals
 
 real_load = coach.routine.load_routine
 
@@ -828,7 +828,20 @@ def load_with_a_signal(*args, **kwargs):
         atexit.register(signal.raise_signal, SIGNUM)
     elif WHERE == "exit_check":  # while coach's own check at exit runs, after its first look at the record
         coach.cli._flush_standard_streams = flush_with_a_signal
+    elif WHERE == "after_main_check":  # once main() has looked at the record, before its SystemExit is out
+        coach.signals.recorded_stop = recorded_then_a_signal
     return routine
+
+
+real_recorded_stop = coach.signals.recorded_stop
+
+
+def recorded_then_a_signal():
+    stop = real_recorded_stop()
+    if sys._getframe(1).f_code is coach.cli.main.__code__:  # main()'s own look, not a command's
+        coach.signals.recorded_stop = real_recorded_stop
+        signal.raise_signal(SIGNUM)  # its exception leaves main() in place of the SystemExit
+    return stop
 
 
 real_flush = coach.cli._flush_standard_streams
@@ -860,7 +873,7 @@ def test_a_signal_whose_exception_python_drops_still_stops_coach(dirs, signum, c
     assert listing(dirs["out"]) == []
 
 
-@pytest.mark.parametrize("where", ["atexit", "exit_check"])
+@pytest.mark.parametrize("where", ["atexit", "exit_check", "after_main_check"])
 @pytest.mark.parametrize("signum, code, said", SIGNALS)
 def test_a_signal_while_python_exits_is_still_a_stop(dirs, signum, code, said, where):
     target = dirs["out"] / "s.txt"
