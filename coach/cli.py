@@ -474,6 +474,9 @@ def export(
     minutes: MinutesOpt = None,
 ) -> None:
     """Write the session to a file: audio, script or captions. Example: coach export -o session.wav --speed 0.9"""
+    from coach import early_helper
+
+    early_helper.start_early(routine, engine)  # a cold export's helper process, before the slow imports below
     from coach.export import STDOUT, check_output, render_text, write_export
 
     with user_errors():

@@ -16,6 +16,8 @@ import numpy as np
 
 from coach import signals
 from coach.audio import SAMPLE_RATE
+from coach.early_helper import CLIP_SUFFIX
+from coach.early_helper import cache_dir as cache_dir  # there: wanted before the slow imports
 from coach.errors import SpeechError
 from coach.speech.clip import Clip, Word
 from coach.speech.engine import SpeechEngine
@@ -41,15 +43,6 @@ def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def cache_dir() -> Path:
-    """$COACH_CACHE_DIR, else $XDG_CACHE_HOME/coach/speech, else ~/.cache/coach/speech."""
-    if os.environ.get("COACH_CACHE_DIR"):
-        return Path(os.environ["COACH_CACHE_DIR"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores relative paths
-    return base / "coach" / "speech"
-
-
 class SpeechCache:
     """One file per clip: a header, 16-bit samples, and the clip's words.
 
@@ -69,7 +62,7 @@ class SpeechCache:
 
     MAGIC = b"COACHW01"  # was COACHS16 before clips carried their words
     HEADER = struct.Struct("<8sIQII")  # magic, sample rate, sample count, word table bytes, crc32
-    SUFFIX = ".clip"
+    SUFFIX = CLIP_SUFFIX
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)

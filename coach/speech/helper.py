@@ -10,6 +10,7 @@ import json
 import select
 import signal
 import sys
+from pathlib import Path
 
 from coach import signals
 from coach.errors import SpeechError
@@ -28,16 +29,30 @@ def _say(message: dict) -> None:
     print(json.dumps(message), flush=True)
 
 
-def main() -> int:
+def _start_engine_early(argv: list[str]) -> None:
+    """`--engine=NAME`: start that engine before the request comes (coach.early_helper
+    starts the helper before it knows the texts). A failure here is met again, and
+    reported, when the request names the engine."""
+    for arg in argv:
+        if arg.startswith("--engine="):
+            with contextlib.suppress(SpeechError):
+                get_engine(arg.removeprefix("--engine="))
+
+
+def main(argv: list[str] | None = None) -> int:
     """Speak the texts of the JSON request on stdin into the cache, from the last one down."""
     # Stopped by SIGTERM as coach is: `finally` blocks run, and a cache entry being written is
     # finished or removed whole (signals.deferred), never left as a temporary file.
     signal.signal(signal.SIGTERM, signals.raise_terminated)
     try:
-        request = json.loads(sys.stdin.readline())
+        _start_engine_early(sys.argv[1:] if argv is None else argv)
+        line = sys.stdin.readline()
+        if not line:  # started early and not needed after all
+            return 0
+        request = json.loads(line)
         texts, voice, speed = request["texts"], request["voice"], request["speed"]
         engine = get_engine(request["engine"])
-        cache = SpeechCache(cache_dir())
+        cache = SpeechCache(Path(request["cache"]) if "cache" in request else cache_dir())
         for index in reversed(range(len(texts))):
             if _asked_to_stop():
                 return 0

@@ -28,11 +28,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import numpy as np
 
-from coach import signals
+from coach import early_helper, signals
+from coach.early_helper import HELPER_COMMAND, HELPER_MIN_CHARS
 from coach.errors import SpeechError
 from coach.speech.cache import SpeechCache, cache_dir, cache_key
 from coach.speech.clip import Clip
@@ -43,10 +43,6 @@ from coach.speech.voices import resolve_voice
 
 log = logging.getLogger(__name__)
 
-# Below this much text a helper (about 0.1 s to start, on a core this process also needs)
-# costs more than it saves: measured, a 40-cue routine is 0.2 s in one process.
-HELPER_MIN_CHARS = 8000
-HELPER_COMMAND = [sys.executable, "-m", "coach.speech.helper"]
 
 
 def synthesize(text: str, settings: SpeechSettings = SpeechSettings()) -> np.ndarray:
@@ -95,6 +91,8 @@ def synthesize_clips(
 
     report(0)
     missing = [text for text in unique if text not in clips]
+    if not missing or not wants_helper(missing):
+        early_helper.release()  # started at the top of `coach export`, and not needed after all
     if missing:
         clips.update(synthesize_shared(missing, keys, engine, voice, settings.speed, cache, report))
     return {text: clips[text] for text in unique}
@@ -163,24 +161,15 @@ class Helper:
 
     @classmethod
     def start(cls, texts: list[str], voice: str, speed: float, engine: str, cache: SpeechCache) -> Helper | None:
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, COACH_CACHE_DIR=str(cache.directory))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        request = json.dumps({"texts": texts, "voice": voice, "speed": speed, "engine": engine})
-        try:
-            process = subprocess.Popen(
-                HELPER_COMMAND,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                text=True,
-                encoding="utf-8",
-                start_new_session=True,  # Ctrl-C is for this process; it stops the helper itself
-            )
-        except OSError as err:
-            log.debug("no speech helper process (%s); synthesizing in one process", err)
-            return None
+        request = json.dumps({"texts": texts, "voice": voice, "speed": speed, "engine": engine,
+                              "cache": str(cache.directory)})
+        process = early_helper.take()  # started before the slow imports, waiting for this request
+        if process is None:
+            try:
+                process = early_helper.spawn_helper(HELPER_COMMAND, cache.directory)
+            except OSError as err:
+                log.debug("no speech helper process (%s); synthesizing in one process", err)
+                return None
         return cls(process, request, len(texts))
 
     def _talk(self, request: str) -> None:
