@@ -40,7 +40,7 @@ from coach.export import (
     split_caption,
     write_export,
 )
-from coach.mixer import PEAK_TARGET, render_session, segments
+from coach.mixer import PEAK_TARGET, render_session, segments, session_pcm16, session_sounds
 from coach.routine import Cue, Pose, Routine, load_routine_text
 from coach.session import Session, SessionOptions
 from coach.timeline import build_timeline, spoken_texts
@@ -346,6 +346,33 @@ def test_wav_is_the_mixed_session_written_block_by_block(session, exported):
     assert np.array_equal(audio, whole)
 
 
+@pytest.mark.parametrize("hold", [None, 2.0])  # 2 s: a chime still rings when the next one starts
+def test_16_bit_sounds_are_those_of_to_int16_with_any_threads_and_odd_samples(hold):
+    loud_chimes = {kind: tone(1.9, hz, 0.9, decay=2.0) for kind, hz in CHIME_HZ.items()}
+    session = synthetic_session(options=SessionOptions(hold=hold), chimes=loud_chimes, amplitude=0.9)
+
+    def expected(speech, volume=1.0):
+        return [(start, to_int16(sound)) for start, sound in
+                session_sounds(session.timeline, speech, session.chimes, volume)]
+
+    def made(speech, workers, volume=1.0):
+        return list(session_pcm16(session.timeline, speech, session.chimes, volume, workers=workers))
+
+    def same(a, b):
+        return len(a) == len(b) and all(s == t and np.array_equal(x, y) for (s, x), (t, y) in zip(a, b))
+
+    assert hold is None or any(len(seg.events) > 1 for seg in segments(session.timeline))
+    for workers in (1, 2, 3):
+        assert same(made(session.speech, workers), expected(session.speech))
+        assert same(made(session.speech, workers, 0.3), expected(session.speech, 0.3))
+    # A clip with NaN in it (the peak is then unknown): those samples are silence, as to_int16 makes them.
+    odd = dict(session.speech)
+    text = next(iter(odd))
+    odd[text] = odd[text].copy()
+    odd[text][100:200] = np.nan
+    assert same(made(odd, 2), expected(odd))
+
+
 def test_wav_export_writes_only_the_sounds(session, tmp_path, monkeypatch):
     # The silence between sounds is left to a seek (zeros, or holes in the file); what is
     # written is the sounds alone, and the file reads back as the whole session.
@@ -579,7 +606,7 @@ def test_existing_file_needs_force_and_costs_no_work(session, tmp_path, monkeypa
     def no_mixing(*args, **kwargs):
         raise AssertionError("the audio was mixed before the target was checked")
 
-    monkeypatch.setattr(export_audio, "session_sounds", no_mixing)
+    monkeypatch.setattr(export_audio, "session_pcm16", no_mixing)
     with pytest.raises(ExportError, match="--force"):
         write_export(session, str(target))
     assert target.read_bytes() == b"precious"

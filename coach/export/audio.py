@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-from coach.audio import SAMPLE_RATE, to_int16
+from coach.audio import SAMPLE_RATE
 from coach.errors import ExportError
-from coach.mixer import session_sounds
+from coach.mixer import session_pcm16
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
     from coach.session import Session
@@ -43,15 +43,15 @@ def write_wav_stream(handle: BinaryIO, session: Session,
     handle.write(wav_header(total))
     if progress:
         progress(0, total)
-    for start, sound in session_sounds(session.timeline, session.speech, session.chimes,
-                                       session.options.volume):
-        if start + len(sound) > total:
+    for start, pcm in session_pcm16(session.timeline, session.speech, session.chimes,
+                                    session.options.volume):
+        if start + len(pcm) > total:
             # A header that disagrees with the data would be a broken file; never keep it.
-            raise RuntimeError(f"bug: a sound ends at sample {start + len(sound)} but the timeline is {total} long")
+            raise RuntimeError(f"bug: a sound ends at sample {start + len(pcm)} but the timeline is {total} long")
         handle.seek(WAV_HEADER_BYTES + 2 * start)
-        handle.write(memoryview(to_int16(sound, scratch=True).astype("<i2", copy=False)).cast("B"))
+        handle.write(memoryview(pcm.astype("<i2", copy=False)).cast("B"))
         if progress:
-            progress(start + len(sound), total)
+            progress(start + len(pcm), total)
     handle.truncate(WAV_HEADER_BYTES + 2 * total)  # the silence after the last sound
     if progress:
         progress(total, total)
@@ -69,10 +69,9 @@ def pcm_blocks(session: Session, block: int = PCM_BLOCK) -> Iterator[tuple[int, 
     total = session.timeline.length
     silence = np.zeros(block, dtype=np.int16)
     at = 0
-    for start, sound in session_sounds(session.timeline, session.speech, session.chimes,
-                                       session.options.volume):
+    for start, pcm in session_pcm16(session.timeline, session.speech, session.chimes,
+                                    session.options.volume):
         yield from _silence(silence, at, start)
-        pcm = to_int16(sound, scratch=True)
         for offset in range(0, len(pcm), block):
             yield start + offset, pcm[offset:offset + block]
         at = start + len(pcm)
