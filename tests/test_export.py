@@ -213,14 +213,18 @@ def parse_txt(text: str) -> list[tuple[int, str]]:
 # ---------------------------------------------------------------------------
 # Every format agrees with the audio
 
-@pytest.fixture(scope="module")
-def exported(session, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("export")
+def export_each(session, folder: Path, formats) -> dict[str, Path]:
+    """session.FMT in `folder` for each format, written through write_export."""
     paths = {}
-    for fmt in FORMATS:
+    for fmt in formats:
         paths[fmt] = folder / f"session.{fmt}"
         assert write_export(session, str(paths[fmt])) == fmt
     return paths
+
+
+@pytest.fixture(scope="module")
+def exported(session, tmp_path_factory) -> dict[str, Path]:
+    return export_each(session, tmp_path_factory.mktemp("export"), FORMATS)
 
 
 @pytest.fixture(scope="module")
@@ -655,12 +659,9 @@ def test_a_failing_rename_leaves_nothing_behind(session, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("existing", [False, True])
-def test_disk_full_mid_wav_leaves_no_partial_file(session, tmp_path, monkeypatch, existing):
-    target = tmp_path / "s.wav"
-    if existing:
-        target.write_bytes(b"the old export")
-    room = sum(s.length for s in segments(session.timeline))  # half the sounds fit
+def export_to_full_disk(session, target: Path, room: int, monkeypatch) -> int:
+    """Export to a disk that fills after `room` bytes: the one-line error it must give, and
+    how many bytes went out before it."""
     disks = []
     real_fdopen = os.fdopen
 
@@ -673,7 +674,18 @@ def test_disk_full_mid_wav_leaves_no_partial_file(session, tmp_path, monkeypatch
         write_export(session, str(target), force=True)
     monkeypatch.undo()
     assert "\n" not in str(err.value)
-    assert disks and disks[0].written > 44, "the failure came in the middle of the audio"
+    assert disks, "the export never opened its file"
+    return disks[0].written
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_disk_full_mid_wav_leaves_no_partial_file(session, tmp_path, monkeypatch, existing):
+    target = tmp_path / "s.wav"
+    if existing:
+        target.write_bytes(b"the old export")
+    room = sum(s.length for s in segments(session.timeline))  # half the sounds fit
+    written = export_to_full_disk(session, target, room, monkeypatch)
+    assert written > 44, "the failure came in the middle of the audio"
     assert sorted(p.name for p in tmp_path.iterdir()) == (["s.wav"] if existing else [])
     if existing:
         assert target.read_bytes() == b"the old export"

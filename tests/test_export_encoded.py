@@ -7,15 +7,13 @@ chime found in the decoded audio can be compared with its timeline time.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.fakes import FullDisk
-from tests.test_export import CHIME_HZ, make_routine, synthetic_session
+from tests.test_export import CHIME_HZ, export_each, export_to_full_disk, make_routine, synthetic_session
 
 from coach.audio import SAMPLE_RATE
 from coach.errors import ExportError, UsageError
@@ -41,12 +39,7 @@ def accented():
 
 @pytest.fixture(scope="module")
 def encoded_files(accented, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("encoded")
-    paths = {}
-    for fmt in COMPRESSED:
-        paths[fmt] = folder / f"session.{fmt}"
-        assert write_export(accented, str(paths[fmt])) == fmt
-    return paths
+    return export_each(accented, tmp_path_factory.mktemp("encoded"), COMPRESSED)
 
 
 def decode(path: Path) -> tuple[np.ndarray, int]:
@@ -167,19 +160,7 @@ def test_full_disk_mid_encoding_leaves_no_partial_file(fmt, tmp_path, monkeypatc
     session = synthetic_session()
     target = tmp_path / f"s.{fmt}"
     target.write_bytes(b"the old export")
-    disks = []
-    real_fdopen = os.fdopen
-
-    def fdopen(fd, *args, **kwargs):
-        disks.append(FullDisk(real_fdopen(fd, *args, **kwargs), room=20_000))
-        return disks[-1]
-
-    monkeypatch.setattr(os, "fdopen", fdopen)
-    with pytest.raises(ExportError, match="No space left") as err:
-        write_export(session, str(target), force=True)
-    monkeypatch.undo()
-    assert "\n" not in str(err.value)
-    assert disks and disks[0].written > 0, "the failure came in the middle of the audio"
+    assert export_to_full_disk(session, target, 20_000, monkeypatch) > 0, "the failure came in the middle of the audio"
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
     assert target.read_bytes() == b"the old export"
 
@@ -225,16 +206,21 @@ def test_sound_islands_cover_every_sound_on_frame_boundaries():
     assert sound_islands([], total, frame) == [(0, total)]
 
 
+def islands_and_whole(session, fmt: str, folder: Path, monkeypatch) -> tuple[tuple[np.ndarray, int], ...]:
+    """The session decoded from a file encoded as islands (the default), and from one that
+    a single encoder made from the first sample to the last."""
+    apart = folder / f"islands.{fmt}"
+    write_export(session, str(apart))
+    monkeypatch.setitem(encoded.ENCODINGS, fmt, replace(encoded.ENCODINGS[fmt], islands=False))
+    whole = folder / f"whole.{fmt}"
+    write_export(session, str(whole))
+    return decode(apart), decode(whole)
+
+
 def test_islands_decode_as_one_encoder_would(tmp_path, monkeypatch):
     """MP3 without its bit reservoir: the islands and silent frames decode to what one
     encoder's stream decodes to, sample for sample within LAME's own small differences."""
-    session = synthetic_session()
-    apart = tmp_path / "islands.mp3"
-    write_export(session, str(apart))
-    monkeypatch.setitem(encoded.ENCODINGS, "mp3", replace(encoded.ENCODINGS["mp3"], islands=False))
-    whole = tmp_path / "whole.mp3"
-    write_export(session, str(whole))
-    (a, rate), (b, _) = decode(apart), decode(whole)
+    (a, rate), (b, _) = islands_and_whole(synthetic_session(), "mp3", tmp_path, monkeypatch)
     assert len(a) == len(b) and rate == SAMPLE_RATE
     assert np.abs(a - b).max() < 0.02
 
@@ -291,12 +277,7 @@ def test_opus_islands_decode_close_to_the_mix_with_silent_joins(tmp_path, monkey
         write_wav_stream(handle, session)
     mix, _ = read_wav_file(tmp_path / "mix.wav")
     reference = resampled(mix.copy(), 48_000)
-    apart = tmp_path / "islands.opus"
-    write_export(session, str(apart))
-    monkeypatch.setitem(encoded.ENCODINGS, "opus", replace(encoded.ENCODINGS["opus"], islands=False))
-    whole = tmp_path / "whole.opus"
-    write_export(session, str(whole))
-    (a, rate), (b, _) = decode(apart), decode(whole)
+    (a, rate), (b, _) = islands_and_whole(session, "opus", tmp_path, monkeypatch)
     assert len(a) == len(b) == len(reference) and rate == 48_000
 
     def snr_db(decoded):
