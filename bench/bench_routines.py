@@ -19,11 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from coach.length import TOLERANCE_SECONDS, estimate_seconds, fit_holds  # noqa: E402
+from coach.length import TOLERANCE_SECONDS, estimate_seconds, fit_holds, length_range  # noqa: E402
 from coach.routine import available_routines, load_routine  # noqa: E402
 from coach.session import build_session, load_routine_chimes, resolve_options  # noqa: E402
 from coach.settings import Settings  # noqa: E402
-from coach.timeline import build_timeline  # noqa: E402
 
 
 def main() -> int:
@@ -47,9 +46,7 @@ def main() -> int:
             if speed == 1.0:
                 real = session.timeline.length_s
                 estimate = estimate_seconds(routine, timeline_options)
-            bounds = [routine.hold_bounds(p) for p in routine.poses]
-            low = build_timeline(_with(routine, [lo for lo, _ in bounds]), speech, chimes, timeline_options).length_s
-            high = build_timeline(_with(routine, [hi for _, hi in bounds]), speech, chimes, timeline_options).length_s
+            low, high = length_range(routine, speech, chimes, timeline_options)
             for fraction in (0.0, 0.33, 0.67, 1.0):
                 minutes = (low + fraction * (high - low)) / 60
                 start = time.perf_counter()
@@ -64,12 +61,6 @@ def main() -> int:
         print(f"{name:15} {real_text} {est_text} {off}   {shown}   (fit {max(fit_ms):.0f} ms at most)")
     print(f"worst --minutes error: {worst:.2f} s (promise: {TOLERANCE_SECONDS:g} s)")
     return 0 if worst <= TOLERANCE_SECONDS else 1
-
-
-def _with(routine, holds):
-    from dataclasses import replace
-
-    return replace(routine, poses=tuple(replace(p, hold=h) for p, h in zip(routine.poses, holds)))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def fit_holds(routine: Routine, speech_lengths: Mapping[str, int], chime_lengths
     def length(holds) -> float:
         return build_timeline(_with_holds(routine, holds), speech_lengths, chime_lengths, options).length_s
 
-    shortest, longest = length([lo for lo, _ in bounds]), length([hi for _, hi in bounds])
+    shortest, longest = length_range(routine, speech_lengths, chime_lengths, options)
     if not shortest - TOLERANCE_SECONDS <= target <= longest + TOLERANCE_SECONDS:
         raise UsageError(
             f"--minutes {minutes:g}: at speed {options.speed:g} {routine.name} lasts from {_clock(shortest)} "
@@ -80,6 +80,14 @@ def fit_holds(routine: Routine, speech_lengths: Mapping[str, int], chime_lengths
     holds = _whole_seconds(routine, scaled((low + high) / 2), bounds, target, length)
     fitted = _with_holds(routine, holds)
     return Fit(fitted, length(holds))
+
+
+def length_range(routine: Routine, speech_lengths: Mapping[str, int], chime_lengths: Mapping[str, int],
+                 options: TimelineOptions) -> tuple[float, float]:
+    """How long the session lasts (seconds) with every hold at its min_hold, and at its max_hold."""
+    bounds = [routine.hold_bounds(p) for p in routine.poses]
+    return tuple(build_timeline(_with_holds(routine, [b[end] for b in bounds]), speech_lengths, chime_lengths,
+                                options).length_s for end in (0, 1))
 
 
 def _whole_seconds(routine, holds, bounds, target, length) -> list[float]:

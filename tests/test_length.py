@@ -8,7 +8,7 @@ import re
 import pytest
 
 from coach.errors import UsageError
-from coach.length import TOLERANCE_SECONDS, estimate_seconds, fit_holds
+from coach.length import TOLERANCE_SECONDS, estimate_seconds, fit_holds, length_range
 from coach.routine import available_routines, load_routine, load_routine_text
 from coach.timeline import TimelineOptions, build_timeline, samples, spoken_texts
 
@@ -36,8 +36,7 @@ def test_minutes_within_five_seconds_for_several_lengths_and_speeds(name, speed)
     options = TimelineOptions(speed=speed)
     speech = speech_for(routine, options)
     bounds = [routine.hold_bounds(p) for p in routine.poses]
-    low = build_timeline(_with(routine, [lo for lo, _ in bounds]), speech, CHIMES, options).length_s
-    high = build_timeline(_with(routine, [hi for _, hi in bounds]), speech, CHIMES, options).length_s
+    low, high = length_range(routine, speech, CHIMES, options)
     for fraction in (0.0, 0.3, 0.7, 1.0):
         minutes = (low + fraction * (high - low)) / 60
         fit, timeline = fitted_length(routine, options, minutes)
@@ -47,11 +46,6 @@ def test_minutes_within_five_seconds_for_several_lengths_and_speeds(name, speed)
         holds = [e.length for e in timeline.events if e.kind == "hold"]
         expected = [samples(fit.routine.poses[s.pose_number - 1].hold) for s in timeline.sections]
         assert holds == expected  # every hold and rest exactly as chosen
-
-
-def _with(routine, holds):
-    from dataclasses import replace
-    return replace(routine, poses=tuple(replace(p, hold=h) for p, h in zip(routine.poses, holds)))
 
 
 def test_holds_are_scaled_together_in_whole_seconds():

@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import random
 import signal
 import struct
 import subprocess
@@ -40,6 +39,11 @@ from coach.speech import SpeechCache
 from coach.timeline import TimelineOptions, build_timeline, samples, spoken_texts
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+try:  # the bench and these tests export the same long routine
+    from bench_signals import long_routine_text, signal_one_export
+finally:
+    sys.path.remove(str(REPO / "bench"))
 SHORT = REPO / "tests" / "data" / "short.toml"
 # A stop must be prompt, not the rest of the job (which takes many seconds here). How prompt is a
 # figure, measured by bench/bench_signals.py (about 0.1 s on an idle machine); on a 2-core machine
@@ -93,23 +97,6 @@ def coach_command(*args, cache: Path, config: Path) -> tuple[list[str], dict]:
 def run_coach(*args, cache: Path, config: Path, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     command, env = coach_command(*args, cache=cache, config=config)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
-
-
-def long_routine_text(poses: int = 60, seed: int = 5) -> str:
-    """A valid routine of many poses with long, distinct texts: seconds of synthesis from cold."""
-    words = ("slowly gently breathe soften release reach lengthen relax settle notice ground shoulders "
-             "hips knees spine ankle heel toes belly chest").split()
-    rng = random.Random(seed)
-
-    def text(i: int, j: int) -> str:
-        return " ".join(rng.choice(words) for _ in range(35)).capitalize() + f" number {i} {j}."
-
-    lines = ['title = "Long generated routine"', "[defaults]", "hold = 20", 'sides = ["right", "left"]']
-    for i in range(poses):
-        lines += ["[[poses]]", f'name = "Pose {i}"',
-                  f'setup = ["{text(i, 0)} Now the {{side}} leg.", "{text(i, 1)}"]',
-                  f'release = "{text(i, 2)}"']
-    return "\n".join(lines) + "\n"
 
 
 def processes_with(token: str) -> list[int]:
@@ -892,11 +879,6 @@ def test_no_signal_is_lost_at_any_moment_of_an_export(tmp_path, long_routine, wa
     """bench/bench_signals.py in small: each signal at delays spread over start-up and the WAV
     export, none lost (exit 0, a file written, a traceback, another exit code, a hang). The
     bench sends hundreds, from a cold cache too, with busy loops beside it."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        from bench_signals import signal_one_export
-    finally:
-        sys.path.remove(str(REPO / "bench"))
     delays = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6]
     kinds = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
     outcomes = [signal_one_export(long_routine, tmp_path, warm_long_cache, tmp_path / "config", kinds[i % 3], delay)
