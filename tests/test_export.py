@@ -397,6 +397,24 @@ def test_wav_export_writes_only_the_sounds(session, tmp_path, monkeypatch):
     assert np.array_equal(audio, to_int16(render_session(session.timeline, session.speech, session.chimes)))
 
 
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+def test_wav_export_starts_the_writeback_as_it_goes_and_never_fails_for_it(session, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(export_audio._Writeback, "EVERY", 1 << 16)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: calls.append((offset, length)))
+    write_export(session, str(tmp_path / "a.wav"))
+    assert len(calls) > 3
+    assert calls[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(calls, calls[1:]))  # each part once
+    assert calls[-1][0] + calls[-1][1] <= 44 + 2 * session.timeline.length
+
+    def refused(*args):
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "posix_fadvise", refused)
+    write_export(session, str(tmp_path / "b.wav"))
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
 def test_wav_progress_reports_samples_up_to_the_total(session, tmp_path):
     calls = []
     write_export(session, str(tmp_path / "p.wav"), progress=lambda done, total: calls.append((done, total)))
