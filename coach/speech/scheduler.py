@@ -122,6 +122,17 @@ def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngi
         here.add(index)
         report_ready()
 
+    read: set[int] = set()
+
+    def read_from_helper() -> None:
+        # What the helper has finished is read from the cache between texts spoken here,
+        # not all after the last one, when nothing else is left to do alongside it.
+        for index in sorted(helper.finished - here - read):
+            read.add(index)
+            clip = cache.get(keys[texts[index]])
+            if clip is not None:
+                clips[texts[index]] = clip
+
     # A stop signal reaches the helper from the handler itself, not after this process has
     # unwound to the `finally` below: meanwhile the helper would go on filling the cache.
     with signals.calling_on_stop(helper.stop_now) if helper else contextlib.nullcontext():
@@ -131,15 +142,15 @@ def synthesize_shared(texts: list[str], keys: dict[str, str], engine: SpeechEngi
             while mine < len(texts) and (helper is None or mine < helper.claimed_from()):
                 speak_here(mine)
                 mine += 1
+                if helper:
+                    read_from_helper()
             if helper:
                 helper.wait_for(range(mine, len(texts)), each=report_ready)
                 report_ready()  # it may have finished before we asked
+                read_from_helper()
                 for index in range(mine, len(texts)):
-                    clip = cache.get(keys[texts[index]]) if index in helper.finished else None
-                    if clip is None:  # the helper failed or died before this one
+                    if texts[index] not in clips:  # the helper failed or died before this one
                         speak_here(index)
-                    else:
-                        clips[texts[index]] = clip
             finished = True
         finally:
             if helper:
