@@ -128,6 +128,28 @@ def report(label: str, routine_arg: str, folder: Path, runs: int) -> None:
           f"espeak-ng runs {', '.join(f'{w:.2f}' for w, _ in bases)} s")
 
 
+def where_cold_time_goes(routine_arg: str, folder: Path, runs: int = 3) -> None:
+    """Moments of a cold export (bench/trace_export.py), the median of `runs` traced runs,
+    in seconds since its interpreter started, and how the texts were split."""
+    import json
+
+    traces = []
+    for run in range(runs):
+        result = folder / f"trace-{run}.json"
+        env = dict(os.environ, COACH_CACHE_DIR=str(folder / f"cache-trace-{run}"))
+        subprocess.run([sys.executable, str(ROOT / "bench" / "trace_export.py"), str(result), "export", routine_arg,
+                        "-o", str(folder / f"trace-{run}.wav"), "--force"], env=env, check=True, capture_output=True)
+        (folder / f"trace-{run}.wav").unlink()
+        traces.append(json.loads(result.read_text()))
+    names = [name for name in traces[0]["marks"] if all(name in t["marks"] for t in traces)]
+    moments = sorted((statistics.median(t["marks"][name] for t in traces), name) for name in names)
+    print(f"where a cold 60-minute export's time goes (median of {runs} traced runs, seconds since start):")
+    print("  " + "; ".join(f"{name} {at:.2f}" for at, name in moments))
+    here = statistics.median(t["texts"]["here"] for t in traces)
+    helper = statistics.median(t["texts"]["helper"] for t in traces)
+    print(f"  texts spoken here {here:.0f}, by the helper {helper:.0f} (a text tried twice counts twice)")
+
+
 # ---------------------------------------------------------------------------
 # Each export format, warm (issue 12): the real command's wall time and the file's size
 
@@ -171,6 +193,7 @@ def main() -> None:
                   f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
             report("built-in leg-stretches", "leg-stretches", folder, args.runs)
             report("generated 60-minute", long, folder, args.runs)
+            where_cold_time_goes(long, folder)
             print("targets: warm 60-minute export < 3 s; cold no slower than espeak-ng -w (<= 1.0x) for 60 minutes")
         if not args.cold:
             report_formats("built-in leg-stretches", "leg-stretches", folder, repeats=3)
