@@ -25,9 +25,9 @@ start: setup
 test: setup-test
 	$(BIN)/python -m pytest -q $(ARGS)
 
-setup: .system-packages $(STAMP)
+setup: .system-packages $(STAMP) .bytecode
 
-setup-test: .system-packages-test $(TESTSTAMP)
+setup-test: .system-packages-test $(TESTSTAMP) .bytecode
 
 # Checked every run (it is quick: dpkg-query), so a package removed later is put back.
 .system-packages:
@@ -35,6 +35,15 @@ setup-test: .system-packages-test $(TESTSTAMP)
 .system-packages-test:
 	@PYTHON=$(PYTHON) scripts/install-system-packages.sh --test
 .PHONY: .system-packages .system-packages-test
+
+# coach's own modules compiled to bytecode, as pip does for a regular install (an editable one
+# does not, and with PYTHONDONTWRITEBYTECODE set Python never keeps what it compiles): every
+# `coach start` would compile them from source, about 0.09 s of CPU. Runs after the venv is made
+# (it comes last in setup and setup-test). Checked every run: only
+# changed files are compiled again (a stale one still works, it is only compiled in memory).
+.bytecode:
+	@$(BIN)/python -m compileall -q coach
+.PHONY: .bytecode
 
 # The media extra (PyAV) is what `coach export -o session.m4a` (and mp3, opus) needs.
 $(STAMP): pyproject.toml

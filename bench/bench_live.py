@@ -24,7 +24,9 @@ Then, for starting at once while speech is synthesized ahead of the playhead (`-
 on by default; `--engines espeak,piper`):
 
 - cold time to first sound (an empty speech cache, model load included) and warm (the
-  same again), for the built-in routine and a generated 60-minute one;
+  same again), for the built-in routine and a generated 60-minute one; for Piper, cold
+  twice: the first run ever (it also makes the copy of the voice model that later runs
+  load, coach/speech/piper_model.py) and with that copy kept but no clips;
 - time from a speed key (`-`, sent through a pseudo-terminal) to the first utterance at
   the new speed, and the waits for synthesis that caused;
 - waits for synthesis (count and total seconds) and the CPU the coach process uses while
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -88,6 +91,7 @@ def main() -> int:
         os.environ.setdefault("COACH_CACHE_DIR", str(tmp_path / "speech-cache"))
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start "
               "(other programs share the machine)")
+        print(bytecode_state())
         if args.start:
             try:
                 with pulse_null_sink(tmp_path / "start") as pulse:
@@ -190,8 +194,18 @@ def measure_start(pulse, tmp_path: Path, args) -> None:
         for label, routine in (("built-in", builtin), ("60-minute", hour)):
             cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
             cold = first_sound_s(pulse, tmp_path, [routine, "--engine", engine], cache)
+            prepared = ""
+            if engine == "piper":
+                # The first Piper run keeps a copy of the voice model made ready to load
+                # (coach/speech/piper_model.py) in the cache folder, beside the clips. Cold
+                # again: no clips at all, only that copy, as every later run with new texts.
+                again = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
+                shutil.copytree(cache / "piper-models", again / "piper-models")
+                prepared = (f", {first_sound_s(pulse, tmp_path, [routine, '--engine', engine], again) * 1000:.0f} ms "
+                            "with the voice model's copy from an earlier run")
             warm = sorted(first_sound_s(pulse, tmp_path, [routine, "--engine", engine], cache) for _ in range(3))
-            print(f"  {label:10} first sound: cold {cold * 1000:5.0f} ms, warm median {warm[1] * 1000:4.0f} ms "
+            print(f"  {label:10} first sound: cold {cold * 1000:5.0f} ms{' (first run ever)' if prepared else ''}"
+                  f"{prepared}; warm median {warm[1] * 1000:4.0f} ms "
                   f"(best {warm[0] * 1000:.0f}, worst {warm[-1] * 1000:.0f})")
         cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
         latency, waits = speed_key_s(pulse, [hour, "--engine", engine], cache)
@@ -203,6 +217,24 @@ def measure_start(pulse, tmp_path: Path, args) -> None:
               f"synthesis, {total:.2f} s in all; CPU {cpu:.0f} % of one core while synthesizing ahead, "
               f"{cpu_after:.1f} % after")
     print("  targets: cold <= 500 ms espeak, <= 1000 ms Piper; warm <= 250 ms; no waits")
+
+
+def bytecode_state() -> str:
+    """Whether coach's modules have current bytecode (`make setup` compiles it), which every start reads."""
+    import importlib.util
+
+    sources = sorted((REPO / "coach").rglob("*.py"))
+    current = 0
+    for source in sources:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        try:
+            current += compiled.stat().st_mtime >= source.stat().st_mtime
+        except OSError:
+            pass
+    note = ("as after `make setup`" if current == len(sources) else
+            "so each start compiles the rest from source (PYTHONDONTWRITEBYTECODE keeps Python from saving it); "
+            "`make setup` compiles them")
+    return f"coach's bytecode: {current} of {len(sources)} modules compiled, {note}"
 
 
 def first_sound_s(pulse, tmp_path: Path, args: list[str], cache: Path) -> float:

@@ -37,6 +37,10 @@ if _started_as_command():  # before the slow imports below
     for _sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if _sig is not None and signal.getsignal(_sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
             signal.signal(_sig, _stop_before_work)
+    # numpy's OpenBLAS starts a thread per core as it is imported: about 60 ms of CPU and 45 ms
+    # of every start here. coach does no large matrix work (a few dot products of one signal),
+    # so one thread does. Only when unset: a user's own choice stays; helper processes inherit it.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
