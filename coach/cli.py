@@ -295,14 +295,31 @@ def _live_session(routine_name, speed, voice, engine, hold, side, countdown, vol
     """A session that starts playing with its first utterance, its speech synthesized meanwhile;
     cues that do not fit are reported as the timeline reaches them."""
     from coach.routine import load_routine
-    from coach.session import resolve_options, start_live_session
     from coach.settings import load_settings
+    from coach.speech.registry import start_early
 
     routine = load_routine(routine_name)
     signals.raise_if_stopped()  # a signal while the modules above loaded
+    _start_engine_early(routine, engine, voice, speed, load_settings, start_early)
+    from coach.session import resolve_options, start_live_session
+
     options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
                               volume=volume, hold=hold, side=side, countdown=countdown, guidance=guidance)
     return start_live_session(routine, options)
+
+
+def _start_engine_early(routine, engine, voice, speed, load_settings, start_early) -> None:
+    """Piper's voice model loads on a thread while the session's modules are imported, when the
+    routine's first line is not cached. The options are guessed as resolve_options would
+    choose them (flag, routine, settings); a wrong guess only loses the head start."""
+    try:
+        saved = load_settings()
+    except CoachError:
+        return  # reported by resolve_options, in its usual place
+    first_text = routine.intro[0] if routine.intro else None
+    first_speed = next((s for s in (speed, routine.speed, saved.speed) if s is not None), 1.0)
+    start_early(engine or saved.engine, voice or routine.voice or saved.voice,
+                (first_text, first_speed) if first_text and "{" not in first_text else None)
 
 
 def clock(seconds: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable
 
@@ -27,3 +28,42 @@ def get_engine(name: str = DEFAULT_ENGINE) -> SpeechEngine:
         if name not in _engines:
             _engines[name] = _ENGINE_TYPES[name]()
         return _engines[name]
+
+
+# Engines that may start, voice model and all, on a thread of their own while coach imports
+# the rest of what a session needs: Piper's model load is about 0.2 s of CPU inside
+# onnxruntime, which lets go of the GIL. Not espeak (about 20 ms): its start points file
+# descriptors 1 and 2 at /dev/null for a moment, which would swallow an error line the main
+# thread printed meanwhile.
+_STARTS_EARLY = {"piper"}
+_early: list[threading.Thread] = []
+
+
+def start_early(name: str | None, voice: str | None = None, first: tuple[str, float] | None = None) -> None:
+    """Begin starting engine `name` and loading its voice now, on a thread; nothing when it does not
+    start early. With `first` (the session's first text and speed): only when that clip is not
+    in the speech cache, since then the first sound waits for the model; otherwise it loads as
+    before, when the first missing clip comes up, while the session already plays. Never
+    raises: whatever goes wrong is reported by the session's own start."""
+    if name not in _STARTS_EARLY or _early:
+        return
+
+    def start() -> None:
+        try:
+            engine = get_engine(name)
+            if first is not None:
+                from coach.speech.cache import SpeechCache, cache_dir, cache_key
+
+                key = cache_key(first[0], voice or engine.default_voice, first[1], engine)
+                if SpeechCache(cache_dir()).path(key).exists():
+                    return
+            engine.load(voice)
+        except Exception:  # noqa: BLE001 - only a head start; the real start says what is wrong
+            pass
+
+    thread = threading.Thread(target=start, name=f"{name}-early-start", daemon=True)
+    _early.append(thread)
+    thread.start()
+    # onnxruntime still loading while Python shuts down can crash the process (a command that
+    # fails at once, a bad routine): its exit waits for the load instead.
+    atexit.register(thread.join, 10.0)
