@@ -18,6 +18,7 @@ import functools
 import importlib.abc
 import importlib.util
 import json
+import runpy
 import sys
 import time
 
@@ -103,9 +104,7 @@ def main() -> None:
     sys.meta_path.insert(0, _PatchAfterLoad())
     sys.argv = ["coach", *sys.argv[2:]]
     mark("tracer ready")
-    from coach.cli import main as coach_main
-
-    coach_main()
+    runpy.run_module("coach", run_name="__main__", alter_sys=True)  # as `python -m coach` runs it
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ if _started_as_command():  # before the slow imports below
     # of every start here. coach does no large matrix work (a few dot products of one signal),
     # so one thread does. Only when unset: a user's own choice stays; helper processes inherit it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if sys.argv[1:2] == ["export"]:  # a cold export's helper process, before typer and numpy load
+        from coach import early_helper
+
+        early_helper.start_for_command_line(sys.argv[1:])
 
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402

@@ -63,13 +63,42 @@ def spawn_helper(command: list[str], cache: Path, engine: str | None = None) -> 
     )
 
 
+_decided = False
+EXPORT_FLAGS = {"--force", "--help"}  # export's options without a value: every other takes one
+
+
+def start_for_command_line(args: list[str]) -> None:
+    """For `coach export ...` (args: the command line after `coach`), start_early with its
+    routine and engine, read from the arguments before typer is even imported. A command
+    line this reading gets wrong only means no early helper, or one let go unused."""
+    if args[:1] != ["export"]:
+        return
+    routine = engine = None
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg == "--":
+            routine = next(rest, None) if routine is None else routine
+            break
+        if arg.startswith("--engine="):
+            engine = arg.partition("=")[2]
+        elif arg == "--engine":
+            engine = next(rest, None)
+        elif arg.startswith("-") and arg != "-":
+            if arg not in EXPORT_FLAGS and "=" not in arg:
+                next(rest, None)  # its value
+        elif routine is None:
+            routine = arg
+    start_early(routine, engine)
+
+
 def start_early(routine_name: str | None, engine: str | None) -> None:
     """Start the helper now if the routine's speech will surely not all come from the cache
     and is long enough to share. Never raises: a routine that does not load is reported
-    by the real load later."""
-    global _early
-    if _early is not None or (os.cpu_count() or 1) < 2 or not sys.executable:
+    by the real load later. Decides once per process."""
+    global _early, _decided
+    if _decided or (os.cpu_count() or 1) < 2 or not sys.executable:
         return
+    _decided = True
     try:
         from coach.routine import load_routine
 
@@ -103,9 +132,10 @@ def holds_as_many(folder: Path, count: int) -> bool:
 
 
 def take() -> subprocess.Popen | None:
-    """The helper started early, for the scheduler to send it its request (once)."""
-    global _early
-    process, _early = _early, None
+    """The helper started early, for the scheduler to send it its request (once). The next
+    export in this process (a program may run several) decides afresh."""
+    global _early, _decided
+    process, _early, _decided = _early, None, False
     if process is not None and process.poll() is not None:
         return None
     return process

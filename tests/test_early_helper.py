@@ -86,6 +86,33 @@ def test_no_early_helper_for_a_short_routine_a_full_cache_or_a_bad_routine(
     assert early_helper._early is None
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["export", "-o", "s.wav", "R"], ("R", None)),
+    (["export", "R", "--output=s.wav", "--engine", "piper"], ("R", "piper")),
+    (["export", "--force", "-o", "-", "--speed", "0.8", "--engine=espeak", "R"], ("R", "espeak")),
+    (["export", "-o", "s.wav", "--", "-odd-name"], ("-odd-name", None)),
+    (["export", "-o", "s.wav"], (None, None)),
+    (["start", "R"], "not called"),
+])
+def test_the_routine_and_engine_are_read_from_an_export_command_line(monkeypatch, args, expected):
+    seen = []
+    monkeypatch.setattr(early_helper, "start_early", lambda routine, engine: seen.append((routine, engine)))
+    early_helper.start_for_command_line(args)
+    assert seen == ([] if expected == "not called" else [expected])
+
+
+def test_one_decision_per_export(tmp_path, cold_cache, monkeypatch, no_early_helper):
+    monkeypatch.setattr(early_helper, "HELPER_MIN_CHARS", 200)
+    early_helper.start_early(str(write_routine(tmp_path)), None)  # from the command line
+    first = early_helper._early
+    early_helper.start_early(str(write_routine(tmp_path)), None)  # again in cli.export: the same one
+    assert early_helper._early is first is not None
+    early_helper.release()
+    assert first.wait(timeout=30) == 0
+    early_helper.start_early(str(write_routine(tmp_path)), None)  # the next export decides again
+    assert early_helper._early is not None and early_helper._early is not first
+
+
 def test_the_helper_started_early_exits_quietly_on_no_request(cold_cache):
     process = early_helper.spawn_helper(early_helper.HELPER_COMMAND, cold_cache, "espeak")
     out, _ = process.communicate("", timeout=60)
