@@ -74,10 +74,18 @@ def encode_in_islands(av, make_encoder: Callable[[], object], sounds: Iterator[t
     next_frame = 0  # the next frame index to mux
     pending: list[tuple[tuple[int, int], Future]] = []
 
+    # One packet of silence, muxed again and again with new times: the muxer takes a new
+    # reference to its data each time (a new Packet each would cost four times as much).
+    silent_packet = av.Packet(silent)
+    encoder_time = Fraction(1, rate)
+
     def mux_island(island: tuple[int, int], packets: list, next_start: int | None) -> None:
         nonlocal next_frame
         for index in range(next_frame, island[0] // session_frame):  # the silence before the island
-            mux(_silent_packet(av, silent, index * frame + first_pts, frame, rate))
+            silent_packet.time_base = encoder_time  # muxing moved it to the stream's time base
+            silent_packet.pts = silent_packet.dts = index * frame + first_pts
+            silent_packet.duration = frame
+            mux(silent_packet)
         next_frame = island[0] // session_frame
         stop = next_start // session_frame if next_start is not None else None
         for packet in packets:
@@ -149,11 +157,3 @@ def _silent_frame(av, encoder) -> tuple[bytes, int, int, int]:
     session_samples = -(-12 * frame * SAMPLE_RATE // rate)
     packets = _encode_island(av, lambda: encoder, np.zeros(session_samples, dtype=np.int16), 0)
     return bytes(packets[len(packets) // 2]), packets[0].pts, frame, rate
-
-
-def _silent_packet(av, silent: bytes, pts: int, frame: int, rate: int):
-    packet = av.Packet(silent)
-    packet.pts = packet.dts = pts
-    packet.duration = frame
-    packet.time_base = Fraction(1, rate)
-    return packet
