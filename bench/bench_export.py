@@ -178,6 +178,11 @@ def report_formats(label: str, routine_arg: str, folder: Path, repeats: int) -> 
         out.unlink()
 
 
+def load() -> str:
+    """The 1, 5 and 15-minute load averages."""
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--formats", action="store_true", help="only the per-format figures")
@@ -196,8 +201,11 @@ def main() -> None:
             where_cold_time_goes(long, folder)
             print("targets: warm 60-minute export < 3 s; cold no slower than espeak-ng -w (<= 1.0x) for 60 minutes")
         if not args.cold:
+            # Wall times are only comparable at the same load; the CPU times say what the work costs.
+            print(f"load average {load()} on {os.cpu_count()} cores before the format runs")
             report_formats("built-in leg-stretches", "leg-stretches", folder, repeats=3)
             report_formats("generated 60-minute", long, folder, repeats=1)
+            print(f"load average {load()} after them")
             print("targets (formats, warm): built-in < 1.5 s each; 60-minute m4a and mp3 < 10 s")
 
 
