@@ -535,7 +535,7 @@ def start(
     minutes: MinutesOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live display: one plain line per event.")] = False,
     require_audio: Annotated[bool, typer.Option("--require-audio", help="Fail (exit 3) instead of continuing as captions when no sound device can be opened.")] = False,
-    audio_backend: Annotated[Optional[str], typer.Option("--audio-backend", help="simpleaudio or miniaudio (default: the one that works on this Python).", show_default=False)] = None,
+    audio_backend: Annotated[Optional[str], typer.Option("--audio-backend", help="miniaudio (the default: sounds placed by the device's clock) or simpleaudio (a stream per sound; Python 3.11 only).", show_default=False)] = None,
 ) -> None:
     """Play a routine now: spoken cues and chimes, on time. Keys: space pause, n next, b back, -/+ speed, 9/0 volume, h keys aloud, q quit.
 

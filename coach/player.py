@@ -9,7 +9,13 @@ Timing: every deadline is computed from one origin, `t0`, the clock time at whic
 session's sample 0 would have played; segment k starts at `t0 + start_k / SAMPLE_RATE`.
 A late wake-up never shifts anything after it, so no error builds up. Only a pause, a
 jump or a wait for speech moves the origin, by exactly the time paused or waited or the
-distance jumped. The clock starts when the first sound has been handed to the device.
+distance jumped. The clock starts when the first sound has been handed to the device
+(when it says: when that sound is due), and again after a wait for speech.
+
+A sink with a `lead` (miniaudio) is handed each segment that long before it is due,
+with its due time, and its own clock places it: then a late wake-up of this process, or
+a slow call into the device, no longer makes a sound late. A key pressed meanwhile
+(pause, a jump, the volume) takes back or hands over again what is affected.
 
 What is played comes from a `Plan`: a fixed timeline (`FixedPlan`), or one that grows as
 speech is synthesized and follows a change of voice speed (coach.live_plan). When the
@@ -55,6 +61,9 @@ SPEED_STEP = 0.1
 VOLUME_STEP = 0.1
 # How often the player looks again whether speech it waits for is ready.
 WAIT_POLL = 0.02
+# A volume change on a sink with a lead takes effect this far ahead, where the device
+# can splice it in without repeating or skipping a bit of the sound playing.
+VOLUME_SPLICE = 0.4
 
 
 @dataclass(frozen=True)
@@ -222,6 +231,7 @@ class Player:
         self._help_resumes = False  # ...and whether the session goes on then (it was playing)
         self._started = False  # the first sound has played
         self._anchor = False  # set the origin when the next sound has been handed to the device
+        self._handed_upto = 0  # segments starting before this sample were handed to the sink ahead
         self._prepared: tuple[Segment, np.ndarray] | None = None
         self._tick_cost = 0.0  # seconds the last redraw took (slowly forgotten)
 
@@ -300,7 +310,9 @@ class Player:
                 deadline = self._t0 + self._items[self._cursor].at / SAMPLE_RATE
             else:
                 deadline = self._t0 + self._timeline.length_s
-            key = self._wait_until(deadline)
+            ahead = self._next_to_hand()
+            hand_at = (self._t0 + ahead.start / SAMPLE_RATE - self._lead) if ahead is not None else math.inf
+            key = self._wait_until(min(deadline, hand_at))
             if key is not None:
                 if self._on_key(key):
                     self._stop_sound()
@@ -315,6 +327,9 @@ class Player:
                 self._refresh()
                 if self._cursor < len(self._items) or self._timeline.complete:
                     self._end_wait()
+                continue
+            if hand_at < deadline:
+                self._hand(ahead)
                 continue
             late = self.clock() - deadline
             if late > LATE_LIMIT:
@@ -331,6 +346,26 @@ class Player:
                 continue
             self._fire(self._items[self._cursor].at)
 
+    @property
+    def _lead(self) -> float:
+        return getattr(self.sink, "lead", 0.0)
+
+    def _next_to_hand(self) -> Segment | None:
+        """The next segment to hand to a sink with a lead, once the origin is set; else None."""
+        if self._lead <= 0 or self._anchor or self.paused or self._waiting_since is not None \
+                or self._help_until is not None:
+            return None
+        for item in self._items[self._cursor:]:
+            if item.segment is not None and self.segs[item.segment].start >= self._handed_upto:
+                return self.segs[item.segment]
+        return None
+
+    def _hand(self, segment: Segment) -> None:
+        """Give the sink `segment` ahead of its time, with the clock time it is due."""
+        self._handed_upto = segment.start + 1
+        self._sink_call("play", self._buffer(segment), self._t0 + segment.start / SAMPLE_RATE)
+        self._prepare_after(segment.start)
+
     def _begin_wait(self) -> None:
         self._waiting_since = self.clock()
         self._waiting_at = self._timeline.length
@@ -342,6 +377,7 @@ class Player:
         waited = self.clock() - self._waiting_since
         self._waiting_since = None
         self._t0 = self.clock() - self._waiting_at / SAMPLE_RATE
+        self._anchor = True  # the first sound after it sets the origin again, as at the start
         if self._started:
             self.waited += waited
             self.listener.ready(self.status(), waited)
@@ -382,21 +418,27 @@ class Player:
             item = self._items[self._cursor]
             self._cursor += 1
             if item.segment is not None:
-                self._play(self.segs[item.segment], 0)
+                if self.segs[item.segment].start >= self._handed_upto:
+                    self._play(self.segs[item.segment], 0)
             else:
                 self.listener.event(item.event, self.status())
         self._next_at = at + 1
         self._prepare_next()
 
-    def _play(self, segment: Segment, offset: int) -> None:
+    def _play(self, segment: Segment, offset: int, at: float | None = None, realign: bool = False) -> None:
+        """Play `segment` from sample `offset` of it: now, or at clock time `at` (a sink with a lead).
+        realign: set the origin from when the sink says it is due (a sound out of turn, at once)."""
         buffer = self._buffer(segment)
-        self._sink_call("play", buffer[offset:] if offset else buffer)
-        if self._anchor:
+        due = self._sink_call("play", buffer[offset:] if offset else buffer, *(() if at is None else (at,)))
+        self._handed_upto = max(self._handed_upto, segment.start + 1)
+        if self._anchor or (realign and due is not None):
             # The clock starts once the device has the first sound, not when it was asked
             # for: opening a stream can take a while, and every later sound keeps its place.
+            # A device that says when the sound is due sets it from that, at every sound
+            # played at once (a resume), so what it is handed ahead lines up with it.
             self._anchor = False
             self._started = True
-            self._t0 = self.clock() - (segment.start + offset) / SAMPLE_RATE
+            self._t0 = (due if due is not None else self.clock()) - (segment.start + offset) / SAMPLE_RATE
 
     def _buffer(self, segment: Segment) -> np.ndarray:
         if self._prepared is not None and self._prepared[0] == segment:
@@ -405,8 +447,11 @@ class Player:
 
     def _prepare_next(self) -> None:
         """Fetch (mix) the next segment's audio now, while there is time to spare."""
+        self._prepare_after(self._handed_upto - 1)
+
+    def _prepare_after(self, sample: int) -> None:
         for item in self._items[self._cursor:]:
-            if item.segment is not None:
+            if item.segment is not None and self.segs[item.segment].start > sample:
                 segment = self.segs[item.segment]
                 if self._prepared is None or self._prepared[0] != segment:
                     self._prepared = (segment, self.plan.buffer(segment))
@@ -414,15 +459,16 @@ class Player:
 
     def _stop_sound(self) -> None:
         self._sink_call("stop")
+        self._handed_upto = self._next_at  # what was handed ahead is taken back with it
 
-    def _sink_call(self, method: str, *args) -> None:
+    def _sink_call(self, method: str, *args):
         try:
-            getattr(self.sink, method)(*args)
+            return getattr(self.sink, method)(*args)
         except AudioOutputError as err:
             if self.on_sink_error is None:
                 raise
             self.sink = self.on_sink_error(err)
-            getattr(self.sink, method)(*args)
+            return getattr(self.sink, method)(*args)
 
     # --- moving -------------------------------------------------------------------------
 
@@ -436,13 +482,14 @@ class Player:
         at = _to_samples(position)
         self._cursor = bisect.bisect_left(self._item_times, at)
         self._next_at = at
+        self._handed_upto = at
         if self.paused:
             self._paused_at = position
             return
         self._t0 = self.clock() - position
         for seg in self.segs:
             if seg.start < at < seg.end:
-                self._play(seg, at - seg.start)
+                self._play(seg, at - seg.start, realign=True)
                 break
         self._prepare_next()
 
@@ -495,8 +542,9 @@ class Player:
         speed = round(min(max(self.plan.speed + step, lo), hi), 2)
         if speed == self.plan.speed:
             return
-        # From the next thing to start: what is playing finishes at its own speed.
-        if self.plan.set_speed(speed, max(self._next_at, _to_samples(self.position))):
+        # From the next thing to start: what is playing finishes at its own speed, and so
+        # does what was handed to the sink ahead.
+        if self.plan.set_speed(speed, max(self._next_at, self._handed_upto, _to_samples(self.position))):
             self.changed_settings = True
             self._refresh()
             self.listener.changed(self.status())
@@ -509,11 +557,14 @@ class Player:
         self.sink.set_volume(volume)
         self.changed_settings = True
         if not self.paused and self._waiting_since is None:
-            # What is sounding now goes on from here at the new volume.
-            at = _to_samples(self.position)
+            # What is sounding now goes on from here at the new volume: with a lead, from a
+            # moment just ahead, placed by the device where the old one leaves off.
+            when = self.clock() + min(self._lead, VOLUME_SPLICE) if self._lead > 0 and not self._anchor else None
+            at = _to_samples((when if when is not None else self.clock()) - self._t0)
+            self._handed_upto = self._next_at  # what was handed ahead goes again, louder or quieter
             for seg in self.segs:
                 if seg.start < at < seg.end:
-                    self._play(seg, at - seg.start)
+                    self._play(seg, at - seg.start, when)
                     break
         self.listener.changed(self.status())
 

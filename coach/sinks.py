@@ -30,15 +30,22 @@ EXPORT_HINT = "Use `coach export -o session.wav` to play it elsewhere."
 
 
 class Sink(Protocol):
-    """One audio output. play() returns at once; a new play() replaces the buffer still sounding."""
+    """One audio output. play() returns at once; a new play() replaces the buffer still sounding.
+
+    A sink with a `lead` above 0 can be handed a sound that early: play(samples, at)
+    starts it at clock time `at` (time.monotonic), placed by the device's own clock, and
+    lets what was playing go on until then. play() returns the clock time its first
+    sample is due, or None when the sink cannot tell (then: about now).
+    """
 
     name: str
     volume: float
     stop_tail: float  # seconds that already-queued sound may go on after stop()
+    lead: float  # how early a sound may be handed over with play(samples, at); 0: not at all
 
     def set_volume(self, gain: float) -> None: ...
 
-    def play(self, samples: np.ndarray) -> None: ...
+    def play(self, samples: np.ndarray, at: float | None = None) -> float | None: ...
 
     def stop(self) -> None: ...
 
@@ -50,8 +57,13 @@ class Sink(Protocol):
 
 
 def default_backend() -> str:
-    """simpleaudio where it works; it crashes after playback on Python 3.12+, so miniaudio there."""
-    return "simpleaudio" if sys.version_info < (3, 12) else "miniaudio"
+    """miniaudio: one device kept open places every sound by its own clock (MiniaudioSink).
+
+    simpleaudio opens a stream per sound, which beside busy programs took 0.1-2 s to
+    start; it stays available with --audio-backend simpleaudio (it crashes after playback
+    on Python 3.12+).
+    """
+    return "miniaudio"
 
 
 def open_sink(backend: str | None = None, volume: float = 1.0) -> Sink:
@@ -104,6 +116,7 @@ class SimpleaudioSink(_Volume):
 
     name = "simpleaudio"
     stop_tail = 0.35
+    lead = 0.0  # every play_buffer opens a stream of its own, which starts when it is open
 
     def __init__(self, volume: float = 1.0) -> None:
         if sys.version_info >= (3, 12):
@@ -115,7 +128,11 @@ class SimpleaudioSink(_Volume):
         self._current: Any = None
         self.set_volume(volume)
 
-    def play(self, samples: np.ndarray) -> None:
+    def play(self, samples: np.ndarray, at: float | None = None) -> float | None:
+        self._play(samples)
+        return None
+
+    def _play(self, samples: np.ndarray) -> None:
         pcm = to_int16(self._scaled(samples))
         previous = self._current
         self.stop()
@@ -132,7 +149,7 @@ class SimpleaudioSink(_Volume):
             # stopped buffer has drained: late is better than silent.
             previous.wait_done()
             self._current = None
-            self.play(samples)
+            self._play(samples)
 
     def stop(self) -> None:
         if self._current is not None:
@@ -151,14 +168,33 @@ class SimpleaudioSink(_Volume):
 
 
 class MiniaudioSink(_Volume):
-    """miniaudio: one device opened once and kept running; play() swaps the buffer it reads from.
+    """miniaudio: one device opened once and kept running, fed from one buffer that play() rewrites.
 
     Its Linux wheels need no system package, and it does not crash on Python 3.12+.
+
+    Placement: the device asks for PERIOD_MSEC of sound at a time, on its own thread,
+    PERIODS ahead, and the sink counts the frames it has handed over. play() without `at`
+    and stop() restart the device (which drops what it had queued, so a stop is heard at
+    once): the first frame it then asks for is the anchor, (clock time, frame). A sound
+    handed over ahead, play(samples, at), goes in at the frame `at` is from the anchor, so
+    the device's clock places it to the sample however late this process wakes up to hand
+    it over (up to `lead` less the device's buffer) and however much the device's requests
+    jitter. Until then, what was playing goes on.
+
+    On Linux the ALSA backend comes first: its buffer is kept filled by the sound server's
+    ALSA plugin (PulseAudio, PipeWire) on a thread of its own, so a device thread of this
+    process that gets no CPU for a while (beside busy programs, 100-200 ms here) is not an
+    underrun; miniaudio's own PulseAudio backend then shifted the sound by up to 0.35 s.
     """
 
     name = "miniaudio"
-    stop_tail = 0.06  # one period plus the sound server's buffer
-    PERIOD_MSEC = 20  # how much the device asks for at a time: the latency a play() can have
+    PERIOD_MSEC = 50  # how much the device asks for at a time
+    # How many it keeps queued: how long its thread may get no CPU without a gap in the
+    # sound (beside busy programs on a loaded machine, up to 0.2 s was seen here).
+    PERIODS = 6
+    stop_tail = 0.03  # stop() drops what is queued
+    lead = 0.8  # sounds handed over this early are on time: the queue, and 0.5 s of late wake-up
+    ANCHOR_WAIT = 0.5  # seconds a restarted device may take to ask for its first frames
     STALL_SECONDS = 3.0  # no request from the device for this long: it is gone (a busy machine can pause it ~1 s)
 
     def __init__(self, volume: float = 1.0) -> None:
@@ -166,78 +202,104 @@ class MiniaudioSink(_Volume):
         self.set_volume(volume)
         self._lock = threading.Lock()
         self._buffer = np.zeros(0, dtype=np.int16)
-        self._position = 0
-        self._finished = threading.Event()
-        self._finished.set()
+        self._buffer_frame = 0  # the device frame at which _buffer[0] plays
+        self._handed = 0  # frames handed to the device since it was opened
+        self._anchor: tuple[float, int] | None = None  # (clock time, frame) of the first request after a start
+        self._anchored = threading.Event()
+        self._ends_at = 0.0  # clock time the last sound handed over ends
         self._last_request = time.monotonic()
-        # The NULL backend "plays" into nothing: a missing device must be an error instead.
-        wanted = [b for b in ma.Backend if b in ma.get_enabled_backends() and b not in (ma.Backend.NULL, ma.Backend.CUSTOM)]
         try:
             self._device = ma.PlaybackDevice(output_format=ma.SampleFormat.SIGNED16, nchannels=1,
                                              sample_rate=SAMPLE_RATE, buffersize_msec=self.PERIOD_MSEC,
-                                             backends=wanted, app_name="coach")
-            feed = self._feed()
-            next(feed)
-            self._device.start(feed)
+                                             callback_periods=self.PERIODS, backends=_miniaudio_backends(ma),
+                                             app_name="coach")
+            self._feed_generator = self._feed()
+            next(self._feed_generator)
+            self._device.start(self._feed_generator)
         except ma.MiniaudioError as err:
             raise AudioOutputError(_no_output_message(f"miniaudio: {err.args[0] if err.args else err}", "no sound card or sound server?")) from None
+        self._error = ma.MiniaudioError
 
     def _feed(self) -> Iterator[bytes]:
-        """The generator the device pulls from (on its own thread): the current buffer, then silence."""
+        """The generator the device pulls from (on its own thread): the buffer, then silence."""
         frames = yield b""
         while True:
-            self._last_request = time.monotonic()
+            now = self._last_request = time.monotonic()
             out = np.zeros(frames, dtype=np.int16)
             with self._lock:
-                chunk = self._buffer[self._position: self._position + frames]
-                self._position += len(chunk)
-                if self._position >= len(self._buffer):
-                    self._finished.set()
+                if self._anchor is None:
+                    self._anchor = (now, self._handed)
+                    self._anchored.set()
+                position = self._handed - self._buffer_frame
+                chunk = self._buffer[position: position + frames]
+                self._handed += frames
             out[: len(chunk)] = chunk
             frames = yield out.tobytes()
 
-    def play(self, samples: np.ndarray) -> None:
+    def play(self, samples: np.ndarray, at: float | None = None) -> float:
+        """Play now (returns the clock time it starts), or from clock time `at` on (returns when it is due)."""
         pcm = to_int16(self._scaled(samples))
         if time.monotonic() - self._last_request > self.STALL_SECONDS:
             raise AudioOutputError(_no_output_message(f"the {self._device.backend} device stopped asking for sound"))
-        self._replace(pcm)
+        if at is None:
+            return self._restart(pcm)
+        anchor_time, anchor_frame = self._wait_for_anchor()
+        with self._lock:
+            # What the device has been handed is its own: a late sound starts at the next frame.
+            frame = max(anchor_frame + round((at - anchor_time) * SAMPLE_RATE), self._handed)
+            position = self._handed - self._buffer_frame
+            carry_on = np.zeros(frame - self._handed, dtype=np.int16)
+            rest = self._buffer[position: position + len(carry_on)]
+            carry_on[: len(rest)] = rest
+            self._buffer = np.concatenate((carry_on, pcm))
+            self._buffer_frame = self._handed
+            due = anchor_time + (frame - anchor_frame) / SAMPLE_RATE
+            self._ends_at = due + len(pcm) / SAMPLE_RATE
+        return due
 
     def stop(self) -> None:
-        self._replace(np.zeros(0, dtype=np.int16))
+        self._restart(np.zeros(0, dtype=np.int16))
 
-    def _replace(self, pcm: np.ndarray) -> None:
-        """Switch the device over to `pcm`, one period from now whenever it is called.
+    def _restart(self, pcm: np.ndarray) -> float:
+        """Drop what the device has queued and start it again on `pcm`; returns when `pcm` starts."""
+        try:
+            self._device.stop()  # not under the lock: it waits for the device thread, which takes it
+            with self._lock:
+                self._buffer = pcm
+                self._buffer_frame = self._handed
+                self._anchor = None
+                self._anchored.clear()
+            self._device.start(self._feed_generator)
+        except self._error as err:
+            raise AudioOutputError(_no_output_message(f"the {self._device.backend} device failed: {err}")) from None
+        anchor_time, anchor_frame = self._wait_for_anchor()
+        due = anchor_time + (self._buffer_frame - anchor_frame) / SAMPLE_RATE
+        self._ends_at = due + len(pcm) / SAMPLE_RATE
+        return due
 
-        The device takes new data at its next request, 0 to one period away. Letting
-        what was playing go on for the time since the last request (silence if nothing
-        was) makes every play() and stop() take effect exactly one period after the
-        call, instead of anywhere within that period.
-        """
-        since_request = max(0.0, time.monotonic() - self._last_request)
-        lead = int(min(since_request, self.PERIOD_MSEC / 1000) * SAMPLE_RATE)
-        with self._lock:
-            carry_on = np.zeros(lead, dtype=np.int16)
-            rest = self._buffer[self._position: self._position + lead]
-            carry_on[: len(rest)] = rest
-            self._buffer = np.concatenate((carry_on, pcm)) if len(pcm) or len(rest) else pcm
-            self._position = 0
-            if len(self._buffer):
-                self._finished.clear()
-            else:
-                self._finished.set()
+    def _wait_for_anchor(self) -> tuple[float, int]:
+        if not self._anchored.wait(self.ANCHOR_WAIT):
+            with self._lock:  # not asked yet: a guess, as if it had asked now
+                if self._anchor is None:
+                    self._anchor = (time.monotonic(), self._handed)
+        return self._anchor
 
     def is_playing(self) -> bool:
-        return not self._finished.is_set()
+        return time.monotonic() < self._ends_at
 
     def wait(self) -> None:
-        # Bounded, so a device that dies mid-buffer cannot hang the caller.
-        with self._lock:
-            left = (len(self._buffer) - self._position) / SAMPLE_RATE
-        self._finished.wait(timeout=left + self.STALL_SECONDS)
+        time.sleep(max(0.0, self._ends_at - time.monotonic()))  # until the end of what was handed over is due
 
     def close(self) -> None:
-        self.stop()
         self._device.close()
+
+
+def _miniaudio_backends(ma: Any) -> list:
+    """The backends miniaudio may try, ALSA first on Linux (see MiniaudioSink). The NULL
+    backend "plays" into nothing: a missing device must be an error instead."""
+    enabled = ma.get_enabled_backends()
+    usable = [b for b in ma.Backend if b in enabled and b not in (ma.Backend.NULL, ma.Backend.CUSTOM)]
+    return sorted(usable, key=lambda b: b != ma.Backend.ALSA)
 
 
 class CaptionSink(_Volume):
@@ -245,11 +307,12 @@ class CaptionSink(_Volume):
 
     name = "captions"
     stop_tail = 0.0
+    lead = 0.0
 
     def __init__(self, volume: float = 1.0) -> None:
         self.set_volume(volume)
 
-    def play(self, samples: np.ndarray) -> None:
+    def play(self, samples: np.ndarray, at: float | None = None) -> None:
         self._scaled(samples)  # the same argument checks as a real device
 
     def stop(self) -> None:
@@ -268,36 +331,52 @@ class CaptionSink(_Volume):
 class MemorySink(_Volume):
     """Records what would be played and when, for tests of the player in simulated time.
 
-    `plays` holds (clock(), samples after volume) per play(); `stops` holds clock() per
-    explicit stop(). With `sleep`, wait() sleeps until the buffer would end. With
-    `fails_from`, play() raises AudioOutputError from that time on, like a device unplugged.
+    `plays` holds (time it starts, samples after volume) per play(): clock() then, or `at`
+    for a sound handed over ahead (with `lead` above 0); a stop() or a play() before such
+    a sound starts takes it back out. `stops` holds clock() per explicit stop(). With
+    `sleep`, wait() sleeps until the buffer would end. With `fails_from`, play() raises
+    AudioOutputError from that time on, like a device unplugged.
     """
 
     name = "memory"
     stop_tail = 0.0
 
     def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None] | None = None,
-                 volume: float = 1.0, fails_from: float | None = None) -> None:
+                 volume: float = 1.0, fails_from: float | None = None, lead: float = 0.0) -> None:
         self.clock = clock
         self.sleep = sleep
         self.fails_from = fails_from
+        self.lead = lead
         self.plays: list[tuple[float, np.ndarray]] = []
+        self.handed: list[float] = []  # clock() at each play()
         self.stops: list[float] = []
         self._ends_at = float("-inf")
         self.set_volume(volume)
 
-    def play(self, samples: np.ndarray) -> None:
+    def play(self, samples: np.ndarray, at: float | None = None) -> float:
         now = self.clock()
         if self.fails_from is not None and now >= self.fails_from:
             raise AudioOutputError(_no_output_message("the device was removed (simulated)"))
         scaled = self._scaled(samples).copy()
-        self.plays.append((now, scaled))
-        self._ends_at = now + len(scaled) / SAMPLE_RATE
+        starts = now if at is None or self.lead <= 0 else max(at, now)
+        self._take_back(starts, inclusive=True)
+        self.plays.append((starts, scaled))
+        self.handed.append(now)
+        self._ends_at = starts + len(scaled) / SAMPLE_RATE
+        return starts
 
     def stop(self) -> None:
         now = self.clock()
         self.stops.append(now)
+        self._take_back(now, inclusive=False)
         self._ends_at = min(self._ends_at, now)
+
+    def _take_back(self, after: float, inclusive: bool) -> None:
+        """A sound handed over ahead to start after `after` (or at it) never plays."""
+        kept = [i for i, (starts, _) in enumerate(self.plays)
+                if starts <= self.handed[i] or starts < after or (starts == after and not inclusive)]
+        self.plays = [self.plays[i] for i in kept]
+        self.handed = [self.handed[i] for i in kept]
 
     def is_playing(self) -> bool:
         return self.clock() < self._ends_at

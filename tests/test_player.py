@@ -153,6 +153,45 @@ def test_late_wake_ups_do_not_add_up():
     assert len(segs) > 40  # with relative sleeps this would drift by ~0.4 s
 
 
+# --- a sink that is handed sounds ahead (miniaudio) ---------------------------------------
+
+LEAD = 0.8
+
+
+def test_a_sink_with_a_lead_is_handed_each_sound_ahead_with_its_exact_time_despite_late_wake_ups():
+    session = make_session("leg-stretches", hold=90)
+    sim = SimTime(jitter=0.3)  # wake-ups up to 0.3 s late: too late for a sound played at its deadline
+    _, sink, segs, _ = play(session, sim, sink=MemorySink(sim.clock, lead=LEAD))
+    assert times(sink) == pytest.approx(planned(segs), abs=1e-9)
+    ahead = [due - handed for (due, _), handed in zip(sink.plays, sink.handed)][1:]
+    assert min(ahead) >= LEAD - 0.3 - 1e-9 and max(ahead) <= LEAD + 1e-9
+
+
+def test_pausing_before_a_sound_handed_ahead_takes_it_back_and_it_plays_after_the_pause():
+    session = make_session()
+    segs = segments(session.timeline)
+    section = session.timeline.sections[0]
+    k = next(i for i, s in enumerate(segs) if s.start > section.hold_start)  # the midpoint chime
+    pause_at = segs[k].start / SAMPLE_RATE - LEAD / 2  # after it was handed over, before it is due
+    sim = SimTime(keys=[(pause_at, " "), (pause_at + 5, " ")])
+    _, sink, segs, _ = play(session, sim, sink=MemorySink(sim.clock, lead=LEAD))
+    assert times(sink) == pytest.approx(planned(segs)[:k] + planned(segs, shift=5)[k:], abs=1e-9)
+
+
+def test_a_volume_change_on_a_sink_with_a_lead_hands_the_next_sound_over_again_at_the_new_volume():
+    session = make_session()
+    segs = segments(session.timeline)
+    k = 3
+    press = segs[k].start / SAMPLE_RATE - LEAD / 2  # the next sound was handed over already
+    assert press * SAMPLE_RATE > segs[k - 1].end  # in silence: nothing to splice now
+    sim = SimTime(keys=[(press, "9")])
+    sink = MemorySink(sim.clock, lead=LEAD)
+    _, _, _, buffers = play(session, sim, sink=sink)
+    assert times(sink) == pytest.approx(planned(segs), abs=1e-9)
+    due, played = sink.plays[k]
+    np.testing.assert_allclose(played, buffers[k] * np.float32(0.9), rtol=1e-6)
+
+
 def test_a_silent_hold_is_one_sleep():
     session = make_session()
     section = session.timeline.sections[0]
