@@ -502,9 +502,6 @@ def last_utterance_seconds(samples: np.ndarray) -> float:
     return (regions[-1][1] - regions[-1][0]) / SAMPLE_RATE
 
 
-# Known defect, issue 11 left open: with an empty cache, espeak synthesizes ahead on a thread
-# of this process; beside busy programs a hold-start chime can still come 0.1-0.3 s late.
-@pytest.mark.xfail(strict=False, reason="issue 11: synthesis in the playing process can still delay a chime under load")
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_slower_keys_make_later_speech_longer_and_leave_every_hold_exact(tmp_path, cold_cache):

@@ -13,7 +13,7 @@ is lost to that redirection.
 
 Once the first clip is ready, the worker and the threads its engine started (espeak's
 synthesis thread, onnxruntime's pool) drop to a lower CPU priority: the sound device's
-threads in this process (simpleaudio's writer, ALSA's PulseAudio plugin) then come first
+threads in this process (miniaudio's, ALSA's PulseAudio plugin) then come first
 whenever both want a core. Measured beside two busy loops, a re-synthesis at full
 priority after a speed key made a play() take up to 2 s and hold-start chimes 0.1-0.3 s
 late. Only on Linux, where a thread has its own nice value.
