@@ -8,6 +8,7 @@ a stopped buffer may still be heard is each sink's `stop_tail` (simpleaudio: ~0.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import importlib
 import math
@@ -167,6 +168,56 @@ class SimpleaudioSink(_Volume):
         self.stop()
 
 
+class DeviceClock:
+    """Where a sound device's clock stands against this process's clock, as its requests show.
+
+    A device asks for sound at its own rate, which is never exactly SAMPLE_RATE by the system
+    clock: the test's null sink ran 430 ppm fast, a sound card's crystal is off by tens of
+    ppm. Counting frames from the first request alone then drifts (half a second in 20
+    minutes there), and a sound handed over ahead would land where the device has already
+    been. So each steady request (time, frames handed so far) is kept: a request can come
+    late (the device thread waits for the CPU) but never early, so the smallest
+    `time - frames / SAMPLE_RATE` over the last WINDOW seconds follows the device's clock
+    within about a millisecond. The anchor moves by how much that smallest offset has moved
+    since the first window; the first requests after a start (the device filling its queue
+    at once) are not paced by its clock and are left out.
+    """
+
+    WINDOW = 10.0  # seconds of requests the smallest offset is taken over
+    SETTLE = 2.0  # seconds after a start before requests are paced by the device's clock
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.anchor: tuple[float, int] | None = None  # (clock time, frame) of the first request
+        self._lows: collections.deque[tuple[float, float]] = collections.deque()  # (time, offset), offsets rising
+        self._baseline: float | None = None  # the smallest offset of the first window
+
+    def request(self, now: float, handed: int) -> None:
+        """The device asked for frames from `handed` on, at clock time `now`."""
+        if self.anchor is None:
+            self.anchor = (now, handed)
+            return
+        began = self.anchor[0]
+        if now - began < self.SETTLE:
+            return
+        offset = now - handed / SAMPLE_RATE
+        while self._lows and self._lows[-1][1] >= offset:
+            self._lows.pop()
+        self._lows.append((now, offset))
+        while self._lows[0][0] < now - self.WINDOW:
+            self._lows.popleft()
+        if self._baseline is None and now - began >= self.SETTLE + self.WINDOW:
+            self._baseline = self._lows[0][1]
+
+    def placed_anchor(self) -> tuple[float, int] | None:
+        """The anchor, moved by the drift measured since the first window."""
+        if self.anchor is None or self._baseline is None:
+            return self.anchor
+        return self.anchor[0] + (self._lows[0][1] - self._baseline), self.anchor[1]
+
+
 class MiniaudioSink(_Volume):
     """miniaudio: one device opened once and kept running, fed from one buffer that play() rewrites.
 
@@ -175,7 +226,8 @@ class MiniaudioSink(_Volume):
     Placement: the device asks for PERIOD_MSEC of sound at a time, on its own thread,
     PERIODS ahead, and the sink counts the frames it has handed over. play() without `at`
     and stop() restart the device (which drops what it had queued, so a stop is heard at
-    once): the first frame it then asks for is the anchor, (clock time, frame). A sound
+    once): the first frame it then asks for is the anchor, (clock time, frame), kept in step
+    with the device's own clock as it plays (DeviceClock: it drifts from ours). A sound
     handed over ahead, play(samples, at), goes in at the frame `at` is from the anchor, so
     the device's clock places it to the sample however late this process wakes up to hand
     it over (up to `lead` less the device's buffer) and however much the device's requests
@@ -204,7 +256,7 @@ class MiniaudioSink(_Volume):
         self._buffer = np.zeros(0, dtype=np.int16)
         self._buffer_frame = 0  # the device frame at which _buffer[0] plays
         self._handed = 0  # frames handed to the device since it was opened
-        self._anchor: tuple[float, int] | None = None  # (clock time, frame) of the first request after a start
+        self._clock = DeviceClock()  # where the device's frames stand against the clock
         self._anchored = threading.Event()
         self._ends_at = 0.0  # clock time the last sound handed over ends
         self._last_request = time.monotonic()
@@ -227,9 +279,8 @@ class MiniaudioSink(_Volume):
             now = self._last_request = time.monotonic()
             out = np.zeros(frames, dtype=np.int16)
             with self._lock:
-                if self._anchor is None:
-                    self._anchor = (now, self._handed)
-                    self._anchored.set()
+                self._clock.request(now, self._handed)
+                self._anchored.set()
                 position = self._handed - self._buffer_frame
                 chunk = self._buffer[position: position + frames]
                 self._handed += frames
@@ -267,7 +318,7 @@ class MiniaudioSink(_Volume):
             with self._lock:
                 self._buffer = pcm
                 self._buffer_frame = self._handed
-                self._anchor = None
+                self._clock.restart()
                 self._anchored.clear()
             self._device.start(self._feed_generator)
         except self._error as err:
@@ -280,9 +331,10 @@ class MiniaudioSink(_Volume):
     def _wait_for_anchor(self) -> tuple[float, int]:
         if not self._anchored.wait(self.ANCHOR_WAIT):
             with self._lock:  # not asked yet: a guess, as if it had asked now
-                if self._anchor is None:
-                    self._anchor = (time.monotonic(), self._handed)
-        return self._anchor
+                if self._clock.anchor is None:
+                    self._clock.request(time.monotonic(), self._handed)
+        with self._lock:
+            return self._clock.placed_anchor()
 
     def is_playing(self) -> bool:
         return time.monotonic() < self._ends_at

@@ -467,3 +467,48 @@ def test_pulse_harness_leaves_no_process_behind(tmp_path):
     assert not server.exists()
     left = processes_with_env("PULSE_SERVER", pulse.env["PULSE_SERVER"])
     assert left == [], f"left running: {left}"
+
+
+# --- the device's clock against ours -------------------------------------------------------
+
+def _simulated_requests(ppm: float, minutes: float, seed: int = 3):
+    """(clock time, frames handed) of each request of a device whose clock runs `ppm` fast,
+    asking for 50 ms at a time with 6 periods queued, each request late by a random delay
+    (now and then by 0.2 s, as beside busy programs); and the clock time each frame plays at."""
+    import random
+
+    rng = random.Random(seed)
+    period = SAMPLE_RATE // 20
+    rate = SAMPLE_RATE * (1 + ppm * 1e-6)
+    start = 100.0
+    requests = [(start + i * 0.001, i * period) for i in range(6)]  # filling the queue at once
+    handed = 6 * period
+    while handed < minutes * 60 * SAMPLE_RATE:
+        due = start + (handed - 6 * period) / rate  # room in the queue
+        late = 0.2 * rng.random() if rng.random() < 0.01 else rng.expovariate(1 / 0.004)
+        requests.append((due + late, handed))
+        handed += period
+    return requests, lambda frame: start + frame / rate
+
+
+def test_the_device_clock_follows_a_device_that_runs_fast_or_slow():
+    from coach.sinks import DeviceClock
+
+    for ppm in (430.0, -300.0):
+        requests, plays_at = _simulated_requests(ppm, minutes=40)
+        clock = DeviceClock()
+        fixed = None
+        worst_followed = worst_fixed = 0.0
+        for now, handed in requests:
+            clock.request(now, handed)
+            fixed = fixed or clock.anchor
+            if handed % (SAMPLE_RATE * 30) < SAMPLE_RATE // 20 and now > 200:  # every 30 s: where would 0.8 s from now go?
+                at = now + 0.8
+                anchor_time, anchor_frame = clock.placed_anchor()
+                frame = anchor_frame + (at - anchor_time) * SAMPLE_RATE
+                naive = fixed[1] + (at - fixed[0]) * SAMPLE_RATE
+                # Against where the device's first frame played: the same constant either way.
+                worst_followed = max(worst_followed, abs(plays_at(frame) - plays_at(0) - (at - fixed[0])))
+                worst_fixed = max(worst_fixed, abs(plays_at(naive) - plays_at(0) - (at - fixed[0])))
+        assert worst_fixed > 0.5, (ppm, worst_fixed)  # the drift the clock must follow
+        assert worst_followed < 0.015, (ppm, worst_followed)
