@@ -326,6 +326,15 @@ def locate_chimes(recording: np.ndarray, session) -> list[tuple[float, float, ob
     return found
 
 
+def end_recording(pulse, process: subprocess.Popen) -> np.ndarray:
+    """Make sure coach is gone, record a little more silence, and return the recording."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    time.sleep(0.3)
+    return pulse.stop_recording()
+
+
 def run_into_sink(pulse, tmp_path: Path, args: list[str], stop_when: str | None = None, after: float = 0.0):
     """Run coach start into the sink while recording; optionally SIGINT it `after` s past a log line."""
     pulse.start_recording(tmp_path / "recording.raw")
@@ -343,11 +352,7 @@ def run_into_sink(pulse, tmp_path: Path, args: list[str], stop_when: str | None 
                     break
         out, err = process.communicate(timeout=120)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    time.sleep(0.3)
-    recording = pulse.stop_recording()
+        recording = end_recording(pulse, process)
     return process.returncode, err, recording, interrupted_at
 
 
@@ -439,11 +444,7 @@ def first_sound_after_launch(pulse, tmp_path: Path, args: list[str], cache: Path
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    time.sleep(0.3)
-    recording = pulse.stop_recording()
+        recording = end_recording(pulse, process)
     assert process.returncode == 130, err
     loud = np.flatnonzero(np.abs(recording) > 0.01)
     assert len(loud), "nothing was heard"
