@@ -101,10 +101,10 @@ _FRAME = 110
 _QUIET_DB = -40.0
 _PAUSE_MARKS = set(",.;:!?")
 # A word after punctuation whose mark falls in sound may still begin a little earlier, where
-# the pause before it ends (measured: Piper's alignments run up to 50 ms late at speed 0.6;
-# espeak's never): it is moved back to that pause's end if the pause ends at most this long
-# before the mark...
-_EARLY_ONSET = 2205  # 100 ms
+# the pause before it ends (measured: Piper's alignments run up to 50 ms late at speed 0.6,
+# and, its noise being random, now and then 100 ms; espeak's never): it is moved back to that
+# pause's end if the pause ends at most this long before the mark...
+_EARLY_ONSET = 3308  # 150 ms
 # ...and lasted at least this long. Shorter silences are mostly the closure of a plosive
 # ("soft, press" without a pause); Piper's pauses at a comma last 100 ms or more even at 1.8.
 _MIN_PAUSE = 12  # frames: 60 ms
