@@ -295,9 +295,10 @@ def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=N
     return session
 
 
-def _live_session(routine_name, speed, voice, engine, hold, side, countdown, volume, guidance):
-    """A session that starts playing with its first utterance, its speech synthesized meanwhile;
-    cues that do not fit are reported as the timeline reaches them."""
+def _live_session(routine_name, speed, voice, engine, hold, side, countdown, volume, guidance, from_pose):
+    """A session that starts playing with its first utterance, its speech synthesized meanwhile
+    (from the --from pose on, when given); cues that do not fit are reported as the timeline
+    reaches them."""
     from coach.routine import load_routine
     from coach.settings import load_settings
     from coach.speech.registry import start_early
@@ -309,7 +310,7 @@ def _live_session(routine_name, speed, voice, engine, hold, side, countdown, vol
 
     options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
                               volume=volume, hold=hold, side=side, countdown=countdown, guidance=guidance)
-    return start_live_session(routine, options)
+    return start_live_session(routine, options, from_pose=from_pose)
 
 
 def _start_engine_early(routine, engine, voice, speed, load_settings, start_early) -> None:
@@ -545,7 +546,9 @@ def start(
 
     with user_errors():
         if minutes is None:
-            session = _live_session(routine, speed, voice, engine, hold, side, countdown, volume, guidance)
+            session = _live_session(routine, speed, voice, engine, hold, side, countdown, volume, guidance,
+                                    from_pose)
+            from_pose = None  # the live session begins there already
         else:  # fitting the holds to a length needs every clip first
             session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
         try:

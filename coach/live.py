@@ -23,10 +23,10 @@ import numpy as np
 from coach import signals
 from coach.audio import SAMPLE_RATE
 from coach.display import SPOKEN_KEYS, LiveDisplay, LogDisplay, format_clock
-from coach.errors import AudioOutputError, CoachError, UsageError, one_line
+from coach.errors import AudioOutputError, CoachError, one_line
 from coach.keys import terminal_keys
 from coach.live_plan import GrowingPlan, KnownClips
-from coach.player import WAIT_POLL, Listener, Player, Stop, find_section
+from coach.player import Listener, Player, Stop, find_section
 from coach.session import LiveSession, Session
 from coach.settings import SPEED_RANGE, VOLUME_RANGE
 from coach.sinks import CaptionSink, Sink, open_sink
@@ -63,8 +63,13 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
     with output_lock:  # not while an espeak render has them swapped for /dev/null
         stdin = stdin if stdin is not None else sys.stdin
         stdout = stdout if stdout is not None else sys.stdout
-    # Checked against the whole session (estimated where clips are missing), before any sound.
-    first = find_section(plan.estimated_timeline(), from_pose) if from_pose else None
+    # Checked before any sound. A live session then begins at that pose (its speech made
+    # first, nothing before it waited for); a built one plays from its start.
+    first = None
+    if from_pose and isinstance(session, LiveSession):
+        plan.start_from(from_pose)
+    elif from_pose:
+        first = find_section(plan.estimated_timeline(), from_pose)
     with output_lock:  # opening a device moves file descriptor 2 about, as a render does
         sink = open_output(backend, require_audio)
     sink.set_volume(session.options.volume)
@@ -79,8 +84,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
             if speech is not None:
                 speech.output_free = guarded.drain
             with guarded:
-                if first is not None:
-                    start = _wait_for_section(plan, first.index, keys.sleep if keys else sleep).start
+                if first is not None:  # a built session: every section is known
+                    start = plan.timeline.sections[first.index].start
                 player = Player.of(
                     plan, sink, clock=clock, sleep=keys.sleep if keys else sleep,
                     keys=keys.read if keys else None, listener=guarded,
@@ -99,7 +104,7 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
             raise
         why = f" ({signal_exception.reason})" if isinstance(signal_exception, signals.Terminated) else ""
         position, section = ((player.position, player.section_at(player.position)) if player
-                             else (start / SAMPLE_RATE, first))
+                             else (start / SAMPLE_RATE, first or _first_section(plan)))
         message = stopped_message(session, position, section, why, speed=plan.speed)
         keep = keep_settings_line(session, player)
         raise SessionStopped(message + (f"\n{keep}" if keep else ""), signals.exit_code(signal_exception)) from None
@@ -124,14 +129,12 @@ def live_plan(session: Session | LiveSession) -> GrowingPlan:
                        can_change_speed=False)
 
 
-def _wait_for_section(plan: GrowingPlan, index: int, sleep: Callable[[float], None]):
-    """--from: the section once the timeline has grown that far (its start depends on all before it)."""
-    while len(plan.timeline.sections) <= index:
-        if plan.timeline.complete:
-            raise UsageError(f"--from: pose {index + 1} is not in this session")
-        sleep(WAIT_POLL)
-        plan.refresh(urgent=True)
-    return plan.timeline.sections[index]
+def _first_section(plan: GrowingPlan) -> Section | None:
+    """Where a session begun --from a pose is before it plays: that pose (None from the start)."""
+    if not plan.first_turn:
+        return None
+    sections = plan.estimated_timeline().sections
+    return sections[0] if sections else None
 
 
 def _help_sound(session: Session | LiveSession, plan: GrowingPlan) -> Callable[[], np.ndarray | None]:

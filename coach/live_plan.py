@@ -21,6 +21,7 @@ import numpy as np
 
 from coach.audio import SAMPLE_RATE, peak_amplitude
 from coach.mixer import PEAK_TARGET, Segment, mix_segment, segments
+from coach.player import find_section
 from coach.routine import Routine
 from coach.speech.clip import Clip
 from coach.timeline import (
@@ -60,7 +61,8 @@ class GrowingPlan:
 
     def __init__(self, routine: Routine, options: TimelineOptions, chimes: Mapping[str, np.ndarray],
                  clips: ClipSource, *, gain: float | None = None,
-                 clock: Callable[[], float] = time.monotonic, can_change_speed: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, can_change_speed: bool = True,
+                 from_pose: str | None = None) -> None:
         self.routine = routine
         self.options = options
         self.chimes = chimes
@@ -71,10 +73,17 @@ class GrowingPlan:
         self.speed_changes: list[tuple[int, float]] = []
         self.can_change_speed = can_change_speed
         self._chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
-        self._turns = session_turns(routine, options)
         minimal = options.guidance == "minimal"
-        self._intro = [] if minimal else list(routine.intro)
         self._outro = [] if minimal else list(routine.outro)
+        self.first_turn = 0  # the turn the session begins with (--from), in the whole session's order
+        self._begin(0 if from_pose is None else self._turn_of(from_pose))
+
+    def _begin(self, first_turn: int) -> None:
+        """The session from turn `first_turn` on (0: all of it), nothing synthesized or timed yet."""
+        self.first_turn = first_turn
+        self._turns = session_turns(self.routine, self.options)[first_turn:]
+        minimal = self.options.guidance == "minimal"
+        self._intro = [] if minimal or first_turn else list(self.routine.intro)
         self._built_version = -1
         self._built_at = -float("inf")
         self._segments: list[Segment] = []
@@ -85,12 +94,24 @@ class GrowingPlan:
         self.refresh(urgent=True)
         self.labels = [f"{t.pose.name} ({t.side})" if t.side else t.pose.name for t in self._turns]
 
+    def start_from(self, spec: str) -> None:
+        """--from: the session begins at that pose (a number or name, with a side or not), its
+        speech synthesized first; nothing before it is played or waited for. Before playing
+        only. Raises UsageError (listing the poses) for a spec that names none."""
+        if self.speed_changes:
+            raise RuntimeError("start_from() is for a session not yet played")
+        self._begin(self.first_turn + self._turn_of(spec))
+
+    def _turn_of(self, spec: str) -> int:
+        # Sections are turns, in order: the estimated timeline has every one.
+        return find_section(self.estimated_timeline(), spec).index
+
     # --- what to synthesize ---------------------------------------------------------------
 
-    def _order(self, first_turn: int, speed: float) -> list[tuple[str, float]]:
-        """(text, speed) in playback order from turn `first_turn` on (the intro first when 0)."""
-        texts = list(self._intro) if first_turn == 0 else []
-        for turn in self._turns[first_turn:]:
+    def _order(self, from_turn: int, speed: float) -> list[tuple[str, float]]:
+        """(text, speed) in playback order from this plan's turn `from_turn` on (the intro first when 0)."""
+        texts = list(self._intro) if from_turn == 0 else []
+        for turn in self._turns[from_turn:]:
             texts += turn_texts(turn, self.options.countdown)
         texts += self._outro
         return [(text, speed) for text in dict.fromkeys(texts)]
@@ -112,7 +133,7 @@ class GrowingPlan:
     def _rebuild(self, now: float) -> bool:
         version = self.clips.version
         timeline = grow_timeline(self.routine, self._length, self._chime_lengths, self.options,
-                                 self.speed_changes)
+                                 self.speed_changes, self.first_turn)
         timeline = with_words(timeline, self._words)
         self._built_version, self._built_at = version, now
         if timeline == self.timeline:
@@ -174,7 +195,8 @@ class GrowingPlan:
             known = self._length(text, speed)
             return known if known is not None else int(len(text) * SAMPLES_PER_CHAR / speed)
 
-        return grow_timeline(self.routine, length, self._chime_lengths, self.options, self.speed_changes)
+        return grow_timeline(self.routine, length, self._chime_lengths, self.options, self.speed_changes,
+                             self.first_turn)
 
     def _turn_at(self, at: int) -> int:
         """The index of the turn (section) being played at sample `at`, or 0 in the intro."""

@@ -161,9 +161,12 @@ class LiveSession:
         return self.plan.timeline
 
 
-def start_live_session(routine: Routine, options: SessionOptions = SessionOptions()) -> LiveSession:
-    """Begin synthesizing the session's speech in playback order and return at once."""
+def start_live_session(routine: Routine, options: SessionOptions = SessionOptions(),
+                       from_pose: str | None = None) -> LiveSession:
+    """Begin synthesizing the session's speech in playback order and return at once.
+    from_pose (--from): the session begins at that pose, whose speech comes first; raises
+    UsageError for one the routine does not have."""
     chimes = load_routine_chimes(routine)
     speech = SpeechAhead(options.engine, options.voice)
-    plan = GrowingPlan(routine, options.timeline_options, chimes, speech)
+    plan = GrowingPlan(routine, options.timeline_options, chimes, speech, from_pose=from_pose)
     return LiveSession(routine, options, chimes, speech, plan)

@@ -257,6 +257,7 @@ def grow_timeline(
     chime_lengths: Mapping[str, int],
     options: TimelineOptions = TimelineOptions(),
     speed_changes: Sequence[tuple[int, float]] = (),
+    first_turn: int = 0,
 ) -> Timeline:
     """The session as far as its clips are known, for a voice whose speed may change as it plays.
 
@@ -271,8 +272,11 @@ def grow_timeline(
     A cue of a hold that was already running is kept where it was placed and spoken at
     the new speed if it still fits there, else left out with a warning; while its clip
     at the new speed is missing it is left out of this timeline, without one.
+
+    first_turn: the session begins with that turn (`coach start --from`): the intro and the
+    turns before it are left out, and what follows is timed as in the whole session, from 0.
     """
-    return _Builder(routine, clip_length, chime_lengths, options, tuple(speed_changes)).build()
+    return _Builder(routine, clip_length, chime_lengths, options, tuple(speed_changes), first_turn).build()
 
 
 def speed_at(options: TimelineOptions, speed_changes: Sequence[tuple[int, float]], at: int) -> float:
@@ -309,8 +313,9 @@ class _Lengths:
 
 class _Builder:
     def __init__(self, routine, clip_length: ClipLength, chime_lengths, options: TimelineOptions,
-                 speed_changes: tuple[tuple[int, float], ...] = ()) -> None:
+                 speed_changes: tuple[tuple[int, float], ...] = (), first_turn: int = 0) -> None:
         self.routine = routine
+        self.first_turn = first_turn
         self.clip_length = clip_length
         self.speed_changes = speed_changes
         self.speech = _Lengths(clip_length, options.speed)
@@ -362,12 +367,12 @@ class _Builder:
 
     def build_all(self) -> None:
         minimal = self.options.guidance == "minimal"
-        intro = () if minimal else self.routine.intro
+        intro = () if minimal or self.first_turn else self.routine.intro
         outro = () if minimal else self.routine.outro
         self.say(intro, "intro")
         if intro:
             self.t += self.gap(GAP_AFTER_INTRO)
-        turns = session_turns(self.routine, self.options)
+        turns = session_turns(self.routine, self.options)[self.first_turn:]
         for k, turn in enumerate(turns):
             index = len(self.sections)
             start = self.t

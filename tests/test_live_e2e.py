@@ -428,9 +428,11 @@ def hour_routine(folder: Path) -> Path:
     return path
 
 
-def first_sound_after_launch(pulse, tmp_path: Path, args: list[str], cache: Path | None = None) -> tuple[float, int]:
+def first_sound_after_launch(pulse, tmp_path: Path, args: list[str],
+                             cache: Path | None = None) -> tuple[float, int, str]:
     """Seconds from launching `coach start ARGS --quiet` to the capture of its first sound (it is
-    then stopped), and how many clips the speech cache `cache` held when the first line was logged."""
+    then stopped), how many clips the speech cache `cache` held when the first line was
+    logged, and that line."""
     pulse.start_recording(tmp_path / "start.raw")
     time.sleep(0.3)
     launched = time.monotonic()
@@ -438,7 +440,7 @@ def first_sound_after_launch(pulse, tmp_path: Path, args: list[str], cache: Path
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         process.stdout.readline()  # the title
-        process.stdout.readline()  # the first line spoken, logged as it starts to sound
+        first_line = process.stdout.readline()  # the first line spoken, logged as it starts to sound
         cached = len(SpeechCache(cache).files()) if cache is not None else 0
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
@@ -448,7 +450,7 @@ def first_sound_after_launch(pulse, tmp_path: Path, args: list[str], cache: Path
     assert process.returncode == 130, err
     loud = np.flatnonzero(np.abs(recording) > 0.01)
     assert len(loud), "nothing was heard"
-    return float(capture_times(pulse, [int(loud[0])])[0] - launched), cached
+    return float(capture_times(pulse, [int(loud[0])])[0] - launched), cached, first_line
 
 
 @pytest.mark.e2e
@@ -460,8 +462,21 @@ def test_an_hour_long_routine_starts_speaking_at_once_with_an_empty_cache(tmp_pa
     routine = hour_routine(tmp_path)
     texts = len(set(speech_texts(routine)))
     with pulse_null_sink(tmp_path) as pulse:
-        took, cached = first_sound_after_launch(pulse, tmp_path, [str(routine)], cold_cache)
+        took, cached, _ = first_sound_after_launch(pulse, tmp_path, [str(routine)], cold_cache)
     assert cached < texts / 2, f"{cached} of {texts} clips were made before the first sound"
+    assert took <= 5.0, f"first sound {took:.2f} s after launch"
+
+
+@pytest.mark.e2e
+def test_from_a_late_pose_starts_there_at_once_with_an_empty_cache(tmp_path, cold_cache):
+    # --from makes that pose's speech the first to be synthesized: the first line heard is
+    # its own, and the 54 turns before it (over 300 lines) are not waited for.
+    routine = hour_routine(tmp_path)
+    with pulse_null_sink(tmp_path) as pulse:
+        took, cached, first_line = first_sound_after_launch(
+            pulse, tmp_path, [str(routine), "--from", "Pose 25:left"], cold_cache)
+    assert "Set up 25, part 1" in first_line, first_line
+    assert cached < 60, f"{cached} clips were made before the first sound"
     assert took <= 5.0, f"first sound {took:.2f} s after launch"
 
 

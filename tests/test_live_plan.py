@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from coach.audio import SAMPLE_RATE
+from coach.errors import UsageError
 from coach.live_plan import GrowingPlan
 from coach.player import Listener, Player
 from coach.routine import load_routine
@@ -198,3 +199,62 @@ def test_the_live_display_marks_the_word_being_said():
     assert "\x1b[1;7mup" in out or "\x1b[7;1mup" in out  # "up" is marked (bold, reverse)
     display._last = Status(16000 / SAMPLE_RATE, False, None)
     assert display.refresh == display.IDLE_REFRESH
+
+
+# --- --from: the session begins at a pose, whose speech is made first ---------------------------
+
+def test_a_session_from_a_pose_asks_for_that_pose_first_and_times_it_as_the_whole_session_does():
+    routine = load_routine(SHORT)
+    sim = SimTime()
+    engine = SlowEngine(sim, slowness=0.0)  # every clip at once: the whole session is known
+    whole = GrowingPlan(routine, TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock)
+    target = whole.timeline.sections[2]  # Leg up (left), where the side switches
+    assert whole.timeline.complete and target.label == "Leg up (left)"
+
+    engine = SlowEngine(sim, slowness=1.5)
+    plan = GrowingPlan(routine, TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock,
+                       from_pose="leg up:left")
+    asked = [text for text, _ in engine.asked[-1]]
+    assert asked[:3] == ["Now the left side.", "Lift your left leg.", "Lower it."]  # no intro first
+    assert "Lie on your back." not in asked and "Lift your right leg." not in asked
+    assert plan.labels == ["Leg up (left)", "Leg across (left)"]
+    assert plan.first_turn == 2
+
+    sim.sleep(60)  # every clip of the shorter session made
+    plan.refresh(urgent=True)
+    assert plan.timeline.complete
+    assert [s.label for s in plan.timeline.sections] == ["Leg up (left)", "Leg across (left)"]
+    section = plan.timeline.sections[0]
+    assert section.start == 0 and section.hold_length == target.hold_length
+    # From there on, the same events at the same distances as in the whole session.
+    shift = target.start
+    expected = [(e.start - shift, e.kind, e.text) for e in whole.timeline.events if e.start >= shift]
+    assert [(e.start, e.kind, e.text) for e in plan.timeline.events] == expected
+    assert plan.timeline.length == whole.timeline.length - shift
+
+
+def test_a_live_session_from_a_pose_starts_once_its_own_speech_is_made():
+    sim = SimTime()
+    engine = SlowEngine(sim, slowness=1.5)
+    plan = GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock,
+                       from_pose="1:left")
+    spy = Spy(sim)
+    sink = MemorySink(sim.clock)
+    stop = Player.of(plan, sink, clock=sim.clock, sleep=sim.sleep, keys=sim.key, listener=spy).run()
+    assert stop.reason == "end"
+    # A pose begins once all its lines are made: the first sound waits for those three,
+    # not for the intro and the two poses before it (seven lines more).
+    own = ["Now the left side.", "Lift your left leg.", "Lower it."]
+    assert sink.plays[0][0] == pytest.approx(T0 + sum(1.5 * clip_seconds(t, 1.0) for t in own), abs=0.05)
+    spoken = [e.text for _, e in spy.events if e.kind == "speech"]
+    assert spoken[0] == own[0] and "Lie on your back." not in spoken and "Lift your right leg." not in spoken
+    assert spoken[-1] == "That is all."
+
+
+def test_from_an_unknown_pose_in_a_live_session_lists_the_poses_before_any_synthesis():
+    sim = SimTime()
+    engine = SlowEngine(sim)
+    with pytest.raises(UsageError) as err:
+        GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock,
+                    from_pose="twist")
+    assert '1 "Leg up"' in str(err.value) and engine.asked == []
