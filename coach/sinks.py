@@ -81,8 +81,7 @@ def open_sink(backend: str | None = None, volume: float = 1.0) -> Sink:
     with stderr_to_devnull():
         sink = opener(volume)
         try:
-            sink.play(np.zeros(int(PROBE_SECONDS * SAMPLE_RATE), dtype=np.float32))
-            sink.wait()
+            sink.prove()
         except BaseException:
             sink.close()
             raise
@@ -128,6 +127,11 @@ class SimpleaudioSink(_Volume):
         self._error = self._sa._simpleaudio.SimpleaudioError
         self._current: Any = None
         self.set_volume(volume)
+
+    def prove(self) -> None:
+        """Play a few ms of silence: a missing device fails there."""
+        self.play(np.zeros(int(PROBE_SECONDS * SAMPLE_RATE), dtype=np.float32))
+        self.wait()
 
     def play(self, samples: np.ndarray, at: float | None = None) -> float | None:
         self._play(samples)
@@ -287,6 +291,12 @@ class MiniaudioSink(_Volume):
             out[: len(chunk)] = chunk
             frames = yield out.tobytes()
 
+    def prove(self) -> None:
+        """The device is playing once it asks for sound (it was started on silence when
+        opened): no probe to play and wait for, and no restart before the first sound."""
+        if not self._anchored.wait(self.STALL_SECONDS):
+            raise AudioOutputError(_no_output_message(f"the {self._device.backend} device never asked for sound"))
+
     def play(self, samples: np.ndarray, at: float | None = None) -> float:
         """Play now (returns the clock time it starts), or from clock time `at` on (returns when it is due)."""
         pcm = to_int16(self._scaled(samples))
@@ -442,7 +452,7 @@ class MemorySink(_Volume):
         self.stop()
 
 
-_OPENERS: dict[str, Callable[[float], Sink]] = {
+_OPENERS: dict[str, Callable[[float], SimpleaudioSink | MiniaudioSink]] = {
     "simpleaudio": SimpleaudioSink,
     "miniaudio": MiniaudioSink,
 }

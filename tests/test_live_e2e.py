@@ -285,22 +285,28 @@ def find_clip(recording: np.ndarray, clip: np.ndarray, lo: int, hi: int) -> tupl
     return lo + best, float(score[best])
 
 
+CAPTURE_WINDOW = 3.0  # seconds of later arrivals that bound a sample's capture time (the sink's skew: ~1 ms)
+
+
 def capture_times(pulse, indices) -> np.ndarray:
     """time.monotonic() at which each recorded sample index was captured.
 
     From parec's (arrival time, samples so far) pairs: a sample cannot arrive before it
-    was captured, so the earliest `arrival - samples since` over the next half second
-    bounds its capture time, within the recorder's few ms of latency (about the same for
-    every sample, so it cancels out of intervals). Unlike counting samples from the start,
-    this is on the player's own clock: neither the null sink's clock running a little fast
-    (~200 ppm here) nor a glitch in the sink on a busy machine earlier in the recording
-    shifts it.
+    was captured, so the earliest `arrival - samples since` over the next CAPTURE_WINDOW
+    seconds bounds its capture time, within the recorder's few ms of latency (about the
+    same for every sample, so it cancels out of intervals). Unlike counting samples from
+    the start, this is on the player's own clock: neither the null sink's clock running a
+    little fast (~200 ppm here) nor a glitch in the sink on a busy machine earlier in the
+    recording shifts it. A sink that skips time later in the window only loosens the
+    bounds from after the skip, never lowers the earliest one, so the window can be long
+    enough to outlast this test process's reader thread getting no CPU for a while (with
+    half a second, a busy machine once put a hold-start chime 84 ms late that was not).
     """
     arrivals = np.array(pulse._arrivals, dtype=np.float64)  # TODO(pulse.py): make this public
     t, n = arrivals[:, 0], arrivals[:, 1]
     out = []
     for index in indices:
-        lo, hi = np.searchsorted(n, index), np.searchsorted(n, index + SAMPLE_RATE // 2)
+        lo, hi = np.searchsorted(n, index), np.searchsorted(n, index + int(CAPTURE_WINDOW * SAMPLE_RATE))
         hi = max(hi, lo + 1)
         out.append(float(np.min(t[lo:hi] - (n[lo:hi] - index) / SAMPLE_RATE)))
     return np.array(out)
@@ -549,8 +555,11 @@ def test_slower_keys_make_later_speech_longer_and_leave_every_hold_exact(tmp_pat
         heard_starts = capture_times(pulse, [at for at, _ in starts])
         heard_mids = capture_times(pulse, mids)
     assert len(mids) == 4, mids
-    intervals = [mid - start for start, mid in zip(heard_starts, heard_mids)]
+    intervals = [round(mid - start, 4) for start, mid in zip(heard_starts, heard_mids)]
+    # Counted in recorded samples too, for the message: if only one measure is off, the test rig glitched.
+    counted = [round((mid - at) / SAMPLE_RATE, 4) for (at, _), mid in zip(starts, mids)]
     for interval in intervals:
-        assert abs(interval - 4.0) <= CHIME_TOLERANCE, f"hold start to midpoint: {intervals} s, planned 4 s"
+        assert abs(interval - 4.0) <= CHIME_TOLERANCE, \
+            f"hold start to midpoint: {intervals} s (in recorded samples: {counted} s), planned 4 s"
     outro = session.speech[session.timeline.audible()[-1].text]
     assert last_utterance_seconds(recording) > 1.15 * last_utterance_seconds(outro)
