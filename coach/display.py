@@ -134,7 +134,8 @@ class LiveDisplay(Listener):
     WORDS_REFRESH = 0.08
 
     def __init__(self, timeline: Timeline, title: str, console: Console | None = None,
-                 keys: bool = True, labels: list[str] | None = None) -> None:
+                 keys: bool = True, labels: list[str] | None = None, first: Status | None = None,
+                 intro: bool = True) -> None:
         from rich.console import Console
         from rich.live import Live
 
@@ -148,7 +149,8 @@ class LiveDisplay(Listener):
         self.speaking: Event | None = None  # the utterance last begun, whose words are marked
         self._live = Live(console=self.console, auto_refresh=False, transient=False,
                           redirect_stdout=True, redirect_stderr=True)
-        self._last = Status(0.0, False, None)
+        self._last = first or Status(0.0, False, None)  # drawn before the player's first status
+        self.intro = intro  # False: the session begins with its first pose (--from, minimal guidance)
 
     def __enter__(self) -> LiveDisplay:
         self._live.update(self.render(self._last))
@@ -204,7 +206,9 @@ class LiveDisplay(Listener):
         at = position * SAMPLE_RATE
         count = len(self.labels) if self.labels is not None else len(self.timeline.sections)
         closing = section is not None and section.index == count - 1 and at >= section.end
-        if section is None:
+        if section is None and not self.intro and count:
+            heading = self._label(0)  # its first pose, before the timeline has reached it
+        elif section is None:
             heading = "Introduction"
         elif closing:
             heading = "Closing"
@@ -266,9 +270,13 @@ class LiveDisplay(Listener):
                     Text(f"{left:.0f} s left" if at >= section.hold_start else f"{left:g} s, coming up"))
         return row
 
-    def _next(self, section: Section | None, closing: bool) -> str:
+    def _label(self, index: int) -> str:
         labels = self.labels if self.labels is not None else [s.label for s in self.timeline.sections]
+        return labels[index] if index < len(labels) else "closing words"
+
+    def _next(self, section: Section | None, closing: bool) -> str:
         if closing:
             return "end of the session"
-        following = 0 if section is None else section.index + 1
-        return labels[following] if following < len(labels) else "closing words"
+        if section is None:
+            return self._label(0 if self.intro else 1)
+        return self._label(section.index + 1)

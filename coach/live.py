@@ -26,7 +26,7 @@ from coach.display import SPOKEN_KEYS, LiveDisplay, LogDisplay, format_clock
 from coach.errors import AudioOutputError, CoachError, one_line
 from coach.keys import terminal_keys
 from coach.live_plan import GrowingPlan, KnownClips
-from coach.player import Listener, Player, Stop, find_section
+from coach.player import Listener, Player, Status, Stop, find_section
 from coach.session import LiveSession, Session
 from coach.settings import SPEED_RANGE, VOLUME_RANGE
 from coach.sinks import CaptionSink, Sink, open_sink
@@ -278,7 +278,11 @@ def _display(session: Session | LiveSession, plan: GrowingPlan, stdout: IO[str],
         return LogDisplay(plan.timeline, title, stdout, total=plan.total())
     from rich.console import Console
 
-    return LiveDisplay(plan.timeline, title, Console(file=stdout), keys=keys, labels=plan.labels)
+    total, estimated = plan.total()
+    first = Status(0.0, False, None, speed=plan.speed, volume=session.options.volume, total=total,
+                   estimated=estimated)
+    return LiveDisplay(plan.timeline, title, Console(file=stdout), keys=keys, labels=plan.labels,
+                       first=first, intro=plan.has_intro)
 
 
 def _ignore_signals() -> None:

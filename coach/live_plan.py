@@ -94,6 +94,11 @@ class GrowingPlan:
         self.refresh(urgent=True)
         self.labels = [f"{t.pose.name} ({t.side})" if t.side else t.pose.name for t in self._turns]
 
+    @property
+    def has_intro(self) -> bool:
+        """Whether the session begins with introductory lines (not --from a pose, not minimal guidance)."""
+        return bool(self._intro)
+
     def start_from(self, spec: str) -> None:
         """--from: the session begins at that pose (a number or name, with a side or not), its
         speech synthesized first; nothing before it is played or waited for. Before playing

@@ -6,6 +6,7 @@ plan asks for them; the player runs on the simulated clock against a MemorySink.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,32 @@ def test_from_an_unknown_pose_in_a_live_session_lists_the_poses_before_any_synth
         GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock,
                     from_pose="twist")
     assert '1 "Leg up"' in str(err.value) and engine.asked == []
+
+
+@pytest.mark.parametrize("from_pose, heading, following", [(None, "Introduction", "Leg up (right)"),
+                                                           ("1:left", "Leg up (left)", "Leg across (left)")])
+def test_the_display_before_the_first_clip_names_where_the_session_begins(from_pose, heading, following):
+    import io
+
+    from rich.console import Console
+
+    from coach import live
+    from coach.session import SessionOptions
+
+    sim = SimTime()
+    plan = GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6, speed=0.8), CHIMES, SlowEngine(sim),
+                       clock=sim.clock, from_pose=from_pose)
+    assert not plan.timeline.sections  # nothing synthesized yet
+
+    class Started:  # what _display reads of a session
+        routine = plan.routine
+        options = SessionOptions(speed=0.8, volume=0.5)
+
+    stdout = io.StringIO()
+    stdout.isatty = lambda: True
+    display = live._display(Started(), plan, stdout, quiet=False, keys=True)
+    display.console.print(display.render(display._last))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", display.console.file.getvalue())
+    assert f"Pose {heading}" in out and f"Next {following}" in out
+    assert "/ ~0" in out  # the estimated total, not 00:00
+    assert "speed 0.8" in out and "volume 50%" in out
