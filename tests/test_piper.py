@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import types
 from pathlib import Path
 
@@ -225,6 +226,48 @@ def test_piper_describes_itself():
     assert (voice.id, voice.engine) == ("en_US-joe-medium", "piper")
     assert speech.resolve_voice("joe", "piper") == "en_US-joe-medium"
     assert speech.resolve_voice("en-us", "piper") == "en_US-joe-medium"
+
+
+@needs_piper
+def test_piper_tells_its_cache_identity_without_starting_as_a_started_engine_does():
+    from coach.speech.registry import cache_identity
+
+    engine = speech.get_engine("piper")
+    assert cache_identity("piper", None) == (engine.version, engine.default_voice)
+    assert cache_identity("piper", "Joe") == (engine.version, "en_US-joe-medium")
+    assert cache_identity("espeak", None) is None  # only libespeak-ng knows its version
+    with pytest.raises(SpeechError, match="unknown voice 'nobody' for piper"):
+        cache_identity("piper", "nobody")
+
+
+@needs_piper
+def test_a_session_whose_clips_are_cached_never_imports_piper_or_onnxruntime(cold_cache):
+    # In a fresh process: the warm start of a Piper session plays its first clip from the
+    # cache without the 0.1-0.2 s of importing piper-tts and onnxruntime first.
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from coach.speech.ahead import SpeechAhead
+        from coach.speech.cache import SpeechCache, cache_dir, key_for
+        from coach.speech.registry import cache_identity
+        version, voice = cache_identity("piper", None)
+        cache = SpeechCache(cache_dir())
+        for text in ("Lie down.", "Breathe."):
+            cache.put(key_for(text, voice, 1.0, "piper", version), np.full(2205, 0.1, np.float32))
+        ahead = SpeechAhead("piper", None)
+        ahead.want([("Lie down.", 1.0), ("Breathe.", 1.0)])
+        assert ahead.wait_for([("Lie down.", 1.0), ("Breathe.", 1.0)], timeout=30)
+        ahead.want([("Not cached yet.", 1.0)])
+        print(ahead.engine is None, "piper" in sys.modules, "onnxruntime" in sys.modules, flush=True)
+        assert ahead.wait_for([("Not cached yet.", 1.0)], timeout=60)
+        print(ahead.engine is not None, ahead.synthesized)
+        ahead.close()
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    before, after = run.stdout.splitlines()
+    assert before == "True False False"
+    assert after == "True 1"  # a clip not cached starts the engine as before
 
 
 @needs_piper

@@ -34,16 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from coach.errors import SpeechError
-from coach.speech.cache import SpeechCache, cache_dir, cache_key
+from coach.speech.cache import SpeechCache, cache_dir, cache_key, key_for
 from coach.speech.clip import Clip
 from coach.speech.engine import SpeechEngine
-from coach.speech.registry import get_engine
+from coach.speech.registry import cache_identity, get_engine
 from coach.speech.synthesis import synthesize_into
 from coach.speech.voices import resolve_voice
 
 log = logging.getLogger(__name__)
 
 Want = tuple[str, float]  # (text, speed)
+_UNKNOWN = object()
 
 # The nice value of the synthesis threads after the first clip (0 is normal, 19 the lowest).
 # With autogroup scheduling it only orders this process's own threads; without it, the
@@ -84,6 +85,7 @@ class SpeechAhead:
         self._thread: threading.Thread | None = None
         self._engine_threads: set[int] = set()  # thread ids the engine started
         self._lowered = False
+        self._identity: tuple[str, str] | None | object = _UNKNOWN  # see _unstarted_key
 
     # --- asking --------------------------------------------------------------------------
 
@@ -183,9 +185,16 @@ class SpeechAhead:
                 self.output_free()
                 self.voice = voice or engine.default_voice
                 self.engine = engine
+                if self._lowered:  # started on a miss after cached clips: its threads go low too
+                    self._lower_priority()
 
     def _make(self, item: Want) -> Clip:
         text, speed = item
+        if self.engine is None:  # a cached clip may need no engine at all
+            key = self._unstarted_key(text, speed)
+            clip = self.cache.get(key) if key is not None else None
+            if clip is not None:
+                return clip
         self._start_engine()
         key = cache_key(text, self.voice, speed, self.engine)
         clip = self.cache.get(key)
@@ -198,6 +207,21 @@ class SpeechAhead:
         self.busy_seconds += time.monotonic() - began
         self.synthesized += 1
         return clip
+
+    def _unstarted_key(self, text: str, speed: float) -> str | None:
+        """The clip's cache key before the engine has started, where the engine's packages
+        tell its version (Piper); the same key the started engine gives."""
+        if self._engine_factory is not get_engine:
+            return None  # an engine of the caller's own (tests): only it knows its version
+        if self._identity is _UNKNOWN:
+            try:
+                self._identity = cache_identity(self._engine_name, self._voice_name)
+            except SpeechError:
+                self._identity = None  # a bad voice: the engine's start says so
+        if self._identity is None:
+            return None
+        version, voice = self._identity
+        return key_for(text, voice, speed, self._engine_name, version)
 
     def _quiet_lock(self):
         # Only espeak's render redirects the output (Piper's does not, and holds it for up

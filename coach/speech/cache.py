@@ -31,12 +31,17 @@ PROCESSING_VERSION = "polish-7-words"
 
 def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
     """Everything that changes the sound of a clip, hashed."""
+    return key_for(text, voice, speed, engine.name, engine.version)
+
+
+def key_for(text: str, voice: str, speed: float, engine_name: str, engine_version: str) -> str:
+    """cache_key from an engine's name and version, for an engine not started (voices.cache_identity)."""
     fields = {
         "text": text,
         "voice": voice,
         "speed": round(float(speed), 4),
-        "engine": engine.name,
-        "engine_version": engine.version,
+        "engine": engine_name,
+        "engine_version": engine_version,
         "processing": PROCESSING_VERSION,
         "sample_rate": SAMPLE_RATE,
     }

@@ -7,6 +7,7 @@ and coach.speech.registry starts them by name.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,3 +61,35 @@ def quote_text(text: str, limit: int = 60) -> str:
     if len(flat) > limit:
         flat = flat[: limit - 3].rstrip() + "..."
     return f'"{flat}"'
+
+
+def match_voice(name_or_id: str, voices: list[Voice], engine: str) -> str:
+    """A voice id from an id, a name or a language, among these voices of `engine`
+    (coach.speech.voices.resolve_voice asks a started engine for them)."""
+    wanted = name_or_id.strip()
+    for exact in (lambda v: v.id == wanted, lambda v: v.name == wanted):
+        match = next((v for v in voices if exact(v)), None)
+        if match:
+            return match.id
+    key = wanted.casefold()
+    for v in voices:
+        names = {v.id.casefold(), v.id.rsplit("/", 1)[-1].casefold(), v.name.casefold()}
+        if key in names or key in {lang.casefold() for lang in v.languages}:
+            return v.id
+    raise SpeechError(
+        f"unknown voice {wanted!r} for {engine}: try {', '.join(_suggest_voices(wanted, voices))} "
+        "(`coach voices` lists them all)"
+    )
+
+
+def _suggest_voices(wanted: str, voices: list[Voice], count: int = 4) -> list[str]:
+    by_label = {v.name: v for v in voices} | {v.id: v for v in voices}
+    close = difflib.get_close_matches(wanted, by_label, n=count, cutoff=0.5)
+    picked = list(dict.fromkeys(by_label[label] for label in close))
+    english = [v for v in voices if any(lang.startswith("en") for lang in v.languages)]
+    for v in english + voices:  # fill up with voices most users of the built-in routines want
+        if len(picked) >= count:
+            break
+        if v not in picked:
+            picked.append(v)
+    return [f"{v.id!r} ({v.name})" for v in picked[:count]]

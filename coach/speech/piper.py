@@ -102,15 +102,21 @@ class PiperEngine:
     def __init__(self) -> None:
         self._piper = _import("piper")
         self._voice_modules = {v.id: _import(v.module) for v in VOICE_PACKAGES}
-        self.version = "; ".join(
-            [f"piper-tts {_version('piper-tts')}", f"onnxruntime {_version('onnxruntime')}"]
-            + [f"{v.distribution} {_version(v.distribution)}" for v in VOICE_PACKAGES]
-        )
+        self.version = _engine_version()
         self._models: dict[str, object] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def identity(cls) -> tuple[str, str, list[Voice]] | None:
+        """(version, default voice, voices): what a cache key needs, from the packages'
+        metadata alone, so a session whose clips are all cached never imports piper-tts and
+        onnxruntime (0.1-0.2 s before its first sound). None when piper-tts is not installed."""
+        if find_spec("piper") is None:
+            return None
+        return _engine_version(), DEFAULT_VOICE, _voices()
+
     def voices(self) -> list[Voice]:
-        return [Voice(v.id, v.name, v.languages, self.name) for v in VOICE_PACKAGES]
+        return _voices()
 
     def load(self, voice: str | None = None) -> None:
         """Load a voice's model now rather than on the first render (for timing it)."""
@@ -224,6 +230,15 @@ def _word_marks(text: str, counts: list[int], starts: list[int]) -> tuple[tuple[
             marks.append((first_char, starts[before]))
         before = max(before, count)
     return tuple(marks)
+
+
+def _voices() -> list[Voice]:
+    return [Voice(v.id, v.name, v.languages, ENGINE_NAME) for v in VOICE_PACKAGES]
+
+
+def _engine_version() -> str:
+    return "; ".join([f"piper-tts {_version('piper-tts')}", f"onnxruntime {_version('onnxruntime')}"]
+                     + [f"{v.distribution} {_version(v.distribution)}" for v in VOICE_PACKAGES])
 
 
 def _import(module: str) -> ModuleType:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from coach.errors import SpeechError
-from coach.speech.engine import DEFAULT_ENGINE, SpeechEngine
+from coach.speech.engine import DEFAULT_ENGINE, SpeechEngine, match_voice
 from coach.speech.espeak import EspeakEngine
 from coach.speech.piper import PiperEngine  # imports piper-tts only when it starts
 
@@ -18,6 +18,19 @@ _engines_lock = threading.Lock()
 
 def engine_names() -> list[str]:
     return sorted(_ENGINE_TYPES)
+
+
+def cache_identity(engine: str, voice: str | None) -> tuple[str, str] | None:
+    """(engine version, voice id) for a cache key without starting the engine, when its
+    packages can tell (Piper); None when only a started engine knows (espeak asks libespeak-ng)
+    or the engine is not installed. Raises SpeechError for a voice the engine does not have."""
+    kind = _ENGINE_TYPES.get(engine)
+    identity = getattr(kind, "identity", None)
+    known = identity() if identity is not None else None
+    if known is None:
+        return None
+    version, default_voice, voices = known
+    return version, match_voice(voice, voices, engine) if voice else default_voice
 
 
 def get_engine(name: str = DEFAULT_ENGINE) -> SpeechEngine:
@@ -50,14 +63,9 @@ def start_early(name: str | None, voice: str | None = None, first: tuple[str, fl
 
     def start() -> None:
         try:
-            engine = get_engine(name)
-            if first is not None:
-                from coach.speech.cache import SpeechCache, cache_dir, cache_key
-
-                key = cache_key(first[0], voice or engine.default_voice, first[1], engine)
-                if SpeechCache(cache_dir()).path(key).exists():
-                    return
-            engine.load(voice)
+            if first is not None and _is_cached(name, voice, *first):
+                return
+            get_engine(name).load(voice)
         except Exception:  # noqa: BLE001 - only a head start; the real start says what is wrong
             pass
 
@@ -67,3 +75,17 @@ def start_early(name: str | None, voice: str | None = None, first: tuple[str, fl
     # onnxruntime still loading while Python shuts down can crash the process (a command that
     # fails at once, a bad routine): its exit waits for the load instead.
     atexit.register(thread.join, 10.0)
+
+
+def _is_cached(name: str, voice: str | None, text: str, speed: float) -> bool:
+    """Whether the clip is in the speech cache: looked up without starting the engine where
+    its packages tell its version (a cached first clip then needs none of it), else after."""
+    from coach.speech.cache import SpeechCache, cache_dir, cache_key, key_for
+
+    known = cache_identity(name, voice)
+    if known is not None:
+        key = key_for(text, known[1], speed, name, known[0])
+    else:
+        engine = get_engine(name)
+        key = cache_key(text, voice or engine.default_voice, speed, engine)
+    return SpeechCache(cache_dir()).path(key).exists()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-
 from coach.errors import SpeechError
-from coach.speech.engine import DEFAULT_ENGINE, Voice
+from coach.speech.engine import DEFAULT_ENGINE, Voice, match_voice
 from coach.speech.registry import engine_names, get_engine
 
 
@@ -33,21 +31,7 @@ def resolve_voice(name_or_id: str | None, engine: str = DEFAULT_ENGINE) -> str |
     """
     if name_or_id is None:
         return None
-    wanted = name_or_id.strip()
-    voices = list_voices(engine)
-    for exact in (lambda v: v.id == wanted, lambda v: v.name == wanted):
-        match = next((v for v in voices if exact(v)), None)
-        if match:
-            return match.id
-    key = wanted.casefold()
-    for v in voices:
-        names = {v.id.casefold(), v.id.rsplit("/", 1)[-1].casefold(), v.name.casefold()}
-        if key in names or key in {lang.casefold() for lang in v.languages}:
-            return v.id
-    raise SpeechError(
-        f"unknown voice {wanted!r} for {engine}: try {', '.join(_suggest_voices(wanted, voices))} "
-        "(`coach voices` lists them all)"
-    )
+    return match_voice(name_or_id, list_voices(engine), engine)
 
 
 def voice_for_language(language: str, engine: str = DEFAULT_ENGINE, prefer: str | None = None) -> str:
@@ -79,16 +63,3 @@ def voice_for_language(language: str, engine: str = DEFAULT_ENGINE, prefer: str 
     raise SpeechError(f"the {engine} engine has no voice for this language; it has voices for "
                       f"{', '.join(have) or 'no language'} (set language to one of these, or "
                       "try another --engine)")
-
-
-def _suggest_voices(wanted: str, voices: list[Voice], count: int = 4) -> list[str]:
-    by_label = {v.name: v for v in voices} | {v.id: v for v in voices}
-    close = difflib.get_close_matches(wanted, by_label, n=count, cutoff=0.5)
-    picked = list(dict.fromkeys(by_label[label] for label in close))
-    english = [v for v in voices if any(lang.startswith("en") for lang in v.languages)]
-    for v in english + voices:  # fill up with voices most users of the built-in routines want
-        if len(picked) >= count:
-            break
-        if v not in picked:
-            picked.append(v)
-    return [f"{v.id!r} ({v.name})" for v in picked[:count]]
