@@ -131,7 +131,7 @@ def live_plan(session: Session | LiveSession) -> GrowingPlan:
 
 def _first_section(plan: GrowingPlan) -> Section | None:
     """Where a session begun --from a pose is before it plays: that pose (None from the start)."""
-    if not plan.first_turn:
+    if plan.first_turn is None:
         return None
     sections = plan.estimated_timeline().sections
     return sections[0] if sections else None

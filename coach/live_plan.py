@@ -75,15 +75,17 @@ class GrowingPlan:
         self._chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
         minimal = options.guidance == "minimal"
         self._outro = [] if minimal else list(routine.outro)
-        self.first_turn = 0  # the turn the session begins with (--from), in the whole session's order
-        self._begin(0 if from_pose is None else self._turn_of(from_pose))
+        # The turn the session begins with (--from), in the whole session's order; None: the
+        # whole session, intro first.
+        self.first_turn: int | None = None
+        self._begin(None if from_pose is None else self._turn_of(from_pose))
 
-    def _begin(self, first_turn: int) -> None:
-        """The session from turn `first_turn` on (0: all of it), nothing synthesized or timed yet."""
+    def _begin(self, first_turn: int | None) -> None:
+        """The session from turn `first_turn` on (None: all of it), nothing synthesized or timed yet."""
         self.first_turn = first_turn
-        self._turns = session_turns(self.routine, self.options)[first_turn:]
+        self._turns = session_turns(self.routine, self.options)[first_turn or 0:]
         minimal = self.options.guidance == "minimal"
-        self._intro = [] if minimal or first_turn else list(self.routine.intro)
+        self._intro = [] if minimal or first_turn is not None else list(self.routine.intro)
         self._built_version = -1
         self._built_at = -float("inf")
         self._segments: list[Segment] = []
@@ -105,7 +107,7 @@ class GrowingPlan:
         only. Raises UsageError (listing the poses) for a spec that names none."""
         if self.speed_changes:
             raise RuntimeError("start_from() is for a session not yet played")
-        self._begin(self.first_turn + self._turn_of(spec))
+        self._begin((self.first_turn or 0) + self._turn_of(spec))
 
     def _turn_of(self, spec: str) -> int:
         # Sections are turns, in order: the estimated timeline has every one.

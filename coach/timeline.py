@@ -257,7 +257,7 @@ def grow_timeline(
     chime_lengths: Mapping[str, int],
     options: TimelineOptions = TimelineOptions(),
     speed_changes: Sequence[tuple[int, float]] = (),
-    first_turn: int = 0,
+    first_turn: int | None = None,
 ) -> Timeline:
     """The session as far as its clips are known, for a voice whose speed may change as it plays.
 
@@ -273,8 +273,9 @@ def grow_timeline(
     the new speed if it still fits there, else left out with a warning; while its clip
     at the new speed is missing it is left out of this timeline, without one.
 
-    first_turn: the session begins with that turn (`coach start --from`): the intro and the
-    turns before it are left out, and what follows is timed as in the whole session, from 0.
+    first_turn: the session begins with that turn (`coach start --from`; 0 is the first pose):
+    the intro and the turns before it are left out, and what follows is timed as in the whole
+    session, from 0. None: the whole session, intro first.
     """
     return _Builder(routine, clip_length, chime_lengths, options, tuple(speed_changes), first_turn).build()
 
@@ -313,7 +314,7 @@ class _Lengths:
 
 class _Builder:
     def __init__(self, routine, clip_length: ClipLength, chime_lengths, options: TimelineOptions,
-                 speed_changes: tuple[tuple[int, float], ...] = (), first_turn: int = 0) -> None:
+                 speed_changes: tuple[tuple[int, float], ...] = (), first_turn: int | None = None) -> None:
         self.routine = routine
         self.first_turn = first_turn
         self.clip_length = clip_length
@@ -367,12 +368,12 @@ class _Builder:
 
     def build_all(self) -> None:
         minimal = self.options.guidance == "minimal"
-        intro = () if minimal or self.first_turn else self.routine.intro
+        intro = () if minimal or self.first_turn is not None else self.routine.intro
         outro = () if minimal else self.routine.outro
         self.say(intro, "intro")
         if intro:
             self.t += self.gap(GAP_AFTER_INTRO)
-        turns = session_turns(self.routine, self.options)[self.first_turn:]
+        turns = session_turns(self.routine, self.options)[self.first_turn or 0:]
         for k, turn in enumerate(turns):
             index = len(self.sections)
             start = self.t

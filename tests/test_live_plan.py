@@ -252,6 +252,19 @@ def test_a_live_session_from_a_pose_starts_once_its_own_speech_is_made():
     assert spoken[-1] == "That is all."
 
 
+def test_a_session_from_the_first_pose_leaves_the_intro_out():
+    sim = SimTime()
+    engine = SlowEngine(sim, slowness=0.0)
+    plan = GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock,
+                       from_pose="1")
+    assert plan.first_turn == 0 and not plan.has_intro
+    assert "Lie on your back." not in [text for text, _ in engine.asked[-1]]
+    sim.sleep(1)
+    plan.refresh(urgent=True)
+    assert plan.timeline.events[0].text == "Lift your right leg." and plan.timeline.events[0].start == 0
+    assert len(plan.timeline.sections) == 4
+
+
 def test_from_an_unknown_pose_in_a_live_session_lists_the_poses_before_any_synthesis():
     sim = SimTime()
     engine = SlowEngine(sim)
