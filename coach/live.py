@@ -52,7 +52,9 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
     """Play `session` now, on time, until its end or the q key.
 
     A LiveSession starts with its first utterance while the rest is synthesized; a Session
-    (every clip made already) plays at its one speed. Raises UsageError for a bad --from,
+    (every clip made already) plays at its one speed. from_pose (--from) is for a Session:
+    a LiveSession begins at its pose from the start (start_live_session(from_pose=...)), so
+    that pose's speech is synthesized first. Raises UsageError for a bad --from,
     AudioOutputError when there is no sound and require_audio is set, and SessionStopped
     (exit 130 / 143 / 129) on Ctrl-C / SIGTERM / SIGHUP. `sleep` is used when stdin is not a
     terminal; with keys, a key press ends a sleep.
@@ -63,13 +65,10 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
     with output_lock:  # not while an espeak render has them swapped for /dev/null
         stdin = stdin if stdin is not None else sys.stdin
         stdout = stdout if stdout is not None else sys.stdout
-    # Checked before any sound. A live session then begins at that pose (its speech made
-    # first, nothing before it waited for); a built one plays from its start.
-    first = None
     if from_pose and isinstance(session, LiveSession):
-        plan.start_from(from_pose)
-    elif from_pose:
-        first = find_section(plan.estimated_timeline(), from_pose)
+        raise ValueError("a live session begins at its pose from the start: start_live_session(from_pose=...)")
+    # Checked before any sound.
+    first = find_section(plan.estimated_timeline(), from_pose) if from_pose else None
     with output_lock:  # opening a device moves file descriptor 2 about, as a render does
         sink = open_output(backend, require_audio)
     sink.set_volume(session.options.volume)

@@ -75,17 +75,14 @@ class GrowingPlan:
         self._chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
         minimal = options.guidance == "minimal"
         self._outro = [] if minimal else list(routine.outro)
-        # The turn the session begins with (--from), in the whole session's order; None: the
-        # whole session, intro first.
+        # The turn the session begins with (--from: that pose's speech comes first, nothing
+        # before it is played or waited for), in the whole session's order; None: the whole
+        # session, intro first. A bad spec raises UsageError listing the poses.
         self.first_turn: int | None = None
-        self._begin(None if from_pose is None else self._turn_of(from_pose))
-
-    def _begin(self, first_turn: int | None) -> None:
-        """The session from turn `first_turn` on (None: all of it), nothing synthesized or timed yet."""
-        self.first_turn = first_turn
-        self._turns = session_turns(self.routine, self.options)[first_turn or 0:]
-        minimal = self.options.guidance == "minimal"
-        self._intro = [] if minimal or first_turn is not None else list(self.routine.intro)
+        if from_pose is not None:
+            self.first_turn = self._turn_of(from_pose)
+        self._turns = session_turns(routine, options)[self.first_turn or 0:]
+        self._intro = [] if minimal or self.first_turn is not None else list(routine.intro)
         self._built_version = -1
         self._built_at = -float("inf")
         self._segments: list[Segment] = []
@@ -101,16 +98,8 @@ class GrowingPlan:
         """Whether the session begins with introductory lines (not --from a pose, not minimal guidance)."""
         return bool(self._intro)
 
-    def start_from(self, spec: str) -> None:
-        """--from: the session begins at that pose (a number or name, with a side or not), its
-        speech synthesized first; nothing before it is played or waited for. Before playing
-        only. Raises UsageError (listing the poses) for a spec that names none."""
-        if self.speed_changes:
-            raise RuntimeError("start_from() is for a session not yet played")
-        self._begin((self.first_turn or 0) + self._turn_of(spec))
-
     def _turn_of(self, spec: str) -> int:
-        # Sections are turns, in order: the estimated timeline has every one.
+        # Sections are turns, in order: the estimated whole session has every one.
         return find_section(self.estimated_timeline(), spec).index
 
     # --- what to synthesize ---------------------------------------------------------------
