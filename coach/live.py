@@ -89,7 +89,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
                     plan, sink, clock=clock, sleep=keys.sleep if keys else sleep,
                     keys=keys.read if keys else None, listener=guarded,
                     on_sink_error=_fallback(guarded, display, require_audio),
-                    help_sound=_help_sound(session, plan), volume_range=VOLUME_RANGE, speed_range=SPEED_RANGE)
+                    help_sound=_help_sound(session, plan), volume_range=VOLUME_RANGE, speed_range=SPEED_RANGE,
+                    on_first_sound=speech.first_sound_playing if speech is not None else None)
                 try:
                     stop = player.run(start)
                 except BaseException:

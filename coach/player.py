@@ -196,7 +196,8 @@ class Player:
     ...) a plan. The player fetches the next segment's buffer right after starting a
     sound, while it waits. on_sink_error(err) is called when the sink fails mid-session
     and returns the sink to go on with (or raises); without it the error propagates.
-    help_sound() returns the spoken key list (the h key), or None.
+    help_sound() returns the spoken key list (the h key), or None. on_first_sound() is called
+    once the first sound has been handed to the sink.
     """
 
     def __init__(self, timeline: Timeline | None, segs: Sequence[Segment] | None = None,
@@ -206,7 +207,8 @@ class Player:
                  on_sink_error: Callable[[AudioOutputError], Sink] | None = None,
                  plan: Plan | None = None, help_sound: Callable[[], np.ndarray | None] | None = None,
                  volume_range: tuple[float, float] = (0.0, 1.0),
-                 speed_range: tuple[float, float] = (0.5, 2.0)) -> None:
+                 speed_range: tuple[float, float] = (0.5, 2.0),
+                 on_first_sound: Callable[[], None] | None = None) -> None:
         self.plan = plan if plan is not None else FixedPlan(timeline, segs, buffers)
         self.sink = sink
         self.clock = clock
@@ -217,6 +219,7 @@ class Player:
         self.help_sound = help_sound
         self.volume_range = volume_range
         self.speed_range = speed_range
+        self.on_first_sound = on_first_sound
         self.waits = 0  # times playback waited for speech (not counting before the first sound)
         self.waited = 0.0  # seconds spent so
         self.changed_settings = False  # the speed or volume was changed with a key
@@ -437,8 +440,11 @@ class Player:
             # A device that says when the sound is due sets it from that, at every sound
             # played at once (a resume), so what it is handed ahead lines up with it.
             self._anchor = False
+            first = not self._started
             self._started = True
             self._t0 = (due if due is not None else self.clock()) - (segment.start + offset) / SAMPLE_RATE
+            if first and self.on_first_sound is not None:
+                self.on_first_sound()
 
     def _buffer(self, segment: Segment) -> np.ndarray:
         if self._prepared is not None and self._prepared[0] == segment:

@@ -167,6 +167,6 @@ def start_live_session(routine: Routine, options: SessionOptions = SessionOption
     from_pose (--from): the session begins at that pose, whose speech comes first; raises
     UsageError for one the routine does not have."""
     chimes = load_routine_chimes(routine)
-    speech = SpeechAhead(options.engine, options.voice)
+    speech = SpeechAhead(options.engine, options.voice, hold_after_first=True)
     plan = GrowingPlan(routine, options.timeline_options, chimes, speech, from_pose=from_pose)
     return LiveSession(routine, options, chimes, speech, plan)

@@ -153,6 +153,21 @@ def test_late_wake_ups_do_not_add_up():
     assert len(segs) > 40  # with relative sleeps this would drift by ~0.4 s
 
 
+def test_on_first_sound_is_called_once_as_the_first_sound_is_handed_to_the_sink():
+    # A live session's speech worker waits for it (SpeechAhead hold_after_first).
+    session = make_session("leg-stretches")
+    sim = SimTime()
+    segs = segments(session.timeline)
+    buffers = [mix_segment(s, session.speech, session.chimes) for s in segs]
+    sink = MemorySink(sim.clock)
+    calls: list[int] = []
+    player = Player(session.timeline, segs, buffers, sink, clock=sim.clock, sleep=sim.sleep,
+                    on_first_sound=lambda: calls.append(len(sink.plays)))
+    player.run(0)
+    assert calls == [1]  # once, right after the first sound was handed over
+    assert len(sink.plays) == len(segs) > 1
+
+
 # --- a sink that is handed sounds ahead (miniaudio) ---------------------------------------
 
 LEAD = 0.8

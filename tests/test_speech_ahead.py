@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -72,3 +73,69 @@ def test_the_worker_and_its_engine_threads_run_at_a_lower_priority_after_the_fir
     assert first == (base, base)  # the first line, which the first sound waits for, at full priority
     assert later and all(nice == (max(base, WORKER_NICE),) * 2 for nice in later), engines[0].nices
     assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the player's thread keeps its own
+
+
+class CountingEngine:
+    """A fake engine that notes the time of every render."""
+
+    name = "fake"
+    version = "1"
+    default_voice = "default"
+
+    def __init__(self) -> None:
+        self.rendered: list[tuple[str, float]] = []
+
+    def voices(self):
+        return []
+
+    def render(self, text: str, voice: str | None, speed: float) -> RawSpeech:
+        self.rendered.append((text, time.monotonic()))
+        return RawSpeech(np.full(SAMPLE_RATE // 10, 0.2, dtype=np.float32))
+
+
+def test_held_after_its_first_clip_the_worker_waits_for_the_first_sound(tmp_path, monkeypatch):
+    # A live session's worker makes the first clip and then leaves the process's thread to
+    # open the device and start the sound; the rest follows once the session says so.
+    monkeypatch.setattr("coach.speech.ahead.FIRST_SOUND_WAIT", 30.0)
+    engine = CountingEngine()
+    speech = SpeechAhead("fake", None, engine_factory=lambda name: engine, cache=SpeechCache(tmp_path),
+                         hold_after_first=True)
+    wanted = [("First line.", 1.0), ("Second line.", 1.0), ("Third line.", 1.0)]
+    try:
+        speech.want(wanted)
+        assert speech.wait_for(wanted[:1], timeout=30)
+        assert not speech.wait_for(wanted[1:], timeout=0.3)  # held: nothing more yet
+        assert [text for text, _ in engine.rendered] == ["First line."]
+        released = time.monotonic()
+        speech.first_sound_playing()
+        assert speech.wait_for(wanted, timeout=30)
+    finally:
+        speech.close()
+    assert [text for text, _ in engine.rendered] == ["First line.", "Second line.", "Third line."]
+    assert engine.rendered[1][1] >= released
+
+
+def test_the_hold_is_bounded_and_off_unless_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr("coach.speech.ahead.FIRST_SOUND_WAIT", 0.2)
+    wanted = [("First line.", 1.0), ("Second line.", 1.0)]
+    for hold in (True, False):
+        speech = SpeechAhead("fake", None, engine_factory=lambda name: CountingEngine(),
+                             cache=SpeechCache(tmp_path / str(hold)), hold_after_first=hold)
+        try:
+            speech.want(wanted)
+            # Never told of a first sound (a session that never plays one): the rest still comes.
+            assert speech.wait_for(wanted, timeout=30)
+        finally:
+            speech.close()
+
+
+def test_closing_a_held_worker_ends_it_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("coach.speech.ahead.FIRST_SOUND_WAIT", 30.0)
+    speech = SpeechAhead("fake", None, engine_factory=lambda name: CountingEngine(), cache=SpeechCache(tmp_path),
+                         hold_after_first=True)
+    speech.want([("First line.", 1.0), ("Second line.", 1.0)])
+    assert speech.wait_for([("First line.", 1.0)], timeout=30)
+    began = time.monotonic()
+    speech.close()
+    assert time.monotonic() - began < 5.0
+    assert not speech._thread.is_alive()

@@ -51,6 +51,10 @@ _UNKNOWN = object()
 # worker still gets about a quarter of a core against each busy program, ahead of playback
 # for espeak (tens of times faster than real time).
 WORKER_NICE = 5
+# With hold_after_first, how long the worker waits after the first clip for the session to
+# say its first sound is playing: a bound, so that a session that never says so still gets
+# its speech.
+FIRST_SOUND_WAIT = 0.5
 
 
 class SpeechAhead:
@@ -59,11 +63,16 @@ class SpeechAhead:
     get() never waits; version counts the clips made ready, so a reader can tell whether
     anything is new. A SpeechError on the worker is kept and raised by get() and
     wait_for(), in the thread that asks.
+
+    hold_after_first: after the first clip the worker waits (FIRST_SOUND_WAIT at most) until
+    first_sound_playing() is called. Until then the session's one thread that matters opens
+    the sound device and starts the first sound; reading the next clips from the cache
+    (file reads, numpy, Python objects: the GIL) beside it made a warm start about 40 ms later.
     """
 
     def __init__(self, engine: str, voice: str | None, *, output_lock: threading.Lock | None = None,
                  engine_factory: Callable[[str], SpeechEngine] = get_engine,
-                 cache: SpeechCache | None = None) -> None:
+                 cache: SpeechCache | None = None, hold_after_first: bool = False) -> None:
         # The engine starts on the worker thread (espeak: ~50 ms, Piper's model: longer), while
         # this one opens the sound device: both are needed before the first sound.
         self._engine_name, self._voice_name, self._engine_factory = engine, voice, engine_factory
@@ -86,6 +95,9 @@ class SpeechAhead:
         self._engine_threads: set[int] = set()  # thread ids the engine started
         self._lowered = False
         self._identity: tuple[str, str] | None | object = _UNKNOWN  # see _unstarted_key
+        self._first_sound = threading.Event()
+        if not hold_after_first:
+            self._first_sound.set()
 
     # --- asking --------------------------------------------------------------------------
 
@@ -129,6 +141,10 @@ class SpeechAhead:
             self._store((text, speed), clip)
         return clip.samples
 
+    def first_sound_playing(self) -> None:
+        """The session's first sound has started: the worker goes on (see hold_after_first)."""
+        self._first_sound.set()
+
     def close(self, timeout: float = 10.0) -> None:
         """Stop after the clip being made, and wait for that: an engine still running on a
         thread while Python shuts down can crash the process (onnxruntime does)."""
@@ -136,6 +152,7 @@ class SpeechAhead:
             self._closed = True
             self._order = []
             self._changed.notify_all()
+        self._first_sound.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -164,6 +181,7 @@ class SpeechAhead:
             if not self._lowered:
                 self._lowered = True
                 self._lower_priority()
+                self._first_sound.wait(FIRST_SOUND_WAIT)
 
     def _lower_priority(self) -> None:
         """The worker and its engine's threads below playback from now on (see the module docstring)."""
