@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,6 +122,8 @@ def session_pcm16(timeline: Timeline, speech, chimes, volume: float = 1.0,
         for index, seg in enumerate(segs):
             yield seg.start, pcm(index)
         return
+    from concurrent.futures import ThreadPoolExecutor  # the export's only: not on a live session's way to its first sound
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         ahead: deque = deque()
         for index in range(len(segs)):

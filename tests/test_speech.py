@@ -19,6 +19,7 @@ from tests.fakes import count_renders
 from coach import dsp, speech
 from coach.audio import SAMPLE_RATE
 from coach.errors import SpeechError
+from coach.speech import espeak
 from coach.speech import RawSpeech, SpeechCache, SpeechSettings, registry, scheduler, synthesize, synthesize_all
 
 REPO = Path(__file__).resolve().parent.parent
@@ -159,7 +160,59 @@ def test_damaged_cache_entry_is_synthesized_again_and_replaced(cold_cache, engin
 
 def test_cache_writes_leave_no_temporary_files(cold_cache):
     synthesize_all(TEXTS, SpeechSettings())
-    assert sorted(p.name for p in cold_cache.iterdir()) == [p.name for p in cache_files(cold_cache)]
+    # Besides the clips, at most the note of espeak's default voice (if espeak started here).
+    others = sorted(p.name for p in cold_cache.iterdir() if p.name != espeak.DEFAULT_VOICE_MEMO)
+    assert others == [p.name for p in cache_files(cold_cache)]
+
+
+ESPEAK_IDENTITY_SCRIPT = """
+import sys
+from coach.speech.registry import cache_identity, get_engine
+print(cache_identity("espeak", None))
+engine = get_engine("espeak")
+print(cache_identity("espeak", None) == (engine.version, engine.default_voice), cache_identity("espeak", "en-us"))
+"""
+
+
+def test_espeak_tells_its_cache_identity_without_starting_once_a_start_has_noted_its_voice(cold_cache):
+    # Fresh processes, as a session starts: the first has never started espeak with this
+    # cache, so only a start can tell; the start notes espeak's default voice, and then
+    # the identity without a start is exactly the started engine's.
+    first = subprocess.run([sys.executable, "-c", ESPEAK_IDENTITY_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["None", "True None"]  # a voice by name: only a started engine knows
+    again = subprocess.run([sys.executable, "-c", ESPEAK_IDENTITY_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert again.stdout.splitlines()[0] != "None"
+    assert again.stdout.splitlines()[1] == "True None"
+
+
+def test_a_warm_espeak_session_plays_cached_clips_without_starting_espeak(cold_cache):
+    # Starting espeak takes ~12 ms and holds the output: the sound device waits for it.
+    script = """
+import sys
+from coach.speech.ahead import SpeechAhead
+from coach.speech.registry import get_engine
+wanted = [("Lie down.", 1.0), ("Breathe.", 1.0)]
+if sys.argv[1] == "fill":
+    ahead = SpeechAhead("espeak", None)
+    ahead.want(wanted)
+    assert ahead.wait_for(wanted, timeout=60)
+    ahead.close()
+else:
+    ahead = SpeechAhead("espeak", None)
+    ahead.want(wanted)
+    assert ahead.wait_for(wanted, timeout=60)
+    print(ahead.engine is None, "pyttsx3" in sys.modules, flush=True)
+    ahead.want([("Not cached yet.", 1.0)])
+    assert ahead.wait_for([("Not cached yet.", 1.0)], timeout=60)
+    print(ahead.engine is not None, ahead.synthesized)
+    ahead.close()
+"""
+    fill = subprocess.run([sys.executable, "-c", script, "fill"], capture_output=True, text=True, timeout=120)
+    assert fill.returncode == 0, fill.stderr
+    warm = subprocess.run([sys.executable, "-c", script, "warm"], capture_output=True, text=True, timeout=120)
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.splitlines() == ["True False", "True 1"]
 
 
 def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path, monkeypatch, engine_calls):
@@ -517,3 +570,27 @@ def test_a_pyttsx3_driver_of_another_shape_is_one_clear_error():
         espeak._memory_driver_type(module, _espeak)
     assert "\n" not in str(caught.value)
     assert issubclass(espeak._memory_driver_type(driver_module, _espeak), driver_module.EspeakDriver)
+
+
+@pytest.mark.parametrize("distribution", ["pyttsx3", "numpy", "typer", "tomli-w", "tomli_w", "TOMLI.W"])
+def test_package_versions_are_those_importlib_metadata_gives(distribution):
+    from importlib import metadata
+
+    from coach.speech.packages import package_version
+
+    assert package_version(distribution) == metadata.version(distribution)
+
+
+def test_an_uninstalled_package_has_an_unknown_version():
+    from coach.speech.packages import package_version
+
+    assert package_version("no-such-package-anywhere") == "unknown"
+
+
+def test_a_live_session_imports_neither_importlib_metadata_nor_the_export_thread_pool():
+    # About 15 ms of imports on the way to a live session's first sound, for nothing there.
+    script = ("import sys, coach.cli, coach.live, coach.session, coach.speech.registry; "
+              "print('importlib.metadata' in sys.modules, 'concurrent.futures' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "False"]

@@ -5,19 +5,22 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import inspect
+import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from importlib import metadata
 
 import numpy as np
 
+from coach.early_helper import cache_dir
 from coach.errors import SpeechError
 from coach.speech.clip import RawSpeech
 from coach.speech.engine import ESPEAK_NORMAL_WPM, Voice
 from coach.speech.engine import quote_text as _quote
+from coach.speech.packages import package_version
 
 NO_ESPEAK = "no text-to-speech engine: espeak-ng is not installed (sudo apt-get install espeak-ng)"
 
@@ -77,8 +80,72 @@ class _BuildMemoryDriver:
 
 
 def _unknown_pyttsx3(why: str) -> str:
-    return (f"pyttsx3 {_package_version('pyttsx3')} is not a version coach can drive ({why}); "
+    return (f"pyttsx3 {package_version('pyttsx3')} is not a version coach can drive ({why}); "
             f"install a tested one: pip install 'pyttsx3=={TESTED_PYTTSX3[-1]}'")
+
+
+def _version(espeak) -> str:
+    """What a cache key records of the engine: libespeak-ng's version and pyttsx3's.
+    `espeak`: pyttsx3's binding, or the library itself (_libespeak)."""
+    return f"espeak-ng {espeak.Info(None).decode('ascii', 'replace')}; pyttsx3 {package_version('pyttsx3')}"
+
+
+# The names pyttsx3's binding loads libespeak-ng by on Linux, in its order.
+LIBESPEAK_NAMES = ("libespeak-ng.so.1", "/usr/local/lib/libespeak-ng.so.1", "libespeak.so.1")
+
+
+class _Library:
+    """libespeak-ng loaded by ctypes alone, for its version: pyttsx3 and its binding take
+    about 9 ms to import, and espeak_Info needs no espeak_Initialize."""
+
+    def __init__(self, dll) -> None:
+        self._info = dll.espeak_Info
+        self._info.restype = ctypes.c_char_p
+        self._info.argtypes = [ctypes.c_void_p]
+
+    def Info(self, _path) -> bytes:  # noqa: N802 - the binding's name, so _version takes either
+        return self._info(None) or b"unknown"
+
+
+def _libespeak() -> _Library | None:
+    for name in LIBESPEAK_NAMES:
+        try:
+            return _Library(ctypes.CDLL(name))
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
+# espeak's default voice, by engine version, as started engines found it: in the speech cache
+# folder, since it is there to find clips in that cache.
+DEFAULT_VOICE_MEMO = "espeak-default-voice.json"
+
+
+def _remembered_default_voices() -> dict:
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads((cache_dir() / DEFAULT_VOICE_MEMO).read_text(encoding="utf-8"))
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def _remember_default_voice(version: str, voice: str) -> None:
+    """Note the default voice for identity(); only a head start, so a failure is ignored."""
+    known = _remembered_default_voices()
+    if known.get(version) == voice:
+        return
+    known[version] = voice
+    folder = cache_dir()
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{DEFAULT_VOICE_MEMO}.", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(known, out)
+            os.replace(tmp, folder / DEFAULT_VOICE_MEMO)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _memory_driver_type(driver_module, espeak) -> type:
@@ -162,9 +229,9 @@ class EspeakEngine:
     def __init__(self) -> None:
         with quiet_output():
             self._tts, self._espeak = _load_pyttsx3()
-        espeak_version = self._espeak.Info(None).decode("ascii", "replace")
-        self.version = f"espeak-ng {espeak_version}; pyttsx3 {_package_version('pyttsx3')}"
+        self.version = _version(self._espeak)
         self.default_voice = self._tts.getProperty("voice") or "gmw/en"
+        _remember_default_voice(self.version, self.default_voice)
         self._driver = self._tts.proxy._driver
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
@@ -177,6 +244,23 @@ class EspeakEngine:
         # (voice, rate) espeak was last set to: setting the voice again reloads its data,
         # about a quarter of a millisecond per utterance for nothing when it is the same.
         self._applied: tuple[str, int] | None = None
+
+    @classmethod
+    def identity(cls) -> tuple[str, str, None] | None:
+        """(version, default voice, None) for a cache key, without starting espeak: the
+        version from libespeak-ng (loaded, not initialised), the default voice as the last
+        start with this version found it (DEFAULT_VOICE_MEMO). None when either is unknown;
+        the voices (for a voice asked for by name) only a started engine can list.
+
+        Starting espeak takes about 12 ms and points the output at /dev/null meanwhile, so
+        the sound device cannot open while it runs: a session whose first clip is cached
+        opens the device at once instead, and starts espeak only for a clip not cached."""
+        library = _libespeak()
+        if library is None:
+            return None
+        version = _version(library)
+        voice = _remembered_default_voices().get(version)
+        return (version, voice, None) if isinstance(voice, str) and voice else None
 
     def voices(self) -> list[Voice]:
         if self._voices is None:
@@ -270,9 +354,3 @@ def quiet_output() -> Iterator[None]:
             os.close(copy)
         os.close(devnull)
 
-
-def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "unknown"

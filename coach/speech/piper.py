@@ -15,7 +15,6 @@ import importlib
 import json
 import threading
 from dataclasses import dataclass
-from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +26,7 @@ from coach.errors import SpeechError, one_line
 from coach.speech.clip import RawSpeech, word_spans
 from coach.speech.engine import Voice
 from coach.speech.engine import quote_text as _quote
+from coach.speech.packages import package_version
 from coach.speech.piper_model import load_session, prepared_model_dir
 
 ENGINE_NAME = "piper"
@@ -237,8 +237,8 @@ def _voices() -> list[Voice]:
 
 
 def _engine_version() -> str:
-    return "; ".join([f"piper-tts {_version('piper-tts')}", f"onnxruntime {_version('onnxruntime')}"]
-                     + [f"{v.distribution} {_version(v.distribution)}" for v in VOICE_PACKAGES])
+    return "; ".join([f"piper-tts {package_version('piper-tts')}", f"onnxruntime {package_version('onnxruntime')}"]
+                     + [f"{v.distribution} {package_version(v.distribution)}" for v in VOICE_PACKAGES])
 
 
 def _import(module: str) -> ModuleType:
@@ -247,9 +247,3 @@ def _import(module: str) -> ModuleType:
     except ImportError as err:
         raise SpeechError(NOT_INSTALLED) from err
 
-
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"

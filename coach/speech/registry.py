@@ -21,16 +21,21 @@ def engine_names() -> list[str]:
 
 
 def cache_identity(engine: str, voice: str | None) -> tuple[str, str] | None:
-    """(engine version, voice id) for a cache key without starting the engine, when its
-    packages can tell (Piper); None when only a started engine knows (espeak asks libespeak-ng)
-    or the engine is not installed. Raises SpeechError for a voice the engine does not have."""
+    """(engine version, voice id) for a cache key without starting the engine, when the
+    engine can tell (Piper from its packages, espeak from libespeak-ng and what its last
+    start found); None when only a started engine knows, or the engine is not installed.
+    Raises SpeechError for a voice the engine does not have."""
     kind = _ENGINE_TYPES.get(engine)
     identity = getattr(kind, "identity", None)
     known = identity() if identity is not None else None
     if known is None:
         return None
     version, default_voice, voices = known
-    return version, match_voice(voice, voices, engine) if voice else default_voice
+    if not voice:
+        return version, default_voice
+    if voices is None:  # a voice by name: only the started engine lists its voices
+        return None
+    return version, match_voice(voice, voices, engine)
 
 
 def get_engine(name: str = DEFAULT_ENGINE) -> SpeechEngine:
