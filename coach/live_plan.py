@@ -5,10 +5,8 @@ for the session's texts in playback order, and rebuilds the timeline with grow_t
 as they come in, so playback starts with the first utterance. A speed key adds a speed
 change at the playhead and asks for the rest of the session at the new speed.
 
-Loudness: an export levels the whole session by its loudest moment, which is only known
-once every clip is. Live, the gain is fixed from the start instead, from what bounds that
-moment: every speech clip peaks at -1 dBFS at most (coach.dsp), so only a louder chime
-sets it. Live sessions may therefore be up to ~1 dB quieter than the same export.
+Loudness: the gain is coach.mixer.fixed_gain, known before any speech, as for an export
+of the same session (see coach.mixer): live and exported sound equally loud.
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from coach.audio import SAMPLE_RATE, peak_amplitude
-from coach.mixer import PEAK_TARGET, Segment, mix_segment, segments
+from coach.audio import SAMPLE_RATE
+from coach.mixer import Segment, fixed_gain, mix_segment, segments
 from coach.player import find_section
 from coach.routine import Routine
 from coach.speech.clip import Clip
@@ -50,12 +48,6 @@ class ClipSource(Protocol):
     def get(self, text: str, speed: float) -> Clip | None: ...
 
 
-def live_gain(chimes: Mapping[str, np.ndarray]) -> float:
-    """The session gain, fixed before the speech is known: see the module docstring."""
-    loudest = max([PEAK_TARGET] + [peak_amplitude(clip) for clip in chimes.values()])
-    return PEAK_TARGET / loudest
-
-
 class GrowingPlan:
     """The player's plan for a session whose clips arrive while it plays (see coach.player.Plan)."""
 
@@ -67,7 +59,7 @@ class GrowingPlan:
         self.options = options
         self.chimes = chimes
         self.clips = clips
-        self.gain = live_gain(chimes) if gain is None else gain
+        self.gain = fixed_gain(chimes) if gain is None else gain
         self.clock = clock
         self.speed = options.speed
         self.speed_changes: list[tuple[int, float]] = []

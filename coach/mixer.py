@@ -3,7 +3,15 @@
 A segment is a run of events whose audio overlaps (a chime still ringing when a cue
 starts). The live player plays one pre-mixed segment at a time, so a device without
 hardware mixing never has to open two streams; the WAV export writes the same segments
-with silence between them. One gain for the whole session keeps live and export alike.
+with silence between them.
+
+Loudness: one gain for the whole session, the same live and exported, fixed before the
+speech is known (a live session starts with its first clip): every speech clip peaks at
+-1 dBFS at most (coach.dsp levels it), so only a louder chime sets it, and it is 1 for
+coach's own chimes; the speech keeps the level coach.dsp gave it, the same in every
+session. An export also knows where two sounds overlap (a chime still ringing as the next
+starts) and lowers the gain if that moment would pass -1 dBFS, so a file never clips.
+At a gain of 1 (and full volume) an export writes each clip as the speech cache stores it.
 """
 
 from __future__ import annotations
@@ -62,13 +70,20 @@ def mix_segment(segment: Segment, speech: Mapping[str, np.ndarray],
     return out
 
 
+def fixed_gain(chimes: Mapping[str, np.ndarray]) -> float:
+    """The session gain before the speech is known: see the module docstring."""
+    loudest = max([PEAK_TARGET] + [peak_amplitude(clip) for clip in chimes.values()])
+    return PEAK_TARGET / loudest
+
+
 def session_gain(segs: list[Segment], speech, chimes, volume: float = 1.0) -> float:
-    """One gain that brings the loudest moment of the session to -1 dBFS, times the volume."""
-    return gain_for_peak(max((segment_peak(s, speech, chimes) for s in segs), default=0.0), volume)
-
-
-def gain_for_peak(peak: float, volume: float = 1.0) -> float:
-    return (PEAK_TARGET / peak if peak > 0 else 1.0) * volume
+    """The exported session's gain, times the volume: fixed_gain, lowered only so that no
+    moment where sounds overlap passes -1 dBFS."""
+    gain = fixed_gain(chimes)
+    overlaps = max((segment_peak(s, speech, chimes) for s in segs if len(s.events) > 1), default=0.0)
+    if overlaps * gain > PEAK_TARGET:
+        gain = PEAK_TARGET / overlaps
+    return gain * volume
 
 
 def segment_peak(segment: Segment, speech, chimes) -> float:
@@ -91,27 +106,37 @@ def session_sounds(timeline: Timeline, speech, chimes,
 
 
 def session_pcm16(timeline: Timeline, speech, chimes, volume: float = 1.0,
-                  workers: int = 2) -> Iterator[tuple[int, np.ndarray]]:
+                  workers: int = 2, speech_pcm16: Mapping[str, np.ndarray] | None = None
+                  ) -> Iterator[tuple[int, np.ndarray]]:
     """session_sounds as 16-bit samples, the same ones `to_int16` makes of them, each
     segment made in one pass where it can, by `workers` threads, in order.
 
-    An hour's export converts about 30 million samples: the gain and the 16-bit scale
-    go in one multiplication, and no clipping or NaN check is needed for a segment whose
-    peak is known to stay within full scale (scaling by 32768, a power of two, is exact,
-    so the samples are bit for bit those of to_int16). numpy lets go of the GIL on arrays
-    this long, so a second thread makes the next segments while the caller writes.
+    An hour's export has about 30 million samples of sound. At a gain of 1, a clip whose
+    int16 samples are known (speech_pcm16: as the cache stores them, speech = pcm16 / 32768)
+    is written as it is: nothing to compute. Otherwise the gain and the 16-bit scale go in
+    one multiplication, and no clipping or NaN check is needed for a segment whose peak is
+    known to stay within full scale (scaling by 32768, a power of two, is exact, so the
+    samples are bit for bit those of to_int16). numpy lets go of the GIL on arrays this
+    long, so a second thread makes the next segments while the caller writes.
     """
     segs = segments(timeline)
-    peaks = [segment_peak(seg, speech, chimes) for seg in segs]
-    gain = gain_for_peak(max(peaks, default=0.0), volume)
+    gain = session_gain(segs, speech, chimes, volume)
     scale = np.float32(gain) * np.float32(32768.0)
+    stored = speech_pcm16 or {}
 
     def pcm(index: int) -> np.ndarray:
         seg = segs[index]
-        if not peaks[index] * gain < 1.0:  # past full scale, NaN or infinite: the careful way
+        only = seg.events[0] if len(seg.events) == 1 else None
+        original = stored.get(only.text) if only is not None and only.kind == "speech" else None
+        if original is not None and gain <= 1.0:
+            # From int16, so within full scale at any gain up to 1, and never NaN.
+            if scale == 32768.0:
+                return original[: only.length]
+            scaled = np.multiply(original[: only.length], scale / np.float32(32768.0), dtype=np.float32)
+        elif not segment_peak(seg, speech, chimes) * gain < 1.0:  # past full scale, NaN or infinite: the careful way
             return to_int16(mix_segment(seg, speech, chimes, gain), scratch=True)
-        if len(seg.events) == 1:
-            scaled = np.multiply(clip_for(seg.events[0], speech, chimes), scale, dtype=np.float32)
+        elif only is not None:
+            scaled = np.multiply(clip_for(only, speech, chimes), scale, dtype=np.float32)
         else:
             scaled = mix_segment(seg, speech, chimes)
             scaled *= scale

@@ -7,7 +7,7 @@ always agree on what is said when.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -114,6 +114,9 @@ class Session:
     timeline: Timeline
     speech: dict[str, np.ndarray]
     chimes: dict[str, np.ndarray]
+    # The speech as the cache stores it (int16; speech = pcm16 / 32768): an export at the
+    # session gain of 1 writes these as they are, without converting every sample twice.
+    speech_pcm16: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def load_routine_chimes(routine: Routine) -> dict[str, np.ndarray]:
@@ -139,7 +142,8 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
                             options.minutes).routine
     timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options,
                               speech_words={text: clip.words for text, clip in clips.items()})
-    return Session(routine, options, timeline, speech, chimes)
+    pcm16 = {text: clip.pcm16 for text, clip in clips.items() if clip.pcm16 is not None}
+    return Session(routine, options, timeline, speech, chimes, pcm16)
 
 
 @dataclass

@@ -301,3 +301,19 @@ def test_the_display_before_the_first_clip_names_where_the_session_begins(from_p
     assert f"Pose {heading}" in out and f"Next {following}" in out
     assert "/ ~0" in out  # the estimated total, not 00:00
     assert "speed 0.8" in out and "volume 50%" in out
+
+
+def test_live_and_exported_sessions_have_the_same_gain():
+    # One loudness: the live gain is fixed before any speech, and an export uses the same.
+    from coach.mixer import fixed_gain, segments, session_gain
+    from coach.routine import load_routine
+    from coach.session import build_session, start_live_session
+
+    routine = load_routine("leg-stretches")
+    built = build_session(routine)
+    live = start_live_session(routine)
+    try:
+        exported = session_gain(segments(built.timeline), built.speech, built.chimes, built.options.volume)
+        assert live.plan.gain == fixed_gain(built.chimes) == exported == 1.0
+    finally:
+        live.speech.close()

@@ -47,7 +47,7 @@ def write_wav_stream(handle: BinaryIO, session: Session,
     if progress:
         progress(0, total)
     for start, pcm in session_pcm16(session.timeline, session.speech, session.chimes,
-                                    session.options.volume):
+                                    session.options.volume, speech_pcm16=session.speech_pcm16):
         if start + len(pcm) > total:
             # A header that disagrees with the data would be a broken file; never keep it.
             raise RuntimeError(f"bug: a sound ends at sample {start + len(pcm)} but the timeline is {total} long")
@@ -100,7 +100,7 @@ def pcm_blocks(session: Session, block: int = PCM_BLOCK) -> Iterator[tuple[int, 
     silence = np.zeros(block, dtype=np.int16)
     at = 0
     for start, pcm in session_pcm16(session.timeline, session.speech, session.chimes,
-                                    session.options.volume):
+                                    session.options.volume, speech_pcm16=session.speech_pcm16):
         yield from _silence(silence, at, start)
         for offset in range(0, len(pcm), block):
             yield start + offset, pcm[offset:offset + block]

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Part of every cache key: bump it whenever polish_speech, word timing or the cache layout
 # changes what comes out for the same engine output, so stale clips are never reused.
-PROCESSING_VERSION = "polish-7-words"
+PROCESSING_VERSION = "polish-8-words-scale-32768"
 
 
 def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
@@ -115,9 +115,10 @@ class SpeechCache:
         return count, size
 
     def get(self, key: str) -> Clip | None:
-        """The clip (float32 samples and its words), or None when it is missing or damaged (then deleted)."""
+        """The clip (float32 samples, the int16 ones stored, and its words), or None when it is
+        missing or damaged (then deleted)."""
         entry = self._read(key)
-        return None if entry is None else Clip(from_int16(entry[0]), entry[1])
+        return None if entry is None else Clip(from_int16(entry[0]), entry[1], pcm16=entry[0])
 
     def _read(self, key: str) -> tuple[np.ndarray, tuple[Word, ...]] | None:
         path = self.path(key)
@@ -207,15 +208,16 @@ def _size(path: Path) -> int:
 
 
 def to_int16(clip: np.ndarray) -> np.ndarray:
-    # Same scale as coach.audio.to_int16, in float32: polished speech holds no NaN, and
-    # float64 would cost a quarter of a second on a 60-minute session. One scratch array,
-    # worked on in place (a third of the time of a new array per step).
-    scaled = np.multiply(clip, np.float32(32767.0), dtype=np.float32)
-    np.clip(scaled, -32767.0, 32767.0, out=scaled)
+    # The scale of coach.audio.to_int16 (32768), in float32: polished speech holds no NaN,
+    # and float64 would cost a quarter of a second on a 60-minute session. One scratch
+    # array, worked on in place (a third of the time of a new array per step). With the
+    # same scale as the export's, a clip at the session gain of 1 is written as stored.
+    scaled = np.multiply(clip, np.float32(32768.0), dtype=np.float32)
+    np.clip(scaled, -32768.0, 32767.0, out=scaled)
     return np.rint(scaled, out=scaled).astype(np.int16)
 
 
-_FROM_INT16 = np.float32(1.0 / 32767.0)
+_FROM_INT16 = np.float32(1.0 / 32768.0)  # exact: a power of two
 
 
 def from_int16(pcm: np.ndarray) -> np.ndarray:

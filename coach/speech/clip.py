@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,10 +34,12 @@ class Word:
 
 @dataclass(frozen=True)
 class Clip:
-    """Mono float32 samples at SAMPLE_RATE and the words they say, in order."""
+    """Mono float32 samples at SAMPLE_RATE and the words they say, in order; pcm16: the
+    same samples as the cache stores them (samples = pcm16 / 32768 exactly), when known."""
 
     samples: np.ndarray
     words: tuple[Word, ...] = ()
+    pcm16: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -28,4 +28,4 @@ def synthesize_into(cache: SpeechCache, key: str, engine: SpeechEngine, text: st
     if not np.any(pcm):
         raise SpeechError(f"{engine.name} made no sound for {quote_text(text)}: use words it can pronounce")
     stored_pcm, stored_words = cache.put(key, pcm, words)
-    return Clip(from_int16(stored_pcm), stored_words)
+    return Clip(from_int16(stored_pcm), stored_words, pcm16=stored_pcm)
