@@ -269,12 +269,13 @@ def _check_for_stop(done: int, total: int) -> None:
 
 
 def _session(routine_name, speed, voice, engine, hold, side, countdown, volume=None, guidance=None,
-             minutes=None, *, every_warning=False):
+             minutes=None, *, every_warning=False, loaded=None):
+    """The built session; `loaded`: the routine already read from routine_name, if it was."""
     from coach.routine import load_routine
     from coach.session import build_session, resolve_options
     from coach.settings import load_settings
 
-    routine = load_routine(routine_name)
+    routine = loaded if loaded is not None else load_routine(routine_name)
     signals.raise_if_stopped()  # a signal while the modules above loaded
     options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
                               volume=volume, hold=hold, side=side, countdown=countdown,
@@ -502,12 +503,14 @@ def export(
     """Write the session to a file: audio, script or captions. Example: coach export -o session.wav --speed 0.9"""
     from coach import early_helper
 
-    early_helper.start_early(routine, engine)  # a cold export's helper process, before the slow imports below
+    # A cold export's helper process, before the slow imports below; the routine it read.
+    loaded = early_helper.start_early(routine, engine)
     from coach.export import STDOUT, check_output, render_text, write_export
 
     with user_errors():
         fmt = check_output(output, fmt, force, bitrate)
-        session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
+        session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes,
+                           loaded=loaded)
         if output == STDOUT:
             write_output(render_text(session, fmt), end="")
             return

@@ -91,24 +91,31 @@ def start_for_command_line(args: list[str]) -> None:
     start_early(routine, engine)
 
 
-def start_early(routine_name: str | None, engine: str | None) -> None:
+def start_early(routine_name: str | None, engine: str | None):
     """Start the helper now if the routine's speech will surely not all come from the cache
-    and is long enough to share. Never raises: a routine that does not load is reported
-    by the real load later. Decides once per process."""
+    and is long enough to share. Returns the routine it loaded to decide (the command goes
+    on with it rather than read and check the file again, about 15 ms), or None. Never
+    raises: a routine that does not load is reported by the command's own load. Decides
+    once per process."""
     global _early, _decided
     if _decided or (os.cpu_count() or 1) < 2 or not sys.executable:
-        return
+        return None
     _decided = True
     try:
         from coach.routine import load_routine
 
-        texts = routine_texts(load_routine(routine_name))
-        if sum(map(len, texts)) < HELPER_MIN_CHARS or holds_as_many(cache_dir(), len(texts)):
-            return
-        _early = spawn_helper(HELPER_COMMAND, cache_dir(), engine or "espeak")
+        routine = load_routine(routine_name)
     except Exception:  # noqa: BLE001 - an optimisation only; the command reports real problems itself
-        return
+        return None
+    try:
+        texts = routine_texts(routine)
+        if sum(map(len, texts)) < HELPER_MIN_CHARS or holds_as_many(cache_dir(), len(texts)):
+            return routine
+        _early = spawn_helper(HELPER_COMMAND, cache_dir(), engine or "espeak")
+    except Exception:  # noqa: BLE001 - as above
+        return routine
     atexit.register(release)
+    return routine
 
 
 def routine_texts(routine) -> set[str]:

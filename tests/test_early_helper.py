@@ -117,3 +117,19 @@ def test_the_helper_started_early_exits_quietly_on_no_request(cold_cache):
     process = early_helper.spawn_helper(early_helper.HELPER_COMMAND, cold_cache, "espeak")
     out, _ = process.communicate("", timeout=60)
     assert process.returncode == 0 and out == ""
+
+
+def test_an_export_reads_and_checks_its_routine_once(tmp_path, monkeypatch, no_early_helper):
+    # The early helper's look at the routine is the one the command goes on with.
+    from typer.testing import CliRunner
+
+    import coach.routine
+    from coach.cli import app
+
+    reads = []
+    real = coach.routine.load_routine
+    monkeypatch.setattr(coach.routine, "load_routine", lambda name=None: (reads.append(name), real(name))[1])
+    result = CliRunner().invoke(app, ["export", "leg-stretches", "-o", str(tmp_path / "s.txt")])
+    assert result.exit_code == 0, result.output
+    assert reads == ["leg-stretches"]
+    assert (tmp_path / "s.txt").read_text().startswith("Leg Stretches for Hips and Back\n")
