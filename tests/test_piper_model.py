@@ -58,6 +58,7 @@ def test_the_real_voice_loads_with_its_durations_and_is_prepared_once(tmp_path, 
         raise AssertionError("the voice file was edited again although a prepared copy exists")
 
     monkeypatch.setattr(piper_model, "with_alignment_output", no_edit)
+    monkeypatch.setattr(piper_model, "alignment_suffix", no_edit)
     assert len(load_session(source, tmp_path).get_outputs()) == 2
 
 
@@ -98,6 +99,15 @@ def test_writing_a_copy_drops_older_copies_and_stale_temporary_files(tmp_path):
     hours_ago = time.time() - 2 * piper_model.STALE_TMP_SECONDS
     os.utime(stale, (hours_ago, hours_ago))
     new = tmp_path / "voice-fedcba9876543210.onnx"
-    assert piper_model._write_prepared(new, b"model")
+    source = tmp_path.parent / "voice-source.onnx"
+    source.write_bytes(b"model")
+    assert piper_model._write_prepared(new, source, b" and suffix")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new.name, fresh.name])  # another run may be writing it
-    assert new.read_bytes() == b"model"
+    assert new.read_bytes() == b"model and suffix"
+
+
+def test_an_empty_voice_file_is_a_model_format_error(tmp_path):
+    empty = tmp_path / "voice.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelFormatError, match="empty"):
+        piper_model._file_suffix(empty)
