@@ -545,15 +545,17 @@ def start(
 
     Example: coach start --speed 0.85 --hold 40
     """
-    from coach.live import SessionStopped, run_live
-
     with user_errors():
+        # The live player's modules (and the sound device's) are imported after the session
+        # has begun: Piper's voice model then loads on its thread meanwhile (_live_session).
         if minutes is None:
             session = _live_session(routine, speed, voice, engine, hold, side, countdown, volume, guidance,
                                     from_pose)
             from_pose = None  # the live session begins there already
         else:  # fitting the holds to a length needs every clip first
             session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes)
+        from coach.live import SessionStopped, run_live
+
         try:
             run_live(session, from_pose=from_pose, quiet=quiet, require_audio=require_audio,
                      backend=audio_backend)
