@@ -9,7 +9,7 @@ import pytest
 
 from coach.speech import piper as piper_engine
 from coach.speech import piper_model
-from coach.speech.piper_model import ModelFormatError, load_session, prepared_path, with_alignment_output
+from coach.speech.piper_model import ModelFormatError, alignment_suffix, load_session, prepared_path
 
 needs_piper = pytest.mark.skipif(piper_engine.missing_reason() is not None,
                                  reason="piper-tts not installed: pip install 'coach[natural]'")
@@ -28,22 +28,22 @@ def model(*nodes: bytes, outputs: tuple[str, ...] = ("audio",)) -> bytes:
 
 def test_the_ceil_tensor_becomes_a_graph_output_and_only_once():
     original = model(node("Conv", "x"), node("Ceil", "frames"), node("Mul", "audio"))
-    patched = with_alignment_output(original)
+    patched = original + alignment_suffix(original)
     assert patched.startswith(original)
     assert piper_model._ceil_and_graph_outputs(patched) == (["frames"], {"audio", "frames"})
-    assert with_alignment_output(patched) == patched
+    assert alignment_suffix(patched) == b""
 
 
 @pytest.mark.parametrize("nodes", [(node("Conv", "x"),), (node("Ceil", "a"), node("Ceil", "b"))])
 def test_a_model_without_exactly_one_ceil_tensor_is_refused(nodes):
     with pytest.raises(ModelFormatError, match="one Ceil tensor"):
-        with_alignment_output(model(*nodes))
+        alignment_suffix(model(*nodes))
 
 
 @pytest.mark.parametrize("damage", [lambda m: m[:-3], lambda m: b"not a model at all \xff\xff"])
 def test_damaged_bytes_are_a_format_error_not_a_crash(damage):
     with pytest.raises(ModelFormatError):
-        with_alignment_output(damage(model(node("Ceil", "frames"))))
+        alignment_suffix(damage(model(node("Ceil", "frames"))))
 
 
 @needs_piper
@@ -57,7 +57,6 @@ def test_the_real_voice_loads_with_its_durations_and_is_prepared_once(tmp_path, 
     def no_edit(_model):
         raise AssertionError("the voice file was edited again although a prepared copy exists")
 
-    monkeypatch.setattr(piper_model, "with_alignment_output", no_edit)
     monkeypatch.setattr(piper_model, "alignment_suffix", no_edit)
     assert len(load_session(source, tmp_path).get_outputs()) == 2
 
@@ -70,14 +69,14 @@ def test_a_damaged_prepared_copy_is_logged_once_and_made_again(tmp_path, caplog,
     tmp_path.mkdir(exist_ok=True)
     original = source.read_bytes()
     prepared.write_bytes({"garbage": b"\x00\xff" * (len(original) // 2 + 100),
-                          "cut": with_alignment_output(original)[: len(original) // 2],
+                          "cut": (original + alignment_suffix(original))[: len(original) // 2],
                           "no durations": original + b"\x08\x07"}[damage])
     with caplog.at_level(logging.WARNING, logger="coach.speech.piper_model"):
         session = load_session(source, tmp_path)
     assert len(session.get_outputs()) == 2
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "did not load" in warnings[0].getMessage()
-    assert prepared.read_bytes() == with_alignment_output(original)
+    assert prepared.read_bytes() == original + alignment_suffix(original)
 
 
 @needs_piper

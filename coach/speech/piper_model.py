@@ -59,18 +59,12 @@ class ModelFormatError(ValueError):
     """The bytes are not an ONNX model this module can read, or have no single Ceil tensor."""
 
 
-def with_alignment_output(model: bytes) -> bytes:
-    """The model's bytes with its Ceil tensor (the frames of each phoneme) added as a graph output.
-
-    Unchanged when it is an output already. ModelFormatError when the bytes do not parse
-    or the graph has no Ceil node or several.
-    """
-    return model + alignment_suffix(model)
-
-
 def alignment_suffix(model) -> bytes:
-    """The bytes to append to `model` (bytes, or a memory map of the file) for with_alignment_output;
-    empty when the Ceil tensor is an output already."""
+    """The bytes that, appended to `model` (bytes, or a memory map of the file), add its Ceil
+    tensor (the frames of each phoneme) as a graph output; empty when it is one already.
+
+    ModelFormatError when the bytes do not parse or the graph has no Ceil node or several.
+    """
     ceil_outputs, outputs = _ceil_and_graph_outputs(model)
     if len(ceil_outputs) != 1:
         found = ", ".join(sorted(ceil_outputs)) or "none"
