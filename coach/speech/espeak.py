@@ -8,7 +8,6 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from coach.early_helper import cache_dir
-from coach.errors import SpeechError
+from coach.errors import CoachError, SpeechError
+from coach.files import atomic_write_bytes
 from coach.speech.clip import RawSpeech
 from coach.speech.engine import ESPEAK_NORMAL_WPM, Voice
 from coach.speech.engine import quote_text as _quote
@@ -136,16 +136,9 @@ def _remember_default_voice(version: str, voice: str) -> None:
         return
     known[version] = voice
     folder = cache_dir()
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, CoachError):  # CoachError: atomic_write_bytes's ExportError
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{DEFAULT_VOICE_MEMO}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(known, out)
-            os.replace(tmp, folder / DEFAULT_VOICE_MEMO)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        atomic_write_bytes(folder / DEFAULT_VOICE_MEMO, json.dumps(known).encode("utf-8"), force=True)
 
 
 def _memory_driver_type(driver_module, espeak) -> type:
