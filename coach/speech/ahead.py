@@ -228,8 +228,8 @@ class SpeechAhead:
         return clip
 
     def _unstarted_key(self, text: str, speed: float) -> str | None:
-        """The clip's cache key before the engine has started, where the engine's packages
-        tell its version (Piper); the same key the started engine gives."""
+        """The clip's cache key before the engine has started, where the engine can tell its
+        identity unstarted (registry.cache_identity); the same key the started engine gives."""
         if self._engine_factory is not get_engine:
             return None  # an engine of the caller's own (tests): only it knows its version
         if self._identity is _UNKNOWN:

@@ -35,7 +35,7 @@ def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
 
 
 def key_for(text: str, voice: str, speed: float, engine_name: str, engine_version: str) -> str:
-    """cache_key from an engine's name and version, for an engine not started (voices.cache_identity)."""
+    """cache_key from an engine's name and version, for an engine not started (registry.cache_identity)."""
     fields = {
         "text": text,
         "voice": voice,

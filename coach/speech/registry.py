@@ -84,7 +84,7 @@ def start_early(name: str | None, voice: str | None = None, first: tuple[str, fl
 
 def _is_cached(name: str, voice: str | None, text: str, speed: float) -> bool:
     """Whether the clip is in the speech cache: looked up without starting the engine where
-    its packages tell its version (a cached first clip then needs none of it), else after."""
+    cache_identity can tell (a cached first clip then needs none of it), else after."""
     from coach.speech.cache import SpeechCache, cache_dir, cache_key, key_for
 
     known = cache_identity(name, voice)
