@@ -108,7 +108,8 @@ def where_the_time_goes(texts: list[str], runs: int) -> None:
     engine renders every text first; each later stage then runs over all of them at once,
     so a stage of a few milliseconds per text is not lost in espeak's noise."""
     from coach.dsp import polish_speech_from
-    from coach.speech.cache import SpeechCache, to_int16
+    from coach.speech.cache import SpeechCache
+    from coach.speech.clip import to_int16
     from coach.speech.clip import place_words
 
     engine = get_engine()

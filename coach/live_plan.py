@@ -170,7 +170,7 @@ class GrowingPlan:
 
     def _length(self, text: str, speed: float) -> int | None:
         clip = self.clips.get(text, speed)
-        return None if clip is None else len(clip.samples)
+        return None if clip is None else len(clip)
 
     def _words(self, event) -> tuple:
         clip = self.clips.get(event.text, self._speed_of(event.start))

@@ -6,7 +6,7 @@ always agree on what is said when.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +19,7 @@ from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
 from coach.speech import SpeechSettings, synthesize_clips, voice_for_language
 from coach.speech.ahead import SpeechAhead
+from coach.speech.clip import ClipSamples
 from coach.timeline import Timeline, TimelineOptions, build_timeline, spoken_texts
 
 
@@ -112,7 +113,7 @@ class Session:
     routine: Routine
     options: SessionOptions
     timeline: Timeline
-    speech: dict[str, np.ndarray]
+    speech: Mapping[str, np.ndarray]  # float32 samples by text (ClipSamples: made when asked for)
     chimes: dict[str, np.ndarray]
     # The speech as the cache stores it (int16; speech = pcm16 / 32768): an export at the
     # session gain of 1 writes these as they are, without converting every sample twice.
@@ -134,8 +135,7 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
     chimes = load_routine_chimes(routine)
     texts = spoken_texts(routine, options.timeline_options)
     clips = synthesize_clips(texts, options.speech_settings, progress=progress)
-    speech = {text: clip.samples for text, clip in clips.items()}
-    speech_lengths = {text: len(clip) for text, clip in speech.items()}
+    speech_lengths = {text: len(clip) for text, clip in clips.items()}
     chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
     if options.minutes is not None:  # the clips are measured now, so the fit is exact
         routine = fit_holds(routine, speech_lengths, chime_lengths, options.timeline_options,
@@ -143,7 +143,7 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
     timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options,
                               speech_words={text: clip.words for text, clip in clips.items()})
     pcm16 = {text: clip.pcm16 for text, clip in clips.items() if clip.pcm16 is not None}
-    return Session(routine, options, timeline, speech, chimes, pcm16)
+    return Session(routine, options, timeline, ClipSamples(clips), chimes, pcm16)
 
 
 @dataclass

@@ -867,6 +867,33 @@ def test_real_session_wav_chimes_and_speech_are_on_the_timeline(real_sessions, t
         assert abs(lag) <= limit, (event, lag)
 
 
+@pytest.mark.parametrize("fmt", ["wav", "m4a", "srt"])
+def test_an_export_makes_float_samples_only_of_speech_it_must_mix(tmp_path, monkeypatch, fmt):
+    """The cached int16 clips are what an export writes: float32 samples (4 bytes a sample,
+    130 MB for an hour) are made only of a clip that overlaps another sound."""
+    from coach.export.encoded import have_pyav
+    from coach.routine import load_routine
+    from coach.session import build_session
+    from coach.speech import clip as clip_module
+
+    if fmt == "m4a" and not have_pyav():
+        pytest.skip("PyAV is not installed")
+    monkeypatch.setenv("COACH_CACHE_DIR", str(tmp_path / "cache"))
+    build_session(load_routine_text(SHORT_ROUTINE, "short.toml"))  # fills the cache
+    made = []
+    real = clip_module.from_int16
+    monkeypatch.setattr(clip_module, "from_int16", lambda pcm: made.append(len(pcm)) or real(pcm))
+    session = build_session(load_routine_text(SHORT_ROUTINE, "short.toml"))  # from the cache
+    write_export(session, str(tmp_path / f"out.{fmt}"))
+    mixed = {e.text for s in segments(session.timeline) if len(s.events) > 1 for e in s.events if e.kind == "speech"}
+    lengths = {text: len(session.speech_pcm16[text]) for text in mixed}
+    assert len(session.speech_pcm16) > len(mixed)  # most lines are alone, so the test tells
+    assert len(made) <= len(mixed) and all(n in lengths.values() for n in made), (made, lengths)
+    # and asked for, they are exactly the cached samples / 32768
+    text = next(iter(session.speech_pcm16))
+    np.testing.assert_array_equal(session.speech[text], session.speech_pcm16[text] / np.float32(32768))
+
+
 def test_real_session_captions_json_and_txt_match_the_timeline(real_sessions, tmp_path):
     session = real_sessions["builtin"]
     speech = [e for e in session.timeline.events if e.kind == "speech"]

@@ -25,7 +25,7 @@ from coach.export.audio import pcm_blocks
 from coach.export.islands import encode_in_islands
 from coach.export.outline import Chapter, session_chapters, tags
 from coach.export.times import milliseconds
-from coach.mixer import segments, session_sounds
+from coach.mixer import segments, session_pcm16
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
     from coach.session import Session
@@ -117,7 +117,9 @@ def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int 
         if enc.islands:
             container.start_encoding()
             timeline = session.timeline
-            sounds = session_sounds(timeline, session.speech, session.chimes, session.options.volume)
+            # One thread: at the session gain of 1 most sounds are the cached int16 clips as they are.
+            sounds = session_pcm16(timeline, session.speech, session.chimes, session.options.volume,
+                                   workers=1, speech_pcm16=session.speech_pcm16)
 
             def mux(packet) -> None:
                 packet.stream = stream

@@ -28,7 +28,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from coach.audio import SAMPLE_RATE, to_int16
+from coach.audio import SAMPLE_RATE
 
 # Silence kept around each sound, in frames: more than the encoder's delay and the
 # transform's overlap (MP3 1105 samples, 2 frames; AAC 1024, 1 frame; Opus 312 at 48 kHz,
@@ -63,8 +63,9 @@ def encode_in_islands(av, make_encoder: Callable[[], object], sounds: Iterator[t
                       spans: list[tuple[int, int]], total: int, mux: Callable[[object], None],
                       progress: Callable[[int, int], None] | None = None) -> None:
     """Encode the session's sounds island by island and hand every packet to `mux`, in
-    order, as one encoder would have produced them. `sounds` are (start, float samples) in
-    order, and `spans` their extents; make_encoder() opens a new encoder."""
+    order, as one encoder would have produced them. `sounds` are (start, int16 samples) in
+    order (coach.mixer.session_pcm16), and `spans` their extents; make_encoder() opens a new
+    encoder."""
     silent, first_pts, frame, rate = _silent_frame(av, make_encoder())
     if (frame * SAMPLE_RATE) % rate:
         raise RuntimeError(f"bug: a {frame}-sample frame at {rate} Hz is no whole number of samples at {SAMPLE_RATE} Hz")
@@ -129,7 +130,7 @@ def _island_pcm(islands: list[tuple[int, int]], sounds: Iterator[tuple[int, np.n
         pcm = np.zeros(b - a, dtype=np.int16)
         while waiting is not None and waiting[0] < b:
             start, sound = waiting
-            pcm[start - a:start - a + len(sound)] = to_int16(sound, scratch=True)
+            pcm[start - a:start - a + len(sound)] = sound
             waiting = next(sounds, None)
         yield (a, b), pcm
 

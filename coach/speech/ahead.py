@@ -119,7 +119,7 @@ class SpeechAhead:
 
     def length(self, text: str, speed: float) -> int | None:
         clip = self.get(text, speed)
-        return None if clip is None else len(clip.samples)
+        return None if clip is None else len(clip)
 
     def pending(self) -> int:
         with self._changed:

@@ -115,10 +115,10 @@ class SpeechCache:
         return count, size
 
     def get(self, key: str) -> Clip | None:
-        """The clip (float32 samples, the int16 ones stored, and its words), or None when it is
-        missing or damaged (then deleted)."""
+        """The clip (the int16 samples stored, and its words), or None when it is missing or
+        damaged (then deleted)."""
         entry = self._read(key)
-        return None if entry is None else Clip(from_int16(entry[0]), entry[1], pcm16=entry[0])
+        return None if entry is None else Clip.from_pcm16(entry[0], entry[1])
 
     def _read(self, key: str) -> tuple[np.ndarray, tuple[Word, ...]] | None:
         path = self.path(key)
@@ -205,20 +205,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def to_int16(clip: np.ndarray) -> np.ndarray:
-    # The scale of coach.audio.to_int16 (32768), in float32: polished speech holds no NaN,
-    # and float64 would cost a quarter of a second on a 60-minute session. One scratch
-    # array, worked on in place (a third of the time of a new array per step). With the
-    # same scale as the export's, a clip at the session gain of 1 is written as stored.
-    scaled = np.multiply(clip, np.float32(32768.0), dtype=np.float32)
-    np.clip(scaled, -32768.0, 32767.0, out=scaled)
-    return np.rint(scaled, out=scaled).astype(np.int16)
-
-
-_FROM_INT16 = np.float32(1.0 / 32768.0)  # exact: a power of two
-
-
-def from_int16(pcm: np.ndarray) -> np.ndarray:
-    return np.multiply(pcm, _FROM_INT16, dtype=np.float32)  # one pass, no int-to-float copy first

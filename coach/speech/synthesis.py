@@ -6,8 +6,8 @@ import numpy as np
 
 from coach.dsp import polish_speech_from
 from coach.errors import SpeechError
-from coach.speech.cache import SpeechCache, from_int16, to_int16
-from coach.speech.clip import Clip, RawSpeech, place_words
+from coach.speech.cache import SpeechCache
+from coach.speech.clip import Clip, RawSpeech, place_words, to_int16
 from coach.speech.engine import SpeechEngine, quote_text
 
 
@@ -28,4 +28,4 @@ def synthesize_into(cache: SpeechCache, key: str, engine: SpeechEngine, text: st
     if not np.any(pcm):
         raise SpeechError(f"{engine.name} made no sound for {quote_text(text)}: use words it can pronounce")
     stored_pcm, stored_words = cache.put(key, pcm, words)
-    return Clip(from_int16(stored_pcm), stored_words, pcm16=stored_pcm)
+    return Clip.from_pcm16(stored_pcm, stored_words)
