@@ -11,11 +11,13 @@ from __future__ import annotations
 import collections
 import ctypes
 import importlib
+import importlib.util
 import math
 import os
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -254,6 +256,7 @@ class MiniaudioSink(_Volume):
     STALL_SECONDS = 3.0  # no request from the device for this long: it is gone (a busy machine can pause it ~1 s)
 
     def __init__(self, volume: float = 1.0) -> None:
+        _defer_urllib_request()
         ma = _import_backend("miniaudio", "pip install miniaudio")
         self.set_volume(volume)
         self._lock = threading.Lock()
@@ -456,6 +459,37 @@ _OPENERS: dict[str, Callable[[float], SimpleaudioSink | MiniaudioSink]] = {
     "simpleaudio": SimpleaudioSink,
     "miniaudio": MiniaudioSink,
 }
+
+
+def _defer_urllib_request() -> None:
+    """Put a stand-in for `urllib.request` in sys.modules (unless it is loaded already) that
+    loads the real module the first time anything reads from it.
+
+    miniaudio imports urllib.request at its top, for its internet-radio client, which coach
+    never uses; loading it (http.client, email, ssl) took 20 ms of a live session's way to
+    its first sound. (importlib.util.LazyLoader does not help here: on Python 3.11 the
+    import statement itself reads the module's __spec__, which loads it.)"""
+    if "urllib.request" not in sys.modules:
+        import urllib
+
+        stand_in = _UrllibRequestOnFirstUse("urllib.request")
+        sys.modules["urllib.request"] = urllib.request = stand_in  # as the import statement would set them
+
+
+class _UrllibRequestOnFirstUse(types.ModuleType):
+    """See _defer_urllib_request. The import statement finds this in sys.modules and reads
+    only what is set here; any other attribute loads the real module, which then takes this
+    one's place in sys.modules and on the urllib package, and answers from then on."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__spec__ = importlib.util.find_spec(name)  # what the import statement reads
+
+    def __getattr__(self, attribute: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        return getattr(real, attribute)
 
 
 def _import_backend(module: str, how_to_install: str) -> Any:

@@ -538,3 +538,24 @@ def test_the_device_clock_follows_a_device_that_runs_fast_or_slow():
                 worst_fixed = max(worst_fixed, abs(plays_at(naive) - plays_at(0) - (at - fixed[0])))
         assert worst_fixed > 0.5, (ppm, worst_fixed)  # the drift the clock must follow
         assert worst_followed < 0.015, (ppm, worst_followed)
+
+
+@pytest.mark.skipif(not _have("miniaudio"), reason="miniaudio is not installed")
+def test_opening_miniaudio_leaves_urllib_request_unloaded_until_something_uses_it():
+    # miniaudio imports urllib.request for its internet-radio client: 20 ms of a live
+    # session's way to its first sound, for nothing there (coach.sinks._defer_urllib_request).
+    script = textwrap.dedent("""
+        import sys
+        from coach import sinks
+        sinks._defer_urllib_request()
+        import miniaudio
+        print("http.client" in sys.modules)
+        import urllib.request
+        from urllib.request import Request
+        request = urllib.request.Request("http://example.invalid/x")
+        print(type(request) is Request, request.host, "http.client" in sys.modules)
+        print(sys.modules["urllib.request"] is urllib.request is miniaudio.urllib.request)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["False", "True", "example.invalid", "True", "True"]
