@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,11 @@ MAX_CHIME_SECONDS = 2.0
 
 def builtin_sounds_dir() -> Path:
     """Where the built-in chime WAVs live: coach/sounds in a wheel, else the repo's sounds/."""
-    packaged = resources.files("coach") / "sounds"
+    package = Path(__file__).resolve().parent  # not importlib.resources: see builtin_cues_dir
+    packaged = package / "sounds"
     if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "sounds"
+        return packaged
+    return package.parent / "sounds"
 
 
 def load_chimes(custom: Mapping[str, Path] | None = None) -> dict[str, np.ndarray]:
