@@ -23,14 +23,17 @@ the rich live display redraws a few times a second, as for a person at a termina
 Then, for starting at once while speech is synthesized ahead of the playhead (`--start`,
 on by default; `--engines espeak,piper`):
 
-- cold time to first sound (an empty speech cache, model load included) and warm (the
-  same again), for the built-in routine and a generated 60-minute one; for Piper, cold
+- cold time to first sound (an empty speech cache, model load included) and warm (every
+  clip cached, as after a whole session), for the built-in routine, a generated 60-minute
+  one (bench_export.py's: cue sentences of 74 characters on average) and the end-to-end
+  tests' 70-minute one (every line 110-120 characters: its first takes Piper longer to
+  speak); for Piper, cold
   twice: the first run ever (it also makes the copy of the voice model that later runs
   load, coach/speech/piper_model.py) and with that copy kept but no clips;
 - time from a speed key (`-`, sent through a pseudo-terminal) to the first utterance at
   the new speed, and the waits for synthesis that caused;
 - waits for synthesis (count and total seconds) and the CPU the coach process uses while
-  its speech is being synthesized ahead, over the first `--ahead-seconds` of the 60-minute
+  its speech is being synthesized ahead, over the first `--ahead-seconds` of the 70-minute
   routine from an empty cache.
 
 Targets (issue 11): cold first sound <= 0.5 s espeak, <= 1.0 s Piper; warm <= 0.25 s; no
@@ -78,7 +81,7 @@ def main() -> int:
                         help="measure chime timing and drift (default: on)")
     parser.add_argument("--engines", default="espeak,piper", help="engines for --start (default espeak,piper)")
     parser.add_argument("--ahead-seconds", type=float, default=60.0,
-                        help="seconds of the 60-minute routine played for waits and CPU (default 60)")
+                        help="seconds of the 70-minute routine played for waits and CPU (default 60)")
     args = parser.parse_args()
 
     import pytest  # tests/pulse.py skips through pytest when PulseAudio is missing
@@ -177,10 +180,12 @@ def first_sound_ms(pulse, tmp_path: Path, args, display: bool) -> list[float]:
 # --- starting at once ---------------------------------------------------------------------------
 
 def measure_start(pulse, tmp_path: Path, args) -> None:
+    from bench_export import long_routine
     from tests.test_live_e2e import hour_routine
 
     tmp_path.mkdir(parents=True, exist_ok=True)
     hour = str(hour_routine(tmp_path))
+    sixty = str(long_routine(tmp_path))
     builtin = "leg-stretches"
     engines = [e for e in args.engines.split(",") if e]
     for engine in engines:
@@ -191,7 +196,7 @@ def measure_start(pulse, tmp_path: Path, args) -> None:
                 print(f"\n[{engine}] skipped: {missing_reason()}")
                 continue
         print(f"\n[starting at once: {engine}]  (load average {os.getloadavg()[0]:.1f})")
-        for label, routine in (("built-in", builtin), ("60-minute", hour)):
+        for label, routine in (("built-in", builtin), ("60-minute", sixty), ("70-minute", hour)):
             cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
             cold = first_sound_s(pulse, tmp_path, [routine, "--engine", engine], cache)
             prepared = ""
@@ -203,8 +208,11 @@ def measure_start(pulse, tmp_path: Path, args) -> None:
                 shutil.copytree(cache / "piper-models", again / "piper-models")
                 prepared = (f", {first_sound_s(pulse, tmp_path, [routine, '--engine', engine], again) * 1000:.0f} ms "
                             "with the voice model's copy from an earlier run")
-            # Five warm launches: a warm start is a few tenths of a second, and this VM's speed
-            # wanders by a few tens of milliseconds from one launch to the next.
+            # Warm: every clip in the cache, as after a whole session (the cold run above made
+            # only the first few, and a clip missing soon after the start has the engine
+            # start while the first line plays). Five launches: a warm start is a few tenths
+            # of a second, and this VM's speed wanders by a few tens of ms between launches.
+            fill_cache(pulse, [routine, "--engine", engine], cache)
             warm = sorted(first_sound_s(pulse, tmp_path, [routine, "--engine", engine], cache) for _ in range(5))
             print(f"  {label:10} first sound: cold {cold * 1000:5.0f} ms{' (first run ever)' if prepared else ''}"
                   f"{prepared}; warm median {warm[2] * 1000:4.0f} ms "
@@ -215,7 +223,7 @@ def measure_start(pulse, tmp_path: Path, args) -> None:
               f"(the next line was due {waits[1]:.2f} s after the key; waits for synthesis meanwhile: {waits[0]})")
         cache = Path(tempfile.mkdtemp(prefix="cache-", dir=tmp_path))
         count, total, cpu, cpu_after = ahead_run(pulse, [hour, "--engine", engine], cache, args.ahead_seconds)
-        print(f"  first {args.ahead_seconds:g} s of the 60-minute routine from an empty cache: {count} waits for "
+        print(f"  first {args.ahead_seconds:g} s of the 70-minute routine from an empty cache: {count} waits for "
               f"synthesis, {total:.2f} s in all; CPU {cpu:.0f} % of one core while synthesizing ahead, "
               f"{cpu_after:.1f} % after")
     print("  targets: cold <= 500 ms espeak, <= 1000 ms Piper; warm <= 250 ms; no waits")
@@ -237,6 +245,14 @@ def bytecode_state() -> str:
             "so each start compiles the rest from source (PYTHONDONTWRITEBYTECODE keeps Python from saving it); "
             "`make setup` compiles them")
     return f"coach's bytecode: {current} of {len(sources)} modules compiled, {note}"
+
+
+def fill_cache(pulse, args: list[str], cache: Path) -> None:
+    """Synthesize every clip of `coach start ARGS` into `cache` (coach plan makes them all)."""
+    import subprocess
+
+    subprocess.run([str(COACH), "plan", *args], env=dict(pulse.env, COACH_CACHE_DIR=str(cache)),
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
 
 
 def first_sound_s(pulse, tmp_path: Path, args: list[str], cache: Path) -> float:
