@@ -29,10 +29,16 @@ SECONDS_PER_WORD = 0.27
 SECONDS_PER_LINE = 0.15
 
 
+def guessed_speech_samples(text: str, speed: float = 1.0) -> int:
+    """How long `text` is likely to last when spoken at `speed`, before its clip exists: what
+    `coach list` and a live session's first estimated total both use, so they agree."""
+    return samples((SECONDS_PER_WORD * len(text.split()) + SECONDS_PER_LINE) / speed)
+
+
 def estimate_seconds(routine: Routine, options: TimelineOptions = TimelineOptions()) -> float:
     """The session's length in seconds with speech lengths guessed from word counts."""
     texts = spoken_texts(routine, options)
-    speech = {t: samples((SECONDS_PER_WORD * len(t.split()) + SECONDS_PER_LINE) / options.speed) for t in texts}
+    speech = {t: guessed_speech_samples(t, options.speed) for t in texts}
     chimes = {kind: samples(ESTIMATED_CHIME_SECONDS) for kind in CHIME_KINDS}
     return build_timeline(routine, speech, chimes, options).length_s
 

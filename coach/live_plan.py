@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from coach.audio import SAMPLE_RATE
+from coach.length import guessed_speech_samples
 from coach.mixer import Segment, fixed_gain, mix_segment, segments
 from coach.player import find_section
 from coach.routine import Routine
@@ -32,8 +32,6 @@ from coach.timeline import (
     with_words,
 )
 
-# Speech per character when no clip is known yet, for the estimated total: ~14 characters a second.
-SAMPLES_PER_CHAR = SAMPLE_RATE / 14.0
 # How often, at most, the timeline is rebuilt as clips arrive while nothing waits for them
 # (an hour's timeline takes ~20 ms to build), and the estimated total recomputed.
 REBUILD_EVERY = 1.0
@@ -181,7 +179,7 @@ class GrowingPlan:
 
         def length(text: str, speed: float) -> int:
             known = self._length(text, speed)
-            return known if known is not None else int(len(text) * SAMPLES_PER_CHAR / speed)
+            return known if known is not None else guessed_speech_samples(text, speed)
 
         return grow_timeline(self.routine, length, self._chime_lengths, self.options, self.speed_changes,
                              self.first_turn)

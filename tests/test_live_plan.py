@@ -317,3 +317,17 @@ def test_live_and_exported_sessions_have_the_same_gain():
         assert live.plan.gain == fixed_gain(built.chimes) == exported == 1.0
     finally:
         live.speech.close()
+
+
+def test_the_first_estimated_total_is_the_one_coach_list_shows():
+    # Before any clip exists, the display's total (~MM:SS) and `coach list`'s come from the
+    # same guess of each line's length (coach.length), so the two never disagree.
+    from coach.length import ESTIMATED_CHIME_SECONDS, estimate_seconds
+
+    sim = SimTime()
+    routine = load_routine("leg-stretches")
+    two_seconds = {k: _clip(ESTIMATED_CHIME_SECONDS, 0.5) for k in CHIME_SECONDS}
+    plan = GrowingPlan(routine, TimelineOptions(), two_seconds, SlowEngine(sim), clock=sim.clock)
+    total, estimated = plan.total()
+    assert estimated
+    assert total == pytest.approx(estimate_seconds(routine, TimelineOptions()), abs=0.01)
