@@ -7,7 +7,7 @@ always agree on what is said when.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -115,9 +115,12 @@ class Session:
     timeline: Timeline
     speech: Mapping[str, np.ndarray]  # float32 samples by text (ClipSamples: made when asked for)
     chimes: dict[str, np.ndarray]
-    # The speech as the cache stores it (int16; speech = pcm16 / 32768): an export at the
-    # session gain of 1 writes these as they are, without converting every sample twice.
-    speech_pcm16: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def speech_pcm16(self) -> Mapping[str, np.ndarray]:
+        """The speech as the cache stores it (int16; speech = pcm16 / 32768), where known: an
+        export at the session gain of 1 writes these as they are."""
+        return self.speech.pcm16 if isinstance(self.speech, ClipSamples) else {}
 
 
 def load_routine_chimes(routine: Routine) -> dict[str, np.ndarray]:
@@ -142,8 +145,7 @@ def build_session(routine: Routine, options: SessionOptions = SessionOptions(),
                             options.minutes).routine
     timeline = build_timeline(routine, speech_lengths, chime_lengths, options.timeline_options,
                               speech_words={text: clip.words for text, clip in clips.items()})
-    pcm16 = {text: clip.pcm16 for text, clip in clips.items() if clip.pcm16 is not None}
-    return Session(routine, options, timeline, ClipSamples(clips), chimes, pcm16)
+    return Session(routine, options, timeline, ClipSamples(clips), chimes)
 
 
 @dataclass

@@ -93,6 +93,9 @@ class ClipSamples(Mapping):
 
     def __init__(self, clips: Mapping[str, Clip]) -> None:
         self._clips = clips
+        # The int16 samples of the clips that have them (from the cache), by text: what an
+        # export at the session gain of 1 writes as they are.
+        self.pcm16 = {text: clip.pcm16 for text, clip in clips.items() if clip.pcm16 is not None}
 
     def __getitem__(self, text: str) -> np.ndarray:
         return self._clips[text].samples
