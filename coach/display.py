@@ -13,6 +13,7 @@ import contextlib
 import math
 import sys
 from dataclasses import replace
+from collections.abc import Callable
 from typing import IO
 
 from typing import TYPE_CHECKING
@@ -37,6 +38,11 @@ PANEL_WIDTH = 76
 def format_clock(seconds: float) -> str:
     whole = max(0, int(seconds))
     return f"{whole // 60:02d}:{whole % 60:02d}"
+
+
+def _resolved(value):
+    """A display's starting value, given as itself or as a function that works it out."""
+    return value() if callable(value) else value
 
 
 def format_total(total: float, estimated: bool) -> str:
@@ -76,15 +82,16 @@ class LogDisplay(Listener):
     """One plain line per event, e.g. `[03:12] Leg up (right): (chime: midpoint)`."""
 
     def __init__(self, timeline: Timeline, title: str, stream: IO[str] | None = None,
-                 total: tuple[float, bool] | None = None) -> None:
+                 total: tuple[float, bool] | Callable[[], tuple[float, bool]] | None = None) -> None:
         self.timeline = timeline
         self.title = title
         self.stream = stream
-        self.total = total or (timeline.length_s, False)
+        self.total = total  # or how to work it out, when the title line is printed
         self.captions = False  # every spoken line is printed anyway: nothing to add
 
     def __enter__(self) -> LogDisplay:
-        self._line(f"{self.title} ({format_total(*self.total)})")
+        total = _resolved(self.total) or (self.timeline.length_s, False)
+        self._line(f"{self.title} ({format_total(*total)})")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -134,32 +141,42 @@ class LiveDisplay(Listener):
     WORDS_REFRESH = 0.08
 
     def __init__(self, timeline: Timeline, title: str, console: Console | None = None,
-                 keys: bool = True, labels: list[str] | None = None, first: Status | None = None,
-                 intro: bool = True) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
+                 keys: bool = True, labels: list[str] | None = None,
+                 first: Status | Callable[[], Status] | None = None, intro: bool = True,
+                 stream: IO[str] | None = None) -> None:
         self.timeline = timeline
         self.labels = labels  # every section's label, known before its clips are (else the timeline's)
         self.title = title
-        self.console = console or Console()
+        # rich (about 35 ms to import) is loaded when the panel is first drawn, not before:
+        # a live session draws it once its first sound is playing (coach.live.GuardedListener).
+        self.console = console
+        self._stream = stream  # where a console made then writes (None: stdout)
         self.help = KEY_HELP if keys else NO_KEY_HELP
         self.captions = False  # no sound: print each spoken line above the panel as well
         self.now = ""
         self.speaking: Event | None = None  # the utterance last begun, whose words are marked
-        self._live = Live(console=self.console, auto_refresh=False, transient=False,
-                          redirect_stdout=True, redirect_stderr=True)
-        self._last = first or Status(0.0, False, None)  # drawn before the player's first status
+        self._live = None
+        self._first = first  # drawn before the player's first status (or how to work it out)
+        self._last = Status(0.0, False, None)
         self.intro = intro  # False: the session begins with its first pose (--from, minimal guidance)
 
     def __enter__(self) -> LiveDisplay:
+        from rich.console import Console
+        from rich.live import Live
+
+        if self.console is None:
+            self.console = Console(file=self._stream)
+        self._live = Live(console=self.console, auto_refresh=False, transient=False,
+                          redirect_stdout=True, redirect_stderr=True)
+        self._last = _resolved(self._first) or self._last
         self._live.update(self.render(self._last))
         self._live.start(refresh=True)
         return self
 
     def __exit__(self, *exc) -> None:
         with contextlib.suppress(OSError):  # the terminal has hung up: nothing to tidy on it
-            self._live.stop()
+            if self._live is not None:
+                self._live.stop()
 
     def _show(self, status: Status) -> None:
         self._last = status

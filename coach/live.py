@@ -79,9 +79,14 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
             with output_lock:  # isatty() asks file descriptor 1, which a render points elsewhere
                 display = _display(session, plan, stdout, quiet, keys is not None)
             display.captions = isinstance(sink, CaptionSink)
-            guarded = GuardedListener(display, output_lock)
+            guarded = GuardedListener(display, output_lock, clock)
             if speech is not None:
                 speech.output_free = guarded.drain
+
+            def first_sound_playing() -> None:
+                if speech is not None:
+                    speech.first_sound_playing()  # the rest of the speech goes on first
+                guarded.open()
             with guarded:
                 if first is not None:  # a built session: every section is known
                     start = plan.timeline.sections[first.index].start
@@ -90,7 +95,7 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
                     keys=keys.read if keys else None, listener=guarded,
                     on_sink_error=_fallback(guarded, display, require_audio),
                     help_sound=_help_sound(session, plan), volume_range=VOLUME_RANGE, speed_range=SPEED_RANGE,
-                    on_first_sound=speech.first_sound_playing if speech is not None else None)
+                    on_first_sound=first_sound_playing)
                 try:
                     stop = player.run(start)
                 except BaseException:
@@ -171,38 +176,62 @@ def keep_settings_line(session: Session | LiveSession, player: Player | None) ->
 
 
 class GuardedListener(Listener):
-    """The display, written to only while no espeak render has the output redirected.
+    """The display, written to only while no espeak render has the output redirected, and
+    opened only once the session's first sound is playing.
 
     A call that finds the output taken waits in a queue (a redraw only replaces the one
     before it), and goes out with the next call that finds it free: late by the few ms of
     one render rather than lost, and never holding up the player and its sounds.
+
+    Drawing the live panel the first time imports rich and works out the estimated total:
+    40 to 90 ms that the first word would otherwise wait for. So the display opens (and
+    what was queued goes out, in order) at the first sound, or when the session has been
+    preparing speech for OPEN_WHILE_PREPARING seconds (a cold Piper start), whichever
+    comes first.
     """
 
-    def __init__(self, display, lock: threading.Lock) -> None:
+    OPEN_WHILE_PREPARING = 0.3
+
+    def __init__(self, display, lock: threading.Lock, clock: Callable[[], float] = time.monotonic) -> None:
         self.display = display
         self.lock = lock
+        self.clock = clock
         self._queued: list[tuple[str, tuple]] = []
         self._queue_lock = threading.Lock()  # the speech worker drains the queue too
+        self._since = clock()
+        self._open_wanted = False
+        self._opened = False
 
     @property
     def refresh(self) -> float | None:
         return self.display.refresh
 
     def __enter__(self):
-        with self.lock:
-            self.display.__enter__()
+        self._since = self.clock()
         return self
 
     def __exit__(self, *exc):
         with self.lock:
+            if not self._opened and any(method not in ("tick", "preparing") for method, _ in self._queued):
+                self._open_wanted = True  # a note or a line still to show: show it
             self._flush()
-            return self.display.__exit__(*exc)
+            if self._opened:
+                return self.display.__exit__(*exc)
+            return None
+
+    def open(self) -> None:
+        """The first sound is playing: draw the display now (or at the next call that finds
+        the output free)."""
+        self._open_wanted = True
+        self.drain()
 
     def _call(self, method: str, *args, wait: bool = False) -> None:
         with self._queue_lock:
             if self._queued and self._queued[-1][0] == "tick" == method:
                 self._queued.pop()
             self._queued.append((method, args))
+        if method in ("tick", "preparing") and self.clock() - self._since >= self.OPEN_WHILE_PREPARING:
+            self._open_wanted = True
         if self.lock.acquire(blocking=wait):
             try:
                 self._flush()
@@ -216,8 +245,15 @@ class GuardedListener(Listener):
                 self._flush()
             finally:
                 self.lock.release()
+            if not self._opened:
+                return
 
     def _flush(self) -> None:
+        if not self._opened:
+            if not self._open_wanted:
+                return
+            self.display.__enter__()
+            self._opened = True
         while True:
             with self._queue_lock:
                 if not self._queued:
@@ -275,14 +311,15 @@ def _fallback(guarded: GuardedListener, display, require_audio: bool):
 def _display(session: Session | LiveSession, plan: GrowingPlan, stdout: IO[str], quiet: bool, keys: bool):
     title = session.routine.title
     if quiet or not stdout.isatty():
-        return LogDisplay(plan.timeline, title, stdout, total=plan.total())
-    from rich.console import Console
+        return LogDisplay(plan.timeline, title, stdout, total=plan.total)
 
-    total, estimated = plan.total()
-    first = Status(0.0, False, None, speed=plan.speed, volume=session.options.volume, total=total,
-                   estimated=estimated)
-    return LiveDisplay(plan.timeline, title, Console(file=stdout), keys=keys, labels=plan.labels,
-                       first=first, intro=plan.has_intro)
+    def first() -> Status:  # when the panel is first drawn (GuardedListener)
+        total, estimated = plan.total()
+        return Status(0.0, False, None, speed=plan.speed, volume=session.options.volume, total=total,
+                      estimated=estimated)
+
+    return LiveDisplay(plan.timeline, title, keys=keys, labels=plan.labels, first=first,
+                       intro=plan.has_intro, stream=stdout)
 
 
 def _ignore_signals() -> None:

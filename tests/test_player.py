@@ -625,3 +625,102 @@ def test_continue_command_repeats_what_shapes_the_session_and_quotes_safely():
     odd = Section(0, 2, 'Say "$HOME"', "left", 0, 1, 0, 1)
     assert continue_command(session, odd).endswith('--from "2:left"')
     assert find_section(session.timeline, "2:left") == session.timeline.sections[3]
+
+
+class _OrderSink(MemorySink):
+    """A MemorySink that notes each play() in a shared log."""
+
+    def __init__(self, sim, log):
+        super().__init__(sim.clock, sim.sleep)
+        self.log = log
+
+    def play(self, samples, at=None):
+        self.log.append("play")
+        return super().play(samples, at)
+
+
+class _OrderDisplay(Listener):
+    """A display that notes when it is drawn the first time and what it is told."""
+
+    refresh = None
+    captions = False
+
+    def __init__(self, log):
+        self.log = log
+
+    def __enter__(self):
+        self.log.append("drawn")
+        return self
+
+    def __exit__(self, *exc):
+        self.log.append("closed")
+
+    def event(self, event, status):
+        self.log.append(event.kind)
+
+    def __getattr__(self, name):  # every other Listener call: nothing to note
+        return lambda *args: None
+
+
+def test_the_display_is_first_drawn_once_the_first_sound_is_playing(monkeypatch):
+    # Drawing the live panel imports rich (tens of ms): the first word does not wait for it.
+    log: list[str] = []
+    sim = SimTime()
+    monkeypatch.setattr(live, "_display", lambda *args: _OrderDisplay(log))
+    _live(make_session(), sim, monkeypatch, _OrderSink(sim, log))
+    assert log[:2] == ["play", "drawn"]
+    assert log[-1] == "closed" and log.count("drawn") == 1
+    # What it was told before it was drawn (the first event) comes after, in order.
+    assert log.index("speech") > log.index("drawn")
+
+
+def test_the_quiet_log_prints_its_title_first_and_after_the_first_sound(monkeypatch):
+    log: list[str] = []
+    sim = SimTime()
+
+    class Logged(TimedStream):
+        def write(self, text):
+            if text.strip():
+                log.append("line")
+            return super().write(text)
+
+    monkeypatch.setattr(live, "open_sink", lambda backend=None, volume=1.0: _OrderSink(sim, log))
+    out = Logged(sim)
+    session = make_session()
+    run_live(session, quiet=True, stdin=io.StringIO(), stdout=out, clock=sim.clock, sleep=sim.sleep)
+    assert log[:2] == ["play", "line"]
+    assert out.lines[0][1].startswith(session.routine.title)
+
+
+def test_a_display_left_waiting_for_speech_is_drawn_after_a_while_and_not_before():
+    from coach.live import GuardedListener
+
+    log: list[str] = []
+    sim = SimTime()
+    display = _OrderDisplay(log)
+    guarded = GuardedListener(display, live.threading.Lock(), sim.clock)
+    status = Status(0.0, False, None, preparing=True)
+    with guarded:
+        guarded.preparing(status)
+        sim.sleep(GuardedListener.OPEN_WHILE_PREPARING * 0.6)
+        guarded.tick(status)
+        assert log == []  # a first clip that comes quickly is not kept waiting by a first drawing
+        sim.sleep(GuardedListener.OPEN_WHILE_PREPARING * 0.6)
+        guarded.tick(status)
+        assert log == ["drawn"]  # 'Preparing speech' is on the screen while a slow voice loads
+    assert log == ["drawn", "closed"]
+
+
+def test_a_session_stopped_before_its_first_sound_draws_a_display_only_for_something_to_show():
+    from coach.live import GuardedListener
+
+    sim = SimTime()
+    status = Status(0.0, False, None)
+    for calls, drawn in (((), False), (("tick",), False), (("tick", "note"), True)):
+        log: list[str] = []
+        display = _OrderDisplay(log)
+        display.note = lambda text: log.append("note")
+        with GuardedListener(display, live.threading.Lock(), sim.clock) as guarded:
+            for call in calls:
+                guarded.note("a cue left out") if call == "note" else guarded.tick(status)
+        assert ("drawn" in log) == drawn and ("note" in log) == drawn, calls
