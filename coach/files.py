@@ -6,7 +6,9 @@ complete; a failure, Ctrl-C or SIGTERM on the way removes the temporary file.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,24 +19,70 @@ from coach import signals
 from coach.errors import ExportError
 
 
-def check_target(path: Path, *, force: bool) -> None:
-    """Fail early, before any work, when the output cannot or should not be written."""
-    if path.is_dir():
-        raise ExportError(f"{path} is a folder; give a file name, e.g. {path / 'session.wav'}")
-    if path.exists() and not force:
-        raise ExportError(f"{path} already exists; use --force to overwrite it or choose another name")
-    folder = path.parent if str(path.parent) else Path(".")
+def check_target(path: Path | str, *, force: bool, example: str = "session.wav") -> None:
+    """Fail early, before any work, when the output cannot or should not be written.
+
+    `path` as the user gave it: a name ending in / names a folder. `example` is the file
+    name suggested when a folder is given."""
+    written = str(path)
+    path = Path(path)
+    try:
+        _check_target(path, written, force, example)
+    except ValueError:
+        raise ExportError(f"{_shortened(written)!r} is not a usable file name (it contains a NUL character)") from None
+    except OSError as err:  # the name itself: too long, or a component the system refuses
+        if err.errno == errno.ENAMETOOLONG:
+            raise ExportError(f"the file name {_shortened(written)!r} is too long for the file system; "
+                              "choose a shorter one") from None
+        raise ExportError(f"cannot use {_shortened(written)!r} as the output: {err.strerror or err}; "
+                          "choose another place") from None
+
+
+def _check_target(path: Path, written: str, force: bool, example: str) -> None:
+    if "\0" in written:
+        raise ValueError("a NUL character")  # pathlib answers False for such a name rather than fail
+    if written.endswith(("/", os.sep)) or path.is_dir():
+        shown = written if written.endswith(("/", os.sep)) else f"{written}{os.sep}"
+        raise ExportError(f"{written} is a folder; give a file name, e.g. {shown}{example}")
+    if path.exists():
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            # Replacing it would put a regular file where a device or pipe was (as root, /dev/null).
+            raise ExportError(f"{written} is {special_kind(mode)}, not a regular file; coach writes only "
+                              "files: give a file name (a text format can go to standard output with -o -)")
+        if not force:
+            raise ExportError(f"{written} already exists; use --force to overwrite it or choose another name")
+    folder = _final_path(path).parent
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} is a file, not a folder; choose another place for {path.name}")
     if not folder.is_dir():
         raise ExportError(f"folder {folder} does not exist; create it first or choose another place")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ExportError(f"folder {folder} is not writable; choose another place for {path.name}")
 
 
+def special_kind(mode: int) -> str:
+    """What a path that is neither a file nor a folder is, for a message."""
+    kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _final_path(path: Path) -> Path:
+    """Where a write to `path` lands: a symbolic link's target (the link itself stays)."""
+    return path.resolve() if path.is_symlink() else path
+
+
+def _shortened(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else f"{text[:keep // 2]}…{text[-keep // 2:]}"
+
+
 @contextmanager
-def atomic_writer(path: Path, *, force: bool) -> Iterator[BinaryIO]:
-    """A binary file object that becomes `path` only if the block finishes without error."""
-    path = Path(path)
-    check_target(path, force=force)
+def atomic_writer(path: Path, *, force: bool, example: str = "session.wav") -> Iterator[BinaryIO]:
+    """A binary file object that becomes `path` only if the block finishes without error.
+    `path` may be a symbolic link: the file it points to is replaced, the link kept."""
+    check_target(path, force=force, example=example)
+    path = _final_path(Path(path))
     folder = path.parent if str(path.parent) else Path(".")
     tmp: Path | None = None
     try:
@@ -42,7 +90,7 @@ def atomic_writer(path: Path, *, force: bool) -> Iterator[BinaryIO]:
             try:
                 fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
             except OSError as err:
-                raise ExportError(f"cannot write in {folder}: {err.strerror}") from None
+                raise ExportError(f"cannot write in {folder}: {err.strerror}; choose another place") from None
             tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as handle:
             yield handle

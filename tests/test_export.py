@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import stat
 import pickle
 import re
 import subprocess
@@ -663,6 +664,43 @@ def test_missing_folder_and_folder_as_target(session, tmp_path):
     with pytest.raises(ExportError, match="is a folder"):
         write_export(session, str(tmp_path), "txt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_device_a_pipe_or_a_link_to_one_is_never_replaced_even_with_force(session, tmp_path):
+    # As root, `-o /dev/null --force` must not put a regular file where the device was.
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)
+    link = tmp_path / "out.txt"
+    link.symlink_to(device)
+    for target, kind in ((device, "character device"), (pipe, "named pipe"), (link, "character device")):
+        with pytest.raises(ExportError, match=kind):
+            write_export(session, str(target), "txt", force=True)
+    assert stat.S_ISCHR(os.stat(device).st_mode) and stat.S_ISFIFO(os.stat(pipe).st_mode) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "out.txt", "pipe.txt"]
+
+
+def test_force_through_a_link_replaces_the_file_it_points_to_and_keeps_the_link(session, tmp_path):
+    real = tmp_path / "real.srt"
+    real.write_text("old")
+    link = tmp_path / "link.srt"
+    link.symlink_to(real.name)
+    with pytest.raises(ExportError, match="--force"):
+        write_export(session, str(link))
+    write_export(session, str(link), force=True)
+    assert link.is_symlink() and real.read_text(encoding="utf-8") == render_text(session, "srt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.srt", "real.srt"]
+
+
+@pytest.mark.parametrize("name, says", [("sub/", "sub/ is a folder"), ("x" * 300 + ".txt", "too long"),
+                                        ("a\0b.txt", "NUL"), ("file.txt/s.txt", "is a file, not a folder")])
+def test_output_names_that_cannot_be_files_are_one_line_each(session, tmp_path, monkeypatch, name, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("keep")
+    with pytest.raises(ExportError, match=says):
+        write_export(session, name.replace("\\0", "\0"), "txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
 def test_read_only_folder_is_refused_before_any_work(session, tmp_path, monkeypatch):

@@ -53,13 +53,13 @@ def check_output(output: str, fmt: str | None = None, force: bool = False,
     """The format, after checking the target can be written, the bitrate makes sense and
     the encoder is installed; call it before building the session so that a mistake
     costs no synthesis."""
+    if output != STDOUT:
+        check_target(output, force=force)  # a folder, or a name the system refuses, before its format
     name = pick_format(output, fmt)
     if bitrate is not None:
         parse_bitrate_for(name, bitrate)
     if name in ENCODED_FORMATS or name == PAGE_FORMAT:
         check_encoder(name)
-    if output != STDOUT:
-        check_target(Path(output), force=force)
     return name
 
 

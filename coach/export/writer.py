@@ -49,7 +49,7 @@ def write_export(session: Session, output: str, fmt: str | None = None, *, force
         write_to_stdout(render_text(session, name), stdout if stdout is not None else sys.stdout)
         return name
     bits_per_second = parse_bitrate_for(name, bitrate)
-    with atomic_writer(Path(output), force=force) as handle:
+    with atomic_writer(output, force=force) as handle:
         if name == "wav":
             write_wav_stream(handle, session, progress)
         elif name in ENCODED_FORMATS:

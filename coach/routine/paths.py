@@ -10,6 +10,8 @@ import os
 import stat
 from pathlib import Path
 
+from coach.files import special_kind
+
 MISSING = "does not exist"
 FOLDER = "is a folder, not a file"
 NOT_REGULAR = "is not a regular file"
@@ -31,13 +33,6 @@ def file_problem(path: Path) -> str | None:
         # Opening a pipe waits for a writer, and a device may never end: not even opened.
         return f"{NOT_REGULAR} but {special_kind(info.st_mode)}"
     return None
-
-
-def special_kind(mode: int) -> str:
-    """What a path that is neither a file nor a folder is, for a message."""
-    kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
-    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def os_problem(err: OSError) -> str:

@@ -90,5 +90,7 @@ def write_starter_routine(name: str, *, force: bool = False, folder: Path | None
     except OSError as err:
         raise RoutineError(f"cannot create the routine folder {folder}: {err.strerror or err}") from None
     path = folder / f"{name}.toml"
+    if path.is_dir():
+        raise RoutineError(f"{path} is a folder; remove or rename it, or choose another routine name")
     atomic_write_bytes(path, starter_text(name).encode("utf-8"), force=force)
     return path
