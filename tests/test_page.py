@@ -155,14 +155,26 @@ def test_page_shows_the_words_when_they_are_spoken(session, page, browser):
     assert (words, said) == (" ".join(gap.lines), True)
 
 
-def worded_session():
+def dashed_routine():
+    """Words that a dash or a sign joins to the word before them: one word of the engine's,
+    held together on a caption line by no-break spaces."""
+    from dataclasses import replace
+
+    from tests.test_export import make_routine
+
+    plain = make_routine()
+    return replace(plain, sides=("droite ➡️", "gauche 左"),
+                   intro=("Lie down — slowly — and rest, then breathe.", plain.intro[1]))
+
+
+def worded_session(routine=None):
     """The synthetic session with a time for every word: evenly spread over each clip."""
     from dataclasses import replace
 
     from coach.speech.clip import Word, word_spans
     from coach.timeline import build_timeline
 
-    plain = synthetic_session()
+    plain = synthetic_session(routine)
     words = {}
     for text, clip in plain.speech.items():
         spans = word_spans(text)
@@ -181,21 +193,57 @@ return [document.getElementById("words").textContent,
 """
 
 
-def test_page_lights_each_word_when_it_is_said(browser, tmp_path):
-    session = worded_session()
+def test_every_word_group_on_the_page_is_one_word_of_the_engine_and_starts_when_it_does():
+    from coach.export.page import page_cues
+
+    session = worded_session(dashed_routine())
+    starts = sorted(w.start for e in session.timeline.events if e.kind == "speech" for w in e.words)
+    cues = page_cues(session.timeline)
+    assert any("—" in text for _, _, text, _ in cues) and any("➡️" in text for _, _, text, _ in cues)
+    for (_, _, text, groups), caption in zip(cues, captions(session.timeline), strict=True):
+        # The page splits the text at its spaces, as page.html does: one token per group.
+        assert len(text.split(" ")) == sum(n for _, n in groups) == len(groups)
+        assert [at for at, _ in groups] == [milliseconds(at) for at in caption.word_starts]
+    assert sum(len(groups) for *_, groups in cues) == len(starts)
+
+
+@pytest.mark.parametrize("routine", [None, dashed_routine()], ids=["plain", "dashes and signs"])
+def test_page_lights_each_word_when_it_is_said(browser, tmp_path, routine):
+    session = worded_session(routine)
     path = tmp_path / "worded.html"
     write_export(session, str(path))
     browser.get(path.as_uri())
     wait_for(browser, "return document.getElementById('audio').readyState >= 1", "the audio to load")
     event = next(e for e in session.timeline.events if e.kind == "speech" and len(e.words) >= 4)
-    third = event.words[2]
-    cue = next(c for c in captions(session.timeline) if c.start <= third.start < c.end)
-    between = milliseconds(third.start) + 1  # just after the third word starts
-    browser.execute_async_script(SEEK, between / 1000)
-    text, lit = browser.execute_script(WORDS_LIT)
-    assert text == " ".join(cue.lines)
-    said = [w.text for w in event.words if cue.start <= w.start and milliseconds(w.start) <= between]
-    assert lit == said and len(said) >= 1
+    for index in (2, len(event.words) - 1):  # the third word, and the last
+        word = event.words[index]
+        cue = next(c for c in captions(session.timeline) if c.start <= word.start < c.end)
+        between = milliseconds(word.start) + 1  # just after the word starts
+        browser.execute_async_script(SEEK, between / 1000)
+        text, lit = browser.execute_script(WORDS_LIT)
+        assert text == " ".join(cue.lines)
+        said = ["\u00a0".join(w.text.split()) for w in event.words
+                if cue.start <= w.start and milliseconds(w.start) <= between]
+        assert lit == said and len(said) >= 1
+
+
+def test_page_with_a_comment_opener_and_a_script_tag_in_its_text_still_plays(browser, tmp_path):
+    # Inside the page's <script>, "<!--" then "<script" would make the browser read the real
+    # end tag as text: the page would show nothing and play nothing.
+    from dataclasses import replace
+
+    from tests.test_export import make_routine
+
+    routine = replace(make_routine(), credit="Notes <!-- <script> by Sam", description="a </script> b <!-- c")
+    path = tmp_path / "comment.html"
+    write_export(synthetic_session(routine), str(path))
+    data, _ = embedded(path)
+    assert data["credit"] == routine.credit and data["description"] == routine.description
+    browser.get(path.as_uri())
+    duration = wait_for(browser, "const a = document.getElementById('audio');"
+                                 "return a.readyState >= 1 && a.duration", "the audio to load")
+    assert duration > 0
+    assert routine.credit in browser.find_element("tag name", "body").get_attribute("textContent")
 
 
 def test_page_makes_no_network_request(page, browser):

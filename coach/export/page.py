@@ -56,52 +56,31 @@ def page_data(session: Session) -> dict:
 
 
 def page_cues(timeline: Timeline) -> list[list]:
-    """The captions, each with when its words are said: from the speech events' word
-    times when the engine gave them, else the whole caption at its start.
+    """The captions, each with when its words are said: from the speech engine's word
+    times when it gave them, else the whole caption at its start.
 
-    A caption's words are the next ones of its event's text (captions only cut between
-    words), so they are matched by counting: a word of the engine's may cover several
-    (a dash joins the word before it)."""
+    The page splits a caption's text at its spaces, as here: a word of the engine's that
+    covers several (a dash after a word, a side such as "left ➡️") is one of those, its
+    parts held together by no-break spaces (captions.word_captions)."""
     out: list[list] = []
-    pending = iter(captions(timeline))
-    for event in timeline.events:
-        if event.kind != "speech":
-            continue
-        words = [(milliseconds(w.start), len(w.text.split())) for w in event.words]
-        left = len(event.text.split())
-        while left > 0:
-            cue = next(pending, None)
-            if cue is None:
-                return out
-            text = " ".join(cue.lines)
-            count = len(text.split())
-            left -= count
-            groups, words = _take(words, count) if words else ([[milliseconds(cue.start), count]], [])
-            out.append([milliseconds(cue.start), milliseconds(cue.end), text, groups])
+    for cue in captions(timeline):
+        text = " ".join(cue.lines)
+        count = len(text.split(" "))
+        if len(cue.word_starts) == count:
+            groups = [[milliseconds(at), 1] for at in cue.word_starts]
+        else:
+            groups = [[milliseconds(cue.start), count]]
+        out.append([milliseconds(cue.start), milliseconds(cue.end), text, groups])
     return out
-
-
-def _take(words: list[tuple[int, int]], count: int) -> tuple[list[list[int]], list[tuple[int, int]]]:
-    """The first `count` text words as [ms, n] groups, and the words left (a word split
-    between two captions starts the next one at the same time)."""
-    groups: list[list[int]] = []
-    while count > 0 and words:
-        at, n = words[0]
-        used = min(n, count)
-        groups.append([at, used])
-        count -= used
-        words = words[1:] if used == n else [(at, n - used)] + words[1:]
-    if count > 0:  # fewer words from the engine than in the text: the rest with the last
-        groups.append([groups[-1][0] if groups else 0, count])
-    return groups, words
 
 
 def render_page(session: Session, audio: bytes) -> str:
     """The page around already-encoded audio."""
     template = resources.files("coach.export").joinpath("page.html").read_text(encoding="utf-8")
     template = re.sub(r"\n[ \t]+", "\n", template)  # the indentation is for people reading page.html
-    # "</" inside a <script> would end it early; JSON allows the escaped form.
-    data = json.dumps(page_data(session), ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    # Inside a <script>, "</" would end it early and "<!--" (then "<script") would make the
+    # browser read the real end tag as text: no "<" at all, as JSON's escape.
+    data = json.dumps(page_data(session), ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     # The template's own markers only, in their order: a routine's text is never searched.
     language = html.escape(session.routine.language or "en", quote=True)
     top, _, rest = template.partition(_LANG_MARK)
