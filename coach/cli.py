@@ -459,25 +459,28 @@ def plan(
     """Show the session as a table with real timings. Example: coach plan --minutes 10"""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     with user_errors():
         session = _session(routine, speed, voice, engine, hold, side, countdown, None, guidance, minutes,
                            every_warning=True)
-        table = Table(title=session.routine.title, show_lines=False, expand=False)
+        # Text cells: a routine's words are shown as written, never read as rich markup ("[/]").
+        table = Table(title=Text(session.routine.title), show_lines=False, expand=False)
         for column in ("start", "side", "pose", "event", "text"):
             table.add_column(column, overflow="fold")
         for event in session.timeline.events:
             label = {"speech": "speech", "chime": f"chime: {event.part.replace('_', ' ')}",
                      "hold": f"{event.part} {event.duration_s:g} s"}[event.kind]
             text = "" if event.kind != "speech" else event.text
-            table.add_row(precise_clock(event.start_s), event.side or "", event.pose or "", label, text)
+            table.add_row(precise_clock(event.start_s), Text(event.side or ""), Text(event.pose or ""), label,
+                          Text(text))
         terminal = _stdout_is_terminal()
         console = Console(file=io.StringIO(), force_terminal=terminal,
                           width=shutil.get_terminal_size().columns if terminal else 160)
         console.print(table)
         if minutes is not None:
             chosen = ", ".join(f"{p.name} {p.hold:g} s" for p in session.routine.poses)
-            console.print(f"Holds chosen for {minutes:g} minutes: {chosen}")
+            console.print(f"Holds chosen for {minutes:g} minutes: {chosen}", markup=False, highlight=False)
         console.print(f"Total length: {clock(session.timeline.length_s)} "
                       f"({session.timeline.length_s:.1f} s) at speed {session.options.speed:g}")
         write_output(console.file.getvalue(), end="")

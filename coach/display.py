@@ -249,7 +249,7 @@ class LiveDisplay(Listener):
                                   style="bold yellow" if status.paused else ""))
         grid.add_row("Voice", Text(format_settings(status)))
         # A fixed width, so the panel does not jump about as the texts change.
-        return Panel(Group(grid, Text(self.help, style="dim")), title=self.title,
+        return Panel(Group(grid, Text(self.help, style="dim")), title=Text(self.title),
                      width=min(self.console.width, PANEL_WIDTH))
 
     @property

@@ -185,3 +185,30 @@ def test_cache_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
     result = run("cache", "clear")
     assert result.exit_code == 1
     assert result.output.startswith("Error: cannot read the speech cache") and result.output.count("\n") == 1
+
+
+def test_plan_shows_a_routine_s_words_as_written_even_when_they_look_like_markup(tmp_path):
+    # rich reads "[/]" as closing a style and "[[x]]" as an escaped "[x]": neither is for us.
+    routine = tmp_path / "brackets.toml"
+    routine.write_text('title = "[/x] Brackets [b]"\n[[poses]]\nname = "Lift [/]"\nhold = 10\n'
+                       'setup = ["Lift [/] your leg [/bold] and [[x]] hold."]\n', encoding="utf-8")
+    result = run("plan", str(routine))
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    for literal in ("[/x] Brackets [b]", "Lift [/]", "Lift [/] your leg [/bold] and [[x]] hold."):
+        assert literal in result.output, literal
+
+
+def test_the_live_panel_shows_a_title_that_looks_like_markup_as_written():
+    import io
+
+    from rich.console import Console
+
+    from coach.display import LiveDisplay
+    from coach.player import Status
+    from coach.timeline import Timeline
+
+    console = Console(width=100, file=io.StringIO(), force_terminal=False)
+    display = LiveDisplay(Timeline((), (), 22050), "[/x] Brackets [b]", console)
+    console.print(display.render(Status(0.0, False, None)))
+    assert "[/x] Brackets [b]" in console.file.getvalue()
