@@ -7,6 +7,7 @@ then this file, then the defaults below.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
@@ -65,12 +66,18 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
                 raise SettingsError(f"{prefix}{key} must be between {low:g} and {high:g}, got {number:g}")
             return number
         if key == "countdown":
-            if isinstance(value, bool) or float(value) != int(float(value)):
+            if isinstance(value, bool):
                 raise ValueError
-            number = int(float(value))
-            if not 0 <= number <= 10:
-                raise SettingsError(f"{prefix}countdown must be between 0 and 10 seconds, got {number}")
-            return number
+            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                value = int(value)  # "3" from the command line, exactly however long
+            if not isinstance(value, int):  # 3.0 from a file, "3.0" from the command line
+                number = float(value)
+                if not math.isfinite(number) or not number.is_integer():
+                    raise ValueError
+                value = int(number)
+            if not 0 <= value <= 10:
+                raise SettingsError(f"{prefix}countdown must be between 0 and 10 seconds, got {value}")
+            return value
         if key == "guidance":
             if value not in GUIDANCE:
                 raise SettingsError(f"{prefix}guidance must be one of {', '.join(GUIDANCE)}, got {value!r}")
@@ -83,9 +90,20 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError
             return value.strip()
-    except (TypeError, ValueError):
-        raise SettingsError(f"{prefix}{key} has the wrong type: got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise SettingsError(f"{prefix}{key} must be {_EXPECTED[key]}, got {value!r}") from None
     return value
+
+
+# What each setting takes, for a value of the wrong kind.
+_EXPECTED = {
+    "speed": f"a number from {SPEED_RANGE[0]:g} to {SPEED_RANGE[1]:g}",
+    "volume": f"a number from {VOLUME_RANGE[0]:g} to {VOLUME_RANGE[1]:g}",
+    "countdown": "a whole number of seconds from 0 to 10",
+    "voice": "a voice name (`coach voices` lists them)",
+    "engine": f"one of {', '.join(ENGINES)}",
+    "guidance": f"one of {', '.join(GUIDANCE)}",
+}
 
 
 def load_settings(path: Path | None = None) -> Settings:

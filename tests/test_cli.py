@@ -129,7 +129,13 @@ def test_config_rejects_bad_values():
     result = run("config", "set", "sped", "0.8")
     assert result.exit_code == 1 and 'did you mean "speed"' in result.output
     result = run("config", "set", "speed", "fast")
-    assert result.exit_code == 1 and "speed has the wrong type" in result.output
+    assert result.exit_code == 1 and "speed must be a number from 0.5 to 2, got 'fast'" in result.output
+    for value in ("inf", "1e400", "nan", "3.5"):
+        result = run("config", "set", "countdown", value)
+        assert result.exit_code == 1 and "Traceback" not in result.output, value
+        assert "countdown must be a whole number of seconds from 0 to 10" in result.output, value
+    result = run("config", "set", "countdown", "9" * 26)
+    assert result.exit_code == 1 and f"got {'9' * 26}" in result.output  # as given, not as a float
     result = run("config", "set", "volume", "7")
     assert result.exit_code == 1 and "between 0 and 1" in result.output
 

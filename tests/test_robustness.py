@@ -480,7 +480,9 @@ def test_existing_output_without_force_is_untouched_and_costs_no_work(tmp_path, 
 @pytest.mark.parametrize("content, fragments", [
     ("speed = = 1\n", ["not a valid settings file"]),
     ("sped = 0.8\n", ['unknown setting "sped" (did you mean "speed"?)']),
-    ('speed = "fast"\n', ["speed has the wrong type: got 'fast'"]),
+    ('speed = "fast"\n', ["speed must be a number from 0.5 to 2, got 'fast'"]),
+    ("countdown = inf\n", ["countdown must be a whole number of seconds from 0 to 10, got inf"]),
+    ("countdown = 1e400\n", ["countdown must be a whole number of seconds from 0 to 10, got inf"]),
     ("volume = 5\n", ["volume must be between 0 and 1, got 5"]),
     (b"speed = 0.8\xff\n", ["not a valid settings file"]),
 ])
