@@ -11,12 +11,20 @@ class FullDisk:
 
     def __init__(self, real, room: int) -> None:
         self.real, self.room, self.written = real, room, 0
+        self.full = False
 
     def write(self, data) -> int:
-        if self.written + len(data) > self.room:
+        if self.full or self.written + len(data) > self.room:
+            self.full = True
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.written += len(data)
         return self.real.write(data)
+
+    def seek(self, *args) -> int:
+        # A buffered file flushes what it holds before it moves: on a full disk that fails too.
+        if self.full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.real.seek(*args)
 
     def __getattr__(self, name):
         return getattr(self.real, name)

@@ -105,6 +105,7 @@ def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int 
     headers). With outline, the file also carries the chapters and tags."""
     av = _import_av(fmt)
     enc = ENCODINGS[fmt]
+    handle = _FirstFailureOnly(handle)
     try:
         container = av.open(handle, mode="w", format=enc.muxer)
     except av.FFmpegError as err:
@@ -225,6 +226,50 @@ def _encode(container, stream, blocks: Iterator[tuple[int, np.ndarray]], total: 
         if progress:
             progress(start + len(block), total)
     container.mux(stream.encode(None))  # what the encoder still holds
+
+
+class _FirstFailureOnly:
+    """The output file as FFmpeg sees it: after a write or seek has failed (a full disk),
+    every later one is taken and dropped. The file is thrown away then, and the one error
+    goes up as it is; otherwise the muxer goes on writing as it closes, each failure comes
+    back into PyAV's I/O callbacks, and PyAV prints all but the first as tracebacks."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._failed = False
+        self._position = 0
+
+    def write(self, data) -> int:
+        if not self._failed:
+            try:
+                written = self._handle.write(data)
+            except OSError:
+                self._failed = True
+                raise
+            self._position += len(data)
+            return written
+        self._position += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if not self._failed:
+            try:
+                self._position = self._handle.seek(offset, whence)
+                return self._position
+            except OSError:
+                self._failed = True
+                raise
+        if whence == 0:
+            self._position = offset
+        elif whence == 1:
+            self._position += offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._handle.tell() if not self._failed else self._position
+
+    def __getattr__(self, name):  # flush, fileno, ...: the file's own
+        return getattr(self._handle, name)
 
 
 def _close_quietly(container) -> None:
