@@ -148,7 +148,8 @@ def write_output(text: str, end: str = "\n") -> None:
             stream.flush()
         else:
             stream.flush()
-            view = memoryview((text + end).encode("utf-8"))
+            # surrogateescape: a file name that is not UTF-8 comes back out as the bytes it is.
+            view = memoryview((text + end).encode("utf-8", "surrogateescape"))
             while view:  # under `python -u` a raw write may take only part of it
                 view = view[buffer.write(view) or 0:]
             buffer.flush()

@@ -218,3 +218,19 @@ def test_the_live_panel_shows_a_title_that_looks_like_markup_as_written():
     display = LiveDisplay(Timeline((), (), 22050), "[/x] Brackets [b]", console)
     console.print(display.render(Status(0.0, False, None)))
     assert "[/x] Brackets [b]" in console.file.getvalue()
+
+
+def test_a_routine_file_whose_name_is_not_utf8_is_listed_and_validated_as_the_bytes_it_is(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path)
+    name = b"caf\xe9-legs.toml"  # Latin-1: not UTF-8
+    with open(os.path.join(folder, name), "wb") as handle:
+        handle.write(open("tests/data/short.toml", "rb").read())
+    env = dict(os.environ, COACH_CONFIG_DIR=str(tmp_path / "config"))
+    done = subprocess.run([sys.executable, "-m", "coach", "validate", os.path.join(folder, name)],
+                          capture_output=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"ok ") and name in done.stdout and done.stderr == b""
