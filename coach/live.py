@@ -8,6 +8,7 @@ session was and how to continue from there.
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import sys
@@ -110,7 +111,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
         why = f" ({signal_exception.reason})" if isinstance(signal_exception, signals.Terminated) else ""
         position, section = ((player.position, player.section_at(player.position)) if player
                              else (start / SAMPLE_RATE, first or _first_section(plan)))
-        message = stopped_message(session, position, section, why, speed=plan.speed)
+        message = stopped_message(session, position, section, why, speed=plan.speed,
+                                  volume=player.volume if player else None)
         keep = keep_settings_line(session, player)
         raise SessionStopped(message + (f"\n{keep}" if keep else ""), signals.exit_code(signal_exception)) from None
     finally:
@@ -118,7 +120,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
             speech.close()
         _close_quietly(player.sink if player else sink)
     if stop.reason == "quit":
-        print(stopped_message(session, stop.position, stop.section, speed=plan.speed), file=sys.stderr, flush=True)
+        print(stopped_message(session, stop.position, stop.section, speed=plan.speed, volume=player.volume),
+              file=sys.stderr, flush=True)
     keep = keep_settings_line(session, player)
     if keep:
         print(keep, file=sys.stderr, flush=True)
@@ -340,7 +343,7 @@ def _close_quietly(sink: Sink) -> None:
 # --- where it stopped -----------------------------------------------------------------
 
 def stopped_message(session: Session, position: float, section: Section | None, what: str = "",
-                    speed: float | None = None) -> str:
+                    speed: float | None = None, volume: float | None = None) -> str:
     """`Stopped at 03:12 in Leg up (right). To continue from there: coach start ... --from "Leg up:right"`."""
     timeline = session.timeline
     if section is None:
@@ -349,32 +352,54 @@ def stopped_message(session: Session, position: float, section: Section | None, 
         where, resume = "the closing words", section
     else:
         where, resume = section.label, section
-    command = continue_command(session, resume, speed)
+    command = continue_command(session, resume, speed, volume)
     return one_line(f"Stopped{what} at {format_clock(position)} in {where}. To continue from there: {command}")
 
 
-def continue_command(session: Session, section: Section | None, speed: float | None = None) -> str:
+def continue_command(session: Session, section: Section | None, speed: float | None = None,
+                     volume: float | None = None) -> str:
     """The `coach start` command that plays the same session from `section` (the start if None),
-    at `speed` when given (the speed it was at when stopped)."""
-    parts = ["coach", "start", _routine_argument(session)]
+    at `speed` and `volume` when given (where the keys had them when it stopped). Every part
+    is quoted for a shell: it is there to be pasted."""
+    words = ["coach", "start"]
+    routine = _routine_argument(session)
+    if routine:
+        words.append(routine)
     options = session.options
-    # What shapes the session's order and timing; a value that came from the settings
-    # file is repeated harmlessly.
-    if options.hold is not None:
-        parts.append(f"--hold {options.hold:g}")
-    if options.start_side is not None:
-        parts.append(f"--side {options.start_side}")
+    # Everything that shapes the session, its sound and its timing; a value that came from
+    # the settings file is repeated harmlessly.
     speed = options.speed if speed is None else speed
-    if speed != 1.0:
-        parts.append(f"--speed {speed:g}")
-    if options.countdown:
-        parts.append(f"--countdown {options.countdown}")
+    volume = options.volume if volume is None else volume
+    for flag, value, default in (("--hold", options.hold, None), ("--minutes", options.minutes, None),
+                                 ("--side", options.start_side, None), ("--speed", speed, 1.0),
+                                 ("--countdown", options.countdown, 0), ("--guidance", options.guidance, "full"),
+                                 ("--voice", options.voice, None), ("--engine", options.engine, "espeak"),
+                                 ("--volume", round(volume, 2), 1.0)):
+        if value is not None and value != default:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if section is not None:
-        # The name reads better; the number when the name would need shell escaping or has a colon.
-        plain = not any(c in section.pose for c in '"$`\\:!')
-        name = section.pose if plain else str(section.pose_number)
-        parts.append(f'--from "{name}:{section.side}"' if section.side else f'--from "{name}"')
-    return " ".join(part for part in parts if part)
+        words += ["--from", _from_value(session, section)]
+    return " ".join(shell_word(word) for word in words)
+
+
+def _from_value(session: Session, section: Section) -> str:
+    """--from's value for `section`: the pose's name where it names that pose alone (it reads
+    better), else its number."""
+    name = section.pose
+    same_name = {s.pose_number for s in session.timeline.sections if s.pose.lower() == name.lower()}
+    by_name = same_name == {section.pose_number} and ":" not in name and not name.strip().isdigit()
+    pose = name if by_name else str(section.pose_number)
+    return f"{pose}:{section.side}" if section.side else pose
+
+
+def shell_word(text: str) -> str:
+    """`text` as one word of a POSIX shell command: bare when it can be, in double quotes when
+    they are enough (they read better), else in single quotes."""
+    if text and not re.search(r"[^\w@%+=:,./-]", text, re.ASCII):
+        return text
+    if not re.search(r'[$`\\"!]', text):
+        return f'"{text}"'
+    return shlex.quote(text)
 
 
 def _routine_argument(session: Session) -> str:
@@ -389,7 +414,6 @@ def _routine_argument(session: Session) -> str:
         if found is not None and Path(found).resolve() == source.resolve():
             return source.stem
     try:
-        path = str(source.resolve().relative_to(Path.cwd()))
+        return str(source.resolve().relative_to(Path.cwd()))
     except (ValueError, OSError):
-        path = str(source)
-    return shlex.quote(path)
+        return str(source)

@@ -623,8 +623,57 @@ def test_continue_command_repeats_what_shapes_the_session_and_quotes_safely():
     command = continue_command(session, session.timeline.sections[3])
     assert command.endswith('--hold 8 --speed 0.8 --countdown 3 --from "Leg across:left"')
     odd = Section(0, 2, 'Say "$HOME"', "left", 0, 1, 0, 1)
-    assert continue_command(session, odd).endswith('--from "2:left"')
+    assert continue_command(session, odd).endswith("--from 2:left")
     assert find_section(session.timeline, "2:left") == session.timeline.sections[3]
+
+
+def _as_a_shell_reads_it(command: str) -> list[str]:
+    import subprocess
+
+    done = subprocess.run(["sh", "-c", f"set -- {command.removeprefix('coach ')}; printf '%s\\n' \"$@\""],
+                          capture_output=True, text=True, check=True, env={"HOME": "/root", "leg": "EXPANDED"})
+    return ["coach", *done.stdout.splitlines()]
+
+
+def test_the_continue_command_reads_back_in_a_shell_as_the_words_it_means(tmp_path):
+    from dataclasses import replace
+
+    from coach.routine import load_routine
+
+    source = tmp_path / "it's $HOME.toml"
+    source.write_text(SHORT.read_text(encoding="utf-8").replace('sides = ["right", "left"]',
+                                                                'sides = ["right leg", "left $leg"]'),
+                      encoding="utf-8")
+    routine = load_routine(str(source))
+    session = make_session(source, start_side="left $leg", guidance="brief", voice="gmw/en-GB-x-rp",
+                           volume=0.5)
+    session = replace(session, options=replace(session.options, minutes=6.0))
+    section = session.timeline.sections[1]
+    command = continue_command(session, section, speed=0.8, volume=0.7)
+    words = _as_a_shell_reads_it(command)
+    assert words[:3] == ["coach", "start", str(source)]
+    pairs = dict(zip(words[3::2], words[4::2]))
+    assert pairs == {"--side": "left $leg", "--minutes": "6", "--speed": "0.8", "--guidance": "brief",
+                     "--voice": "gmw/en-GB-x-rp", "--volume": "0.7",
+                     "--from": f"{section.pose}:{section.side}"}, command
+    assert find_section(session.timeline, pairs["--from"]) == section
+    assert routine.sides == ("right leg", "left $leg")
+
+
+def test_the_continue_command_names_a_pose_by_number_when_its_name_is_not_its_own(tmp_path):
+    source = tmp_path / "twice.toml"
+    source.write_text('title = "Twice"\n'
+                      '[[poses]]\nname = "Stretch"\nhold = 10\nsetup = ["Stretch out."]\n'
+                      '[[poses]]\nname = "Twist"\nhold = 10\nsetup = ["Twist."]\n'
+                      '[[poses]]\nname = "stretch"\nhold = 10\nsetup = ["Stretch again."]\n'
+                      '[[poses]]\nname = "12"\nhold = 10\nsetup = ["A pose called twelve."]\n', encoding="utf-8")
+    session = make_session(source)
+    for section in session.timeline.sections:
+        value = _as_a_shell_reads_it(continue_command(session, section))[-1]
+        assert find_section(session.timeline, value) == section, value
+    values = {_as_a_shell_reads_it(continue_command(session, section))[-1].partition(":")[0]
+              for section in session.timeline.sections}
+    assert values == {"1", "Twist", "3", "4"}  # the name where it is the pose's own
 
 
 class _OrderSink(MemorySink):
