@@ -54,6 +54,7 @@ import typer  # noqa: E402
 
 from coach import __version__, signals
 from coach.errors import CoachError, OutputError, one_line
+from coach.lazy_modules import load_on_first_use
 
 app = typer.Typer(
     name="coach",
@@ -596,7 +597,8 @@ def config_show() -> None:
             write_output(f"{key} = {value if value is not None else '(engine default)'}")
 
 
-@config_app.command("set")
+# A value such as -1 is the value, not an unknown option (the setting's own check refuses it).
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: Annotated[str, typer.Argument(help="speed, voice, engine, volume, countdown or guidance")],
     value: Annotated[str, typer.Argument(help="The new value, e.g. 0.85")],
@@ -661,6 +663,8 @@ def main() -> None:
         atexit.register(signal.pthread_sigmask, signal.SIG_BLOCK, _STOPPING)
     atexit.register(signals.only_record_from_now, True)
     _hold_closed_descriptors()
+    # typer shows a command-line mistake as usage, a hint and a boxed message: one line instead.
+    load_on_first_use("typer.rich_utils", _one_line_usage_errors)
     try:
         try:
             app()  # ends by SystemExit, always (typer's standalone mode)
@@ -685,6 +689,20 @@ def main() -> None:
             _to_stderr(f"Error: {_output_failure(err)}", fg="red")
             sys.exit(1)
         raise
+
+
+def _one_line_usage_errors(rich_utils) -> None:
+    """typer.rich_utils, just loaded (for help or for a mistake on the command line): its
+    mistakes become one `Error:` line, with where to find the right usage."""
+
+    def one_line_error(error) -> None:
+        if type(error).__name__ == "NoArgsIsHelpError":  # the help was shown instead
+            return
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        _to_stderr(f"Error: {one_line(error.format_message())}{hint}", fg="red")
+
+    rich_utils.rich_format_error = one_line_error
 
 
 def _hold_closed_descriptors() -> None:

@@ -64,7 +64,7 @@ def check_value(key: str, value: Any, where: str = "") -> Any:
             low, high = SPEED_RANGE if key == "speed" else VOLUME_RANGE
             if not low <= number <= high:
                 raise SettingsError(f"{prefix}{key} must be between {low:g} and {high:g}, got {number:g}")
-            return number
+            return number + 0.0  # -0 is 0
         if key == "countdown":
             if isinstance(value, bool):
                 raise ValueError

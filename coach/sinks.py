@@ -11,13 +11,11 @@ from __future__ import annotations
 import collections
 import ctypes
 import importlib
-import importlib.util
 import math
 import os
 import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -26,6 +24,7 @@ import numpy as np
 
 from coach.audio import SAMPLE_RATE, to_int16
 from coach.errors import AudioOutputError, UsageError, one_line
+from coach.lazy_modules import load_on_first_use
 
 BACKENDS = ("simpleaudio", "miniaudio")
 PROBE_SECONDS = 0.01  # a few ms of silence are enough to find a missing device
@@ -462,34 +461,10 @@ _OPENERS: dict[str, Callable[[float], SimpleaudioSink | MiniaudioSink]] = {
 
 
 def _defer_urllib_request() -> None:
-    """Put a stand-in for `urllib.request` in sys.modules (unless it is loaded already) that
-    loads the real module the first time anything reads from it.
-
-    miniaudio imports urllib.request at its top, for its internet-radio client, which coach
+    """miniaudio imports urllib.request at its top, for its internet-radio client, which coach
     never uses; loading it (http.client, email, ssl) took 20 ms of a live session's way to
-    its first sound. (importlib.util.LazyLoader does not help here: on Python 3.11 the
-    import statement itself reads the module's __spec__, which loads it.)"""
-    if "urllib.request" not in sys.modules:
-        import urllib
-
-        stand_in = _UrllibRequestOnFirstUse("urllib.request")
-        sys.modules["urllib.request"] = urllib.request = stand_in  # as the import statement would set them
-
-
-class _UrllibRequestOnFirstUse(types.ModuleType):
-    """See _defer_urllib_request. The import statement finds this in sys.modules and reads
-    only what is set here; any other attribute loads the real module, which then takes this
-    one's place in sys.modules and on the urllib package, and answers from then on."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.__spec__ = importlib.util.find_spec(name)  # what the import statement reads
-
-    def __getattr__(self, attribute: str):
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        real = importlib.import_module(self.__name__)
-        return getattr(real, attribute)
+    its first sound. It loads on first use instead."""
+    load_on_first_use("urllib.request")
 
 
 def _import_backend(module: str, how_to_install: str) -> Any:

@@ -234,3 +234,27 @@ def test_a_routine_file_whose_name_is_not_utf8_is_listed_and_validated_as_the_by
                           capture_output=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(b"ok ") and name in done.stdout and done.stderr == b""
+
+
+@pytest.mark.parametrize("args, says", [
+    (["plan", "--speed", "fast"], "Error: Invalid value for '--speed' / '-s': 'fast' is not a valid float."),
+    (["plan", "--spede", "1"], "Error: No such option: --spede"),
+    (["config", "set", "speed"], "Error: Missing argument 'value'."),
+    (["frob"], "Error: No such command 'frob'."),
+    (["export"], "Error: Missing option '--output' / '-o'."),
+])
+def test_a_mistake_on_the_command_line_is_one_line_with_where_the_usage_is(args, says):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "coach", *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(says) and "--help`)" in lines[0], done.stderr
+
+
+def test_config_set_takes_a_negative_value_as_the_value():
+    result = run("config", "set", "countdown", "-1")
+    assert result.exit_code == 1 and "countdown must be between 0 and 10 seconds, got -1" in result.output
+    result = run("config", "set", "volume", "-0")
+    assert result.exit_code == 0 and "volume = 0.0" in result.output
