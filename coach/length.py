@@ -20,6 +20,7 @@ from coach.timeline import TimelineOptions, build_timeline, samples, spoken_text
 
 # `--minutes` promises the session within this many seconds of the length asked for.
 TOLERANCE_SECONDS = 5.0
+MIN_MINUTES, MAX_MINUTES = 1.0, 240.0  # what --minutes takes
 # Chimes are at most 2 s (coach.chimes.MAX_CHIME_SECONDS); an estimate takes them at 2 s.
 ESTIMATED_CHIME_SECONDS = 2.0
 # espeak-ng's clips after trimming, fitted over every line of the library at speed 1
@@ -63,11 +64,15 @@ def fit_holds(routine: Routine, speech_lengths: Mapping[str, int], chime_lengths
 
     shortest, longest = length_range(routine, speech_lengths, chime_lengths, options)
     if not shortest - TOLERANCE_SECONDS <= target <= longest + TOLERANCE_SECONDS:
+        # What to choose instead: what the routine can last, within what --minutes takes.
+        low = max(math.ceil(shortest / 6) / 10, MIN_MINUTES)
+        high = min(math.floor(longest / 6) / 10, MAX_MINUTES)
+        choose = (f"choose --minutes from {low:g} to {high:g}, or change" if low <= high else
+                  f"--minutes takes {MIN_MINUTES:g} to {MAX_MINUTES:g}: change")
         raise UsageError(
             f"--minutes {minutes:g}: at speed {options.speed:g} {routine.name} lasts from {_clock(shortest)} "
-            f"(every hold at its min_hold) to {_clock(longest)} (every hold at its max_hold); choose "
-            f"--minutes from {math.ceil(shortest / 6) / 10:g} to {math.floor(longest / 6) / 10:g}, "
-            "or change min_hold/max_hold in the routine (docs/routines.md)")
+            f"(every hold at its min_hold) to {_clock(longest)} (every hold at its max_hold); {choose} "
+            "min_hold/max_hold in the routine (docs/routines.md)")
 
     def scaled(factor: float) -> list[float]:
         return [min(max(p.hold * factor, lo), hi) for p, (lo, hi) in zip(routine.poses, bounds)]

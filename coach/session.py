@@ -13,7 +13,7 @@ import numpy as np
 
 from coach.chimes import load_chimes
 from coach.errors import ChimeError, SpeechError, UsageError
-from coach.length import fit_holds
+from coach.length import MAX_MINUTES, MIN_MINUTES, fit_holds
 from coach.live_plan import GrowingPlan
 from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
@@ -87,9 +87,6 @@ def resolve_options(routine: Routine, settings: Settings, *, speed: float | None
         guidance=_first(guidance, settings.guidance),
         minutes=minutes,
     )
-
-
-MIN_MINUTES, MAX_MINUTES = 1.0, 240.0
 
 
 def _language_voice(routine: Routine, engine: str, saved_voice: str | None) -> str | None:

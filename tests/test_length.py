@@ -119,3 +119,33 @@ def test_the_estimate_follows_the_timeline_and_the_speed():
     routine = load_routine()
     slow, fast = estimate_seconds(routine, TimelineOptions(speed=0.8)), estimate_seconds(routine, TimelineOptions(speed=1.5))
     assert slow > fast > routine.total_hold_seconds
+
+
+@pytest.mark.parametrize("name, hold_range, minutes, says", [
+    ("tests/data/short.toml", None, 5, "choose --minutes from 1 to "),  # 0:50 to 1:22
+    ("leg-stretches", (2500, 5000), 30, "--minutes takes 1 to 240: change min_hold/max_hold"),  # 4 h 10 on
+])
+def test_the_lengths_suggested_instead_are_ones_minutes_takes(name, hold_range, minutes, says):
+    from dataclasses import replace
+
+    from coach.length import MAX_MINUTES, MIN_MINUTES
+
+    routine = load_routine(name)
+    if hold_range:
+        low, high = hold_range
+        routine = replace(routine, poses=tuple(replace(p, hold=low, min_hold=low, max_hold=high)
+                                               for p in routine.poses))
+    options = TimelineOptions()
+    speech = speech_for(routine, options)
+    shortest, _ = length_range(routine, speech, CHIMES, options)
+    assert (shortest < MIN_MINUTES * 60) if not hold_range else (shortest > MAX_MINUTES * 60)
+    with pytest.raises(UsageError) as caught:
+        fit_holds(routine, speech, CHIMES, options, minutes)
+    message = str(caught.value)
+    assert says in message, message
+    found = re.search(r"choose --minutes from ([\d.]+) to ([\d.]+)", message)
+    if found:
+        assert MIN_MINUTES <= float(found[1]) <= float(found[2]) <= MAX_MINUTES
+        for suggested in (float(found[1]), float(found[2])):
+            fit = fit_holds(routine, speech, CHIMES, options, suggested)
+            assert abs(fit.seconds - suggested * 60) <= TOLERANCE_SECONDS
