@@ -527,7 +527,28 @@ def test_empty_texts(tmp_path, part, line, expected):
 
 def test_an_empty_title(tmp_path):
     message, path = file_error(tmp_path, routine_text().replace('title = "Test routine"', 'title = "  "'))
-    assert message == f"{path}:1: title is empty; write some text or remove the line"
+    assert message == f"{path}:1: title is empty; write some text"  # a title cannot be left out
+
+
+@pytest.mark.parametrize("part, line, shown", [
+    ("pose", 'release = ["Lower.", "..."]', '"..."'),
+    ("pose", 'cues = ["\u2014 \u2014"]', '"\\u2014 \\u2014"'),
+    ("top", 'intro = ["Welcome.", "\u200b"]', '"\\u200b"'),  # an invisible space only
+])
+def test_a_spoken_line_with_nothing_to_say_is_refused_where_it_is(tmp_path, part, line, shown):
+    # espeak makes no sound of it: found here, with its place, not as a speech error later.
+    text = routine_text(**{part: line})
+    message, path = file_error(tmp_path, text)
+    assert message.startswith(f"{path}:{line_of(text, line)}: "), message
+    assert f"has nothing to say ({shown}: no letter or digit)" in message, message
+
+
+def test_a_spoken_line_of_a_placeholder_alone_is_something_to_say(tmp_path):
+    from coach.routine import load_routine
+
+    path = tmp_path / "side.toml"
+    path.write_text(routine_text(pose='release = ["{side}."]'), encoding="utf-8")
+    assert load_routine(str(path)).poses[0].release == ("{side}.",)
 
 
 def test_a_cue_table_without_text(tmp_path):

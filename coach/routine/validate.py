@@ -166,12 +166,20 @@ class Validator:
                             "(line breaks and tabs are fine)", place, key, needle)
         if not text and not allow_empty:
             what = "the words to speak" if spoken else "some text"
-            raise self.fail(f"{label} is empty; write {what} or remove the line", place, key)
+            # Only a line that may be left out can be removed (a title, a pose's name cannot).
+            required = key in ("title", "name")
+            raise self.fail(f"{label} is empty; write {what}{'' if required else ' or remove the line'}",
+                            place, key)
         if len(text) > limit:
             raise self.fail(f"{label} is {len(text)} characters long; keep it under {limit}"
                             + (" (split it into several lines)" if spoken else ""), place, key, needle)
         if spoken:
             self._check_placeholders(text, label, key, place, no_side_because, needle)
+            if not any(ch.isalnum() for ch in text) and "{" not in text:
+                # Only signs ("...", "—", an invisible space): no voice makes a sound of it.
+                raise self.fail(f"{label} has nothing to say ({json.dumps(short(text), ensure_ascii=True)}: "
+                                "no letter or digit); write words the voice can speak, or remove the line",
+                                place, key, needle)
         return text
 
     def _check_placeholders(self, text: str, label: str, key: str, place: Place,
