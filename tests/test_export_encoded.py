@@ -292,3 +292,104 @@ def test_opus_islands_decode_close_to_the_mix_with_silent_joins(tmp_path, monkey
     near_sound = np.convolve(np.abs(reference) > 0, np.ones(2 * 1920 + 1), mode="same") > 0
     quiet_a, quiet_b = np.abs(a[~near_sound]).max(), np.abs(b[~near_sound]).max()
     assert quiet_a < 0.005 and quiet_a <= quiet_b + 0.001, (quiet_a, quiet_b)
+
+
+# ---------------------------------------------------------------------------
+# The MP3's ID3 tag, read as a strict reader would: ID3v2.4 sizes are syncsafe (seven bits a
+# byte) everywhere, and every frame must end where the next begins.
+
+def _syncsafe(four: bytes) -> int:
+    assert all(b < 0x80 for b in four), f"not syncsafe: {four.hex()}"
+    return (four[0] << 21) | (four[1] << 14) | (four[2] << 7) | four[3]
+
+
+def read_id3(data: bytes) -> tuple[list[tuple[str, bytes]], int]:
+    """The frames of the ID3v2.4 tag at the start of `data`, and where the audio begins."""
+    assert data[:5] == b"ID3\x04\x00", data[:5]
+    end = 10 + _syncsafe(data[6:10])
+    return _frames(data[10:end]), end
+
+
+def _frames(block: bytes) -> list[tuple[str, bytes]]:
+    out, pos = [], 0
+    while pos < len(block) and block[pos:pos + 4] != b"\0\0\0\0":
+        size = _syncsafe(block[pos + 4:pos + 8])
+        assert pos + 10 + size <= len(block), f"{block[pos:pos + 4]} runs past its tag"
+        out.append((block[pos:pos + 4].decode("ascii"), block[pos + 10:pos + 10 + size]))
+        pos += 10 + size
+    return out
+
+
+def _chapters_in(frames) -> list[tuple[str, int, int, str]]:
+    found = []
+    for frame_id, body in frames:
+        if frame_id == "CHAP":
+            name, _, rest = body.partition(b"\0")
+            start, end = int.from_bytes(rest[:4], "big"), int.from_bytes(rest[4:8], "big")
+            (sub_id, sub), = _frames(rest[16:])
+            assert sub_id == "TIT2" and sub[:1] == b"\x03" and sub.endswith(b"\0")
+            found.append((name.decode("ascii"), start, end, sub[1:-1].decode("utf-8")))
+    return found
+
+
+def test_mp3_chapters_and_tags_read_strictly_for_many_chapters_and_long_names(tmp_path):
+    # FFmpeg's own tag wrote chapter sizes as plain numbers: from 128 bytes on (27 chapters,
+    # or one long name) strict readers found none.
+    long_name = "Étirement 🧘" * 8  # 96 characters, 152 bytes of UTF-8
+    routine = replace(make_routine(extra_poses=20), title=TITLE, credit=CREDIT)
+    routine = replace(routine, poses=(replace(routine.poses[0], name=long_name), *routine.poses[1:]))
+    session = synthetic_session(routine, SessionOptions(countdown=3, speed=0.9))
+    path = tmp_path / "many.mp3"
+    write_export(session, str(path))
+    frames, audio_at = read_id3(path.read_bytes())
+    by_id = {}
+    for frame_id, body in frames:
+        by_id.setdefault(frame_id, body)
+    assert by_id["TIT2"] == b"\x03" + TITLE.encode() + b"\0" and by_id["TALB"] == by_id["TIT2"]
+    assert by_id["TXXX"] == b"\x03credit\0" + CREDIT.encode() + b"\0"
+    comment = by_id["COMM"]
+    assert comment[:5] == b"\x03eng\0" and b"speed 0.9" in comment  # the comment players show
+    want = chapters(session.timeline)
+    assert len(want) > 40
+    found = _chapters_in(frames)
+    assert [(start, end, title) for _, start, end, title in found] == \
+        [(milliseconds(c.start), milliseconds(c.end), c.title) for c in want]
+    toc = by_id["CTOC"]
+    name, _, rest = toc.partition(b"\0")
+    assert name == b"toc" and rest[0] == 0x03 and rest[1] == len(want)
+    assert rest[2:].split(b"\0")[:-1] == [ch.encode() for ch, *_ in found]
+    # The audio after the tag is a whole MP3 that decodes as before: its first frame's sync.
+    assert path.read_bytes()[audio_at:audio_at + 2][0] == 0xFF
+
+
+def test_an_id3_table_of_contents_holds_255_entries_and_more_go_in_tables_below_it():
+    from coach.export.id3 import chapter_frames
+    from coach.export.outline import Chapter
+
+    many = [Chapter(i * 1000, (i + 1) * 1000, f"Pose {i}") for i in range(600)]
+    frames = _frames(b"".join(chapter_frames(many)))
+    tocs = [(body.partition(b"\0")[0], body.partition(b"\0")[2]) for frame_id, body in frames if frame_id == "CTOC"]
+    top, *below = tocs
+    assert top[0] == b"toc" and top[1][0] == 0x03 and top[1][1] == len(below) == 3
+    assert [rest[1] for _, rest in below] == [255, 255, 90]
+    listed = [entry for _, rest in below for entry in rest[2:].split(b"\0")[:-1]]
+    assert listed == [f"ch{i}".encode() for i in range(600)]
+    assert [title for *_, title in _chapters_in(frames)] == [c.title for c in many]
+
+
+def test_an_m4a_chapter_name_too_long_for_its_box_is_cut_at_a_character(tmp_path):
+    long_name = "🧘" * 70  # 280 bytes of UTF-8, and the side after it
+    routine = make_routine()
+    routine = replace(routine, poses=(replace(routine.poses[0], name=long_name), *routine.poses[1:]))
+    path = tmp_path / "long.m4a"
+    write_export(synthetic_session(routine), str(path))
+    data = path.read_bytes()
+    at = data.index(b"chpl")
+    count = data[at + 12]
+    names, pos = [], at + 13
+    for _ in range(count):  # 8 bytes of time, one of length, the name
+        size = data[pos + 8]
+        names.append(data[pos + 9:pos + 9 + size].decode("utf-8"))  # whole characters only
+        pos += 9 + size
+    cut = [name for name in names if name.startswith("🧘")]
+    assert cut and all(name.endswith("…") and len(name.encode()) <= 255 for name in cut)

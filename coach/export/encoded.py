@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+import coach
 from coach.audio import SAMPLE_RATE
 from coach.errors import ExportError, UsageError
 from coach.export.audio import pcm_blocks
+from coach.export.id3 import id3_tag
 from coach.export.islands import encode_in_islands
 from coach.export.outline import Chapter, session_chapters, tags
 from coach.export.times import milliseconds
@@ -47,6 +49,9 @@ class Encoding:
     options: tuple[tuple[str, str], ...] = ()  # the encoder's own options
     # Frames decode on their own: encode only the sound, in parallel (coach.export.islands).
     islands: bool = False
+    muxer_options: tuple[tuple[str, str], ...] = ()
+    # coach writes the ID3 tag itself, before what the muxer writes (coach.export.id3).
+    own_id3: bool = False
 
 
 # Defaults for speech, mono, measured on an hour of coach audio: AAC 48 kbit/s about 3.4 MB,
@@ -63,8 +68,10 @@ ENCODINGS = {
     # V5 on coach's audio), so the islands can be encoded apart. LAME's algorithm quality 7
     # (`lame -q 7`; its default is 3) takes a third less time, for a file 14% smaller and
     # PESQ 3.95 instead of 4.03 on the built-in routine (docs/export-formats.md).
+    # FFmpeg's own ID3 tag has chapter frames whose sizes strict readers refuse (coach.export.id3).
     "mp3": Encoding("mp3", "libmp3lame", SAMPLE_RATE, None, (8_000, 160_000), vbr_quality=5,
-                    options=(("reservoir", "0"), ("compression_level", "7")), islands=True),
+                    options=(("reservoir", "0"), ("compression_level", "7")), islands=True,
+                    muxer_options=(("id3v2_version", "0"),), own_id3=True),
     # libopus spends as long on a frame of silence as on one of speech: only the islands of
     # sound are encoded (coach.export.islands; a few frames of silence settle its decoder).
     "opus": Encoding("ogg", "libopus", 48_000, 24_000, (6_000, 256_000), islands=True),
@@ -105,14 +112,17 @@ def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int 
     headers). With outline, the file also carries the chapters and tags."""
     av = _import_av(fmt)
     enc = ENCODINGS[fmt]
-    handle = _FirstFailureOnly(handle)
+    origin = 0
+    if enc.own_id3 and outline:
+        origin = handle.write(id3_tag(tags(session), session_chapters(session), _encoder_name(av)))
+    handle = _FirstFailureOnly(handle, origin)
     try:
-        container = av.open(handle, mode="w", format=enc.muxer)
+        container = av.open(handle, mode="w", format=enc.muxer, options=dict(enc.muxer_options))
     except av.FFmpegError as err:
         raise ExportError(f"cannot start the {fmt} file: {err}") from None
     try:
         stream = _add_stream(av, container, enc, bitrate)
-        if outline:
+        if outline and not enc.own_id3:
             _write_outline(container, session, fmt, enc)
         total = session.timeline.length
         if enc.islands:
@@ -190,12 +200,26 @@ def _write_outline(container, session: Session, fmt: str, enc: Encoding) -> None
         # written here instead, as Vorbis comments in the OpusTags header.
         found.update(vorbis_chapters(found_chapters))
     else:
+        # M4A's chpl box keeps 255 bytes of a name, cut wherever they end (mid-character: a
+        # reader then refuses the file): cut here, at a character.
+        fit = (lambda title: utf8_within(title, CHPL_NAME_BYTES)) if enc.muxer == "ipod" else str
         container.set_chapters([
             {"id": number, "start": milliseconds(ch.start), "end": milliseconds(ch.end),
-             "time_base": Fraction(1, 1000), "metadata": {"title": ch.title}}
+             "time_base": Fraction(1, 1000), "metadata": {"title": fit(ch.title)}}
             for number, ch in enumerate(found_chapters, start=1)
         ])
     container.metadata.update(found)
+
+
+CHPL_NAME_BYTES = 255
+
+
+def utf8_within(text: str, limit: int) -> str:
+    """`text`, or as much of it as fits in `limit` bytes of UTF-8 with "…" after it."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    cut = text.encode("utf-8")[:limit - len("…".encode("utf-8"))].decode("utf-8", "ignore")
+    return cut.rstrip() + "…"
 
 
 def vorbis_chapters(found: list[Chapter]) -> dict[str, str]:
@@ -228,14 +252,21 @@ def _encode(container, stream, blocks: Iterator[tuple[int, np.ndarray]], total: 
     container.mux(stream.encode(None))  # what the encoder still holds
 
 
+def _encoder_name(av) -> str:
+    major, minor, micro = av.library_versions.get("libavformat", (0, 0, 0))
+    return f"coach {coach.__version__} (Lavf{major}.{minor}.{micro})"
+
+
 class _FirstFailureOnly:
-    """The output file as FFmpeg sees it: after a write or seek has failed (a full disk),
+    """The output file as FFmpeg sees it: from `origin` on (what coach wrote before it, such
+    as an ID3 tag, is out of its reach), and after a write or seek has failed (a full disk),
     every later one is taken and dropped. The file is thrown away then, and the one error
     goes up as it is; otherwise the muxer goes on writing as it closes, each failure comes
     back into PyAV's I/O callbacks, and PyAV prints all but the first as tracebacks."""
 
-    def __init__(self, handle: BinaryIO) -> None:
+    def __init__(self, handle: BinaryIO, origin: int = 0) -> None:
         self._handle = handle
+        self._origin = origin
         self._failed = False
         self._position = 0
 
@@ -254,7 +285,8 @@ class _FirstFailureOnly:
     def seek(self, offset: int, whence: int = 0) -> int:
         if not self._failed:
             try:
-                self._position = self._handle.seek(offset, whence)
+                self._position = self._handle.seek(offset + self._origin if whence == 0 else offset,
+                                                   whence) - self._origin
                 return self._position
             except OSError:
                 self._failed = True
@@ -266,7 +298,7 @@ class _FirstFailureOnly:
         return self._position
 
     def tell(self) -> int:
-        return self._handle.tell() if not self._failed else self._position
+        return self._handle.tell() - self._origin if not self._failed else self._position
 
     def __getattr__(self, name):  # flush, fileno, ...: the file's own
         return getattr(self._handle, name)
