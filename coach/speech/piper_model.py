@@ -40,6 +40,8 @@ from coach.errors import one_line
 
 log = logging.getLogger(__name__)
 
+ORT_FATAL_ONLY = 4  # onnxruntime's log severities: 0 verbose ... 3 error, 4 fatal
+
 # Part of a prepared model's name: change it when what a prepared model holds changes.
 PREPARED_FORMAT = "alignment-output-1"
 STALE_TMP_SECONDS = 3600.0
@@ -85,7 +87,13 @@ def _file_suffix(model_path: Path) -> bytes:
         except ValueError:  # an empty file cannot be mapped
             raise ModelFormatError("the voice file is empty") from None
         with mapped:
-            return alignment_suffix(mapped)
+            try:
+                return alignment_suffix(mapped)
+            except ModelFormatError as err:
+                # The error's traceback holds views of the map, which then cannot close
+                # (BufferError, in place of the reason): keep only the reason.
+                reason = str(err)
+            raise ModelFormatError(reason)
 
 
 def prepared_model_dir() -> Path:
@@ -116,9 +124,14 @@ def load_session(model_path: Path, directory: Path | None = None):
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # A failure comes back as an exception, which coach reports in one line: onnxruntime's own
+    # log line for it (red, on stderr) only adds to that.
+    options.log_severity_level = ORT_FATAL_ONLY
 
     def session(source: str | bytes):
-        return onnxruntime.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        found = onnxruntime.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+        found.coach_source = source if isinstance(source, str) else str(model_path)  # for a retry
+        return found
 
     model_path = Path(model_path)
     prepared = prepared_path(model_path, directory) if directory is not None else None
