@@ -53,7 +53,7 @@ from typing import Annotated, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from coach import __version__, signals
-from coach.errors import CoachError, OutputError, one_line
+from coach.errors import CoachError, OutputError, UnknownVoiceError, one_line
 from coach.lazy_modules import load_on_first_use
 
 app = typer.Typer(
@@ -201,8 +201,9 @@ def _stdout_is_terminal() -> bool:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """CoachError -> one red line and its exit code; Ctrl-C, SIGTERM, SIGHUP -> 130/143/129, no traceback."""
+def user_errors(voice_origin: Callable[[str], str | None] | None = None) -> Iterator[None]:
+    """CoachError -> one red line and its exit code; Ctrl-C, SIGTERM, SIGHUP -> 130/143/129, no traceback.
+    voice_origin(name): where an unknown voice's name came from, said before the error."""
     try:
         with signals.as_exceptions():
             signals.raise_if_stopped()  # one that came while the command imported what it needs
@@ -212,7 +213,12 @@ def user_errors() -> Iterator[None]:
         stop = signals.recorded_stop()  # an error on the way out of a stop is the stop
         if stop is not None:
             raise typer.Exit(code=_stopped(stop)) from None
-        fail(str(err), err.exit_code)
+        message = str(err)
+        if isinstance(err, UnknownVoiceError) and voice_origin is not None:
+            with contextlib.suppress(CoachError, OSError):
+                where = voice_origin(err.voice)
+                message = f"{where}: {message}" if where else message
+        fail(message, err.exit_code)
     except (typer.Exit, SystemExit):
         raise
     except BaseException as err:
@@ -314,6 +320,27 @@ def _live_session(routine_name, speed, voice, engine, hold, side, countdown, vol
     options = resolve_options(routine, load_settings(), speed=speed, voice=voice, engine=engine,
                               volume=volume, hold=hold, side=side, countdown=countdown, guidance=guidance)
     return start_live_session(routine, options, from_pose=from_pose)
+
+
+def _voice_origin(routine_name: str | None, flag: str | None) -> Callable[[str], str | None]:
+    """Where a session's voice name came from (the flag, the routine, the settings), for an
+    unknown voice's error: the same order as resolve_options."""
+
+    def where(voice: str) -> str | None:
+        from coach.routine import load_routine
+        from coach.settings import config_path, load_settings
+
+        if flag is not None and flag.strip() == voice:
+            return "--voice"
+        routine = load_routine(routine_name)
+        if routine.voice is not None and routine.voice.strip() == voice:
+            return f"the routine's voice ([defaults] voice in {routine.source or routine.name})"
+        saved = load_settings().voice
+        if saved is not None and saved.strip() == voice:
+            return f"your saved voice (in {config_path()}; change it with `coach config set voice NAME`)"
+        return None
+
+    return where
 
 
 def _start_engine_early(routine, engine, voice, speed, load_settings, start_early) -> None:
@@ -463,7 +490,7 @@ def plan(
     from rich.table import Table
     from rich.text import Text
 
-    with user_errors():
+    with user_errors(_voice_origin(routine, voice)):
         session = _session(routine, speed, voice, engine, hold, side, countdown, None, guidance, minutes,
                            every_warning=True)
         # Text cells: a routine's words are shown as written, never read as rich markup ("[/]").
@@ -512,7 +539,7 @@ def export(
     loaded = early_helper.start_early(routine, engine)
     from coach.export import STDOUT, check_output, render_text, write_export
 
-    with user_errors():
+    with user_errors(_voice_origin(routine, voice)):
         fmt = check_output(output, fmt, force, bitrate)
         session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes,
                            loaded=loaded)
@@ -550,7 +577,7 @@ def start(
 
     Example: coach start --speed 0.85 --hold 40
     """
-    with user_errors():
+    with user_errors(_voice_origin(routine, voice)):
         # The live player's modules (and the sound device's) are imported after the session
         # has begun: Piper's voice model then loads on its thread meanwhile (_live_session).
         if minutes is None:
@@ -607,6 +634,11 @@ def config_set(
     from coach.settings import config_path, set_setting
 
     with user_errors():
+        if key == "voice":  # one the engine has, or one line now rather than at every session
+            from coach.settings import load_settings
+            from coach.speech.voices import resolve_voice
+
+            resolve_voice(value.strip(), load_settings().engine)
         settings = set_setting(key, value)
         write_output(f"{key} = {getattr(settings, key)}  (saved in {config_path()})")
 

@@ -59,6 +59,14 @@ class SpeechError(CoachError):
     """The text-to-speech engine is missing or failed."""
 
 
+class UnknownVoiceError(SpeechError):
+    """The engine has no voice of that name; `voice` is the name asked for."""
+
+    def __init__(self, message: str, voice: str) -> None:
+        super().__init__(message)
+        self.voice = voice
+
+
 class AudioOutputError(CoachError):
     """No sound can be played (no device, backend missing)."""
 

@@ -258,3 +258,29 @@ def test_config_set_takes_a_negative_value_as_the_value():
     assert result.exit_code == 1 and "countdown must be between 0 and 10 seconds, got -1" in result.output
     result = run("config", "set", "volume", "-0")
     assert result.exit_code == 0 and "volume = 0.0" in result.output
+
+
+def test_an_unknown_voice_says_where_its_name_came_from(tmp_path, isolated_user_dirs):
+    short = open("tests/data/short.toml", encoding="utf-8").read()
+    routine = tmp_path / "voiced.toml"
+    routine.write_text(short.replace("[defaults]\n", '[defaults]\nvoice = "nosuchvoice"\n', 1), encoding="utf-8")
+    result = run("plan", str(routine))
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: the routine's voice ([defaults] voice in {routine}): "
+                                    "unknown voice 'nosuchvoice' for espeak"), result.output
+    result = run("export", "tests/data/short.toml", "-o", str(tmp_path / "s.srt"), "--voice", "nosuch")
+    assert result.exit_code == 1 and result.output.startswith("Error: --voice: unknown voice 'nosuch'")
+    isolated_user_dirs.mkdir(parents=True, exist_ok=True)
+    (isolated_user_dirs / "config.toml").write_text('voice = "zzz"\n')
+    result = run("plan", "tests/data/short.toml")
+    assert result.exit_code == 1 and result.output.startswith("Error: your saved voice (in ")
+    assert "coach config set voice NAME" in result.output
+    # Suggestions look like the name, or are English voices: not whatever shares a few letters.
+    assert "Indonesian" not in result.output and "English" in result.output
+
+
+def test_config_set_voice_refuses_a_voice_the_engine_does_not_have(isolated_user_dirs):
+    result = run("config", "set", "voice", "nosuchvoice")
+    assert result.exit_code == 1 and "unknown voice 'nosuchvoice' for espeak" in result.output
+    assert not (isolated_user_dirs / "config.toml").exists()
+    assert run("config", "set", "voice", "en-gb").exit_code == 0

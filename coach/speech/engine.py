@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from coach.errors import SpeechError, one_line
+from coach.errors import SpeechError, UnknownVoiceError, one_line
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 ESPEAK_NORMAL_WPM = 175  # espeak-ng's own default; pyttsx3.init would force 200
@@ -76,15 +76,16 @@ def match_voice(name_or_id: str, voices: list[Voice], engine: str) -> str:
         names = {v.id.casefold(), v.id.rsplit("/", 1)[-1].casefold(), v.name.casefold()}
         if key in names or key in {lang.casefold() for lang in v.languages}:
             return v.id
-    raise SpeechError(
+    raise UnknownVoiceError(
         f"unknown voice {wanted!r} for {engine}: try {', '.join(_suggest_voices(wanted, voices))} "
-        "(`coach voices` lists them all)"
-    )
+        "(`coach voices` lists them all)", wanted)
 
 
 def _suggest_voices(wanted: str, voices: list[Voice], count: int = 4) -> list[str]:
     by_label = {v.name: v for v in voices} | {v.id: v for v in voices}
-    close = difflib.get_close_matches(wanted, by_label, n=count, cutoff=0.5)
+    # Only names that look like the one asked for; else the English voices, not Indonesian
+    # and Finnish because their ids share a few letters with a typo.
+    close = difflib.get_close_matches(wanted, by_label, n=count, cutoff=0.75)
     picked = list(dict.fromkeys(by_label[label] for label in close))
     english = [v for v in voices if any(lang.startswith("en") for lang in v.languages)]
     for v in english + voices:  # fill up with voices most users of the built-in routines want

@@ -23,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from coach.audio import SAMPLE_RATE, resample
-from coach.errors import SpeechError, one_line
+from coach.errors import SpeechError, UnknownVoiceError, one_line
 from coach.speech.clip import RawSpeech, word_spans
 from coach.speech.engine import Voice
 from coach.speech.engine import quote_text as _quote
@@ -189,7 +189,8 @@ class PiperEngine:
         if voice not in self._models:
             if voice not in self._voice_modules:
                 known = ", ".join(v.id for v in VOICE_PACKAGES)
-                raise SpeechError(f"unknown voice {voice!r} for piper: choose {known} (`coach voices` lists them)")
+                raise UnknownVoiceError(f"unknown voice {voice!r} for piper: choose {known} (`coach voices` lists them)",
+                                        voice)
             self._models[voice] = self._load(voice)
         return self._models[voice]
 
