@@ -53,7 +53,7 @@ from typing import Annotated, Optional  # noqa: E402
 import typer  # noqa: E402
 
 from coach import __version__, signals
-from coach.errors import CoachError, OutputError, UnknownVoiceError, one_line
+from coach.errors import CoachError, OutputError, UnknownVoiceError, UsageError, one_line
 from coach.lazy_modules import load_on_first_use
 
 app = typer.Typer(
@@ -213,12 +213,13 @@ def user_errors(voice_origin: Callable[[str], str | None] | None = None) -> Iter
         stop = signals.recorded_stop()  # an error on the way out of a stop is the stop
         if stop is not None:
             raise typer.Exit(code=_stopped(stop)) from None
-        message = str(err)
+        message, code = str(err), err.exit_code
         if isinstance(err, UnknownVoiceError) and voice_origin is not None:
             with contextlib.suppress(CoachError, OSError):
                 where = voice_origin(err.voice)
                 message = f"{where}: {message}" if where else message
-        fail(message, err.exit_code)
+                code = UsageError.exit_code if where == "--voice" else code  # a mistake on the command line
+        fail(message, code)
     except (typer.Exit, SystemExit):
         raise
     except BaseException as err:

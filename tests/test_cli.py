@@ -269,7 +269,7 @@ def test_an_unknown_voice_says_where_its_name_came_from(tmp_path, isolated_user_
     assert result.output.startswith(f"Error: the routine's voice ([defaults] voice in {routine}): "
                                     "unknown voice 'nosuchvoice' for espeak"), result.output
     result = run("export", "tests/data/short.toml", "-o", str(tmp_path / "s.srt"), "--voice", "nosuch")
-    assert result.exit_code == 1 and result.output.startswith("Error: --voice: unknown voice 'nosuch'")
+    assert result.exit_code == 2 and result.output.startswith("Error: --voice: unknown voice 'nosuch'")
     isolated_user_dirs.mkdir(parents=True, exist_ok=True)
     (isolated_user_dirs / "config.toml").write_text('voice = "zzz"\n')
     result = run("plan", "tests/data/short.toml")

@@ -422,7 +422,7 @@ def test_out_of_range_options_exit_2_before_any_work(tmp_path, monkeypatch, comm
 
 def test_unknown_voice_lists_voices(tmp_path):
     out = tmp_path / "s.txt"
-    assert_one_line_error(cli("export", "-o", out, "--voice", "nosuchvoice"), 1, "unknown voice 'nosuchvoice'",
+    assert_one_line_error(cli("export", "-o", out, "--voice", "nosuchvoice"), 2, "--voice: unknown voice 'nosuchvoice'",
                           "gmw/en", "`coach voices` lists them all")
     assert not out.exists()
 
@@ -575,11 +575,12 @@ def test_the_engine_renders_the_same_text_to_the_same_samples():
 # ---------------------------------------------------------------------------
 # Faults
 
-def test_tts_failure_for_one_utterance_names_the_text(tmp_path):
+def test_a_line_with_nothing_to_say_is_found_before_any_speech_at_its_line(tmp_path):
     routine = tmp_path / "mine.toml"
     routine.write_text('title = "T"\nintro = ["Welcome.", "..."]\n[[poses]]\nname = "A"\nhold = 5\n')
     out = tmp_path / "s.wav"
-    assert_one_line_error(cli("export", routine, "-o", out), 1, 'made no sound for "..."', "use words it can pronounce")
+    assert_one_line_error(cli("export", routine, "-o", out), 1, f"{routine}:2: intro line 2 has nothing to say",
+                          "write words the voice can speak")
     assert not out.exists() and not list(tmp_path.glob(".*.part"))
 
 
