@@ -467,11 +467,17 @@ def new(
     """Write a commented starter routine into your routine folder and print its path. Example: coach new evening-hips"""
     from coach.routine.starter import write_starter_routine
 
+    from coach.routine.library import builtin_cues_dir
+
     with user_errors():
         path = write_starter_routine(name, force=force)
         write_output(str(path))
         _to_stderr(f"Edit it, then check it with `coach validate {path.stem}` and play it with "
                    f"`coach start {path.stem}`.")
+        builtin = builtin_cues_dir() / path.name
+        if builtin.is_file():
+            _to_stderr(f"Note: a built-in routine has this name too: `coach start {path.stem}` now plays yours; "
+                       f"the built-in one is still {builtin} (remove yours to get it back by name).")
 
 
 @app.command()

@@ -165,6 +165,25 @@ def test_new_writes_a_starter_that_validates_and_never_overwrites(isolated_user_
     assert run("new", "evening-hips", "--force").exit_code == 0 and path.read_text() != "mine"
     bad = run("new", "../escape")
     assert bad.exit_code == 1 and "not a usable routine name" in bad.output
+    assert "built-in" not in result.stderr
+
+
+def test_new_with_a_built_in_routine_s_name_says_that_it_now_plays_instead(isolated_user_dirs):
+    from coach.routine.library import builtin_cues_dir
+
+    result = run("new", "quick-legs")
+    assert result.exit_code == 0
+    mine = isolated_user_dirs / "routines" / "quick-legs.toml"
+    assert available_routines()["quick-legs"] == mine
+    assert "`coach start quick-legs` now plays yours" in result.stderr
+    assert str(builtin_cues_dir() / "quick-legs.toml") in result.stderr
+
+
+def test_new_where_a_folder_has_the_routine_s_file_name(isolated_user_dirs):
+    (isolated_user_dirs / "routines" / "dd.toml").mkdir(parents=True)
+    result = run("new", "dd")
+    assert result.exit_code == 1 and "dd.toml is a folder; remove or rename it" in result.output
+    assert "session.wav" not in result.output
 
 
 def test_completion_of_routine_names_and_the_completion_script():
