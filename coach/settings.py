@@ -116,6 +116,11 @@ def load_settings(path: Path | None = None) -> Settings:
         return Settings()
     except IsADirectoryError:
         raise SettingsError(f"{path} is a folder, not a settings file; remove it or run `coach config reset`") from None
+    except NotADirectoryError:
+        folder = next((p for p in path.parents if p.is_file()), path.parent)
+        how = "COACH_CONFIG_DIR points at it; point it at a folder" if os.environ.get("COACH_CONFIG_DIR") \
+            else "move it away"
+        raise SettingsError(f"{folder} is a file, not the settings folder; {how}") from None
     except OSError as err:
         raise SettingsError(f"{path}: cannot be read ({err.strerror}); {reset}") from None
     try:

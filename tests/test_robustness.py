@@ -1046,3 +1046,13 @@ def test_release_after_a_very_short_hold_waits_for_the_midpoint_chime():
     midpoint = next(e for e in timeline.events if e.part == "midpoint")
     release = next(e for e in timeline.events if e.part == "release")
     assert release.start >= midpoint.end
+
+
+def test_a_settings_folder_that_is_a_file_says_so(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("COACH_CONFIG_DIR", str(blocker))
+    for command in (["plan", SHORT], ["config", "show"], ["config", "set", "speed", "0.9"]):
+        assert_one_line_error(cli(*command), 1, f"{blocker} is a file, not the settings folder",
+                              "COACH_CONFIG_DIR points at it")
+    assert blocker.read_text() == "x"
