@@ -64,10 +64,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Show or change your saved settings (speed, voice, engine, volume, countdown, guidance).",
+config_app = typer.Typer(help="Show or change your saved settings (speed, voice, engine, volume, countdown, guidance). Example: coach config set speed 0.85",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
-cache_app = typer.Typer(help="See or empty the speech cache (synthesized clips kept so sessions start at once).",
+cache_app = typer.Typer(help="See or empty the speech cache (synthesized clips kept so sessions start at once). Example: coach cache show",
                         no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
@@ -96,9 +96,9 @@ RoutineArg = Annotated[Optional[str], typer.Argument(help=ROUTINE_HELP, show_def
 SpeedOpt = Annotated[Optional[float], typer.Option("--speed", "-s", help="Voice speed, 0.5 (slow) to 2.0 (fast); 1.0 is normal.", show_default=False)]
 VoiceOpt = Annotated[Optional[str], typer.Option("--voice", help="Voice id or name (see `coach voices`).", show_default=False, autocompletion=complete_voice)]
 EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Speech engine: espeak or piper.", show_default=False)]
-HoldOpt = Annotated[Optional[float], typer.Option("--hold", help="Hold every pose this many seconds (a quick session).", show_default=False)]
-SideOpt = Annotated[Optional[str], typer.Option("--side", help="Side to start with, e.g. left.", show_default=False)]
-CountdownOpt = Annotated[Optional[int], typer.Option("--countdown", help="Count the last N seconds of each hold aloud (0 = off).", show_default=False)]
+HoldOpt = Annotated[Optional[float], typer.Option("--hold", help="Hold every pose (and rest) this many seconds, 1 to 3600, instead of the routine's holds.", show_default=False)]
+SideOpt = Annotated[Optional[str], typer.Option("--side", help="Side to start with: one of the routine's sides (coach show lists them), e.g. left.", show_default=False)]
+CountdownOpt = Annotated[Optional[int], typer.Option("--countdown", help="Count the last N seconds of each hold aloud, 0 (off) to 10.", show_default=False)]
 GuidanceOpt = Annotated[Optional[str], typer.Option("--guidance", help="How much is said: full, brief (no detail cues) or minimal (pose names, sides, chimes, releases).", show_default=False)]
 MinutesOpt = Annotated[Optional[float], typer.Option("--minutes", "-m", help="Make the session last this many minutes (holds scaled within min_hold and max_hold).", show_default=False)]
 VolumeOpt = Annotated[Optional[float], typer.Option("--volume", help="Loudness of the whole session, 0.0 to 1.0.", show_default=False)]
@@ -388,7 +388,7 @@ def validate(
                 failed += 1
                 continue
             sides = ", ".join(routine.all_sides) or "no sides"
-            write_output(f"ok  {routine.source}: {routine.title!r}, {len(routine.poses)} poses, "
+            write_output(f"ok  {routine.source}: {routine.title!r}, {poses_and_rests(routine)}, "
                          f"sides: {sides}, total hold {clock(routine.total_hold_seconds)}")
     if failed:
         raise typer.Exit(code=1)
@@ -427,6 +427,14 @@ def pose_count(routine) -> int:
     return sum(1 for p in routine.poses if not p.rest)
 
 
+def poses_and_rests(routine) -> str:
+    """ "3 poses and 1 rest", "1 pose" """
+    poses = pose_count(routine)
+    rests = len(routine.poses) - poses
+    text = f"{poses} pose{'' if poses == 1 else 's'}"
+    return text + (f" and {rests} rest{'' if rests == 1 else 's'}" if rests else "")
+
+
 @app.command()
 def show(routine: RoutineArg = None) -> None:
     """Describe a routine: what it is, its credit, props and each pose with its hold. Example: coach show lower-back"""
@@ -442,10 +450,9 @@ def show(routine: RoutineArg = None) -> None:
                              ("Props", ", ".join(found.props)), ("Language", found.language or "")):
             if value:
                 write_output(f"{label}: {value}")
-        rests = len(found.poses) - pose_count(found)
         write_output(f"Length: about {clock(estimate_seconds(found, TimelineOptions(speed=speed)))} at speed "
                      f"{speed:g} (an estimate; `coach plan {found.name}` gives the exact length), "
-                     f"{pose_count(found)} poses" + (f" and {rests} rest{'s' if rests > 1 else ''}" if rests else ""))
+                     f"{poses_and_rests(found)}")
         write_output("")
         rows = []
         for number, pose in enumerate(found.poses, 1):
@@ -524,10 +531,10 @@ def plan(
 
 @app.command()
 def export(
-    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (text formats).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="File to write, or - for stdout (text formats; txt unless --format says otherwise).")],
     routine: RoutineArg = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, m4a, mp3, opus, html (the session page), txt, md, srt, vtt or json; default: from the file suffix.", show_default=False)] = None,
-    bitrate: Annotated[Optional[str], typer.Option("--bitrate", "-b", help="For m4a, mp3, opus and html, e.g. 64k; default: AAC 48k, MP3 VBR V5, Opus 24k.", show_default=False)] = None,
+    bitrate: Annotated[Optional[str], typer.Option("--bitrate", "-b", help="For m4a, mp3, opus and html, e.g. 64k (for mp3 a constant bitrate instead of VBR); default: AAC 48k, MP3 VBR V5, Opus 24k.", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     speed: SpeedOpt = None,
     voice: VoiceOpt = None,
@@ -580,9 +587,9 @@ def start(
     require_audio: Annotated[bool, typer.Option("--require-audio", help="Fail (exit 3) instead of continuing as captions when no sound device can be opened.")] = False,
     audio_backend: Annotated[Optional[str], typer.Option("--audio-backend", help="miniaudio (the default: sounds placed by the device's clock) or simpleaudio (a stream per sound; Python 3.11 only).", show_default=False)] = None,
 ) -> None:
-    """Play a routine now: spoken cues and chimes, on time. Keys: space pause, n next, b back, -/+ speed, 9/0 volume, h keys aloud, q quit.
+    """Play a routine now: spoken cues and chimes, on time. Example: coach start --speed 0.85 --hold 40
 
-    Example: coach start --speed 0.85 --hold 40
+    Keys while it plays: space pause, n next, b back, -/+ speed, 9/0 volume, h keys aloud, q quit.
     """
     with user_errors(_voice_origin(routine, voice)):
         # The live player's modules (and the sound device's) are imported after the session

@@ -40,4 +40,6 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "coach: installing system packages: ${missing[*]}"
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Through env, so that sudo (which resets the environment) passes it on: no debconf question
+# can wait unseen behind the output sent to /dev/null.
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -52,8 +52,8 @@ def test_builtin_routine_has_every_pose_on_both_sides_with_chimes(builtin):
     assert len(switches) == 1 and switches[0].side == "left"
     # the switch is announced in words right after its chime
     spoken_after = [e for e in tl.events if e.kind == "speech" and e.start > switches[0].start][:2]
-    assert [e.part for e in spoken_after] == ["switch", "switch"]
-    assert "right foot" in spoken_after[0].text and "left foot" in spoken_after[1].text
+    assert [e.part for e in spoken_after] == ["switch", "setup"]
+    assert "right foot" in spoken_after[0].text and spoken_after[1].text == "Leg up, left leg."
 
 
 def test_hold_is_exact_whatever_the_speed(builtin):
