@@ -26,6 +26,24 @@ from typing import IO
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?", re.DOTALL)
 
 
+class Resumed(str):
+    """What read() gives after the process was stopped (Ctrl-Z) and taken up again (fg):
+    the Ctrl-Z character, with the clock times (time.monotonic) it stopped and went on at.
+    A session goes on as after a pause of that length: the device's sound and the clock
+    that places it both stood still meanwhile, but not by the same amount."""
+
+    stopped_at: float
+    resumed_at: float
+
+    def __new__(cls, stopped_at: float, resumed_at: float) -> Resumed:
+        marker = super().__new__(cls, SUSPEND_KEY)
+        marker.stopped_at, marker.resumed_at = stopped_at, resumed_at
+        return marker
+
+
+SUSPEND_KEY = "\x1a"  # Ctrl-Z: with ISIG on (cbreak mode) it never arrives as a key itself
+
+
 class TerminalKeys:
     """Keys from a terminal in cbreak mode. sleep() waits, but wakes at once on a key press."""
 
@@ -33,6 +51,20 @@ class TerminalKeys:
         self.fd = fd
         self._pending: deque[str] = deque()
         self._closed = False
+        # Written to by wake() (a signal handler): a sleep in select() ends at once.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+
+    def wake(self, key: str) -> None:
+        """Put `key` first in line and end the current sleep (safe in a signal handler)."""
+        self._pending.appendleft(key)
+        with contextlib.suppress(OSError):  # full: a wake-up is already on its way
+            os.write(self._wake_write, b"!")
+
+    def close(self) -> None:
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def read(self) -> str | None:
         """The next key pressed, or None; never blocks."""
@@ -44,14 +76,16 @@ class TerminalKeys:
         """Sleep up to `seconds`; return early when a key arrives (read() then has it)."""
         if self._pending or seconds <= 0:
             return
-        if self._closed:
-            time.sleep(seconds)
-        else:
-            self._take(seconds)
+        self._take(seconds)
 
     def _take(self, timeout: float) -> None:
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if not ready:
+        # After the end of input only a wake-up can end the sleep early.
+        watched = [self._wake_read] if self._closed else [self.fd, self._wake_read]
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if self._wake_read in ready:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_read, 64)
+        if self.fd not in ready:
             return
         data = os.read(self.fd, 64)
         if not data:
@@ -85,22 +119,27 @@ def terminal_keys(stream: IO[str] | None = None) -> Iterator[TerminalKeys | None
 
     fd = stream.fileno()
     saved = termios.tcgetattr(fd)
+    keys = TerminalKeys(fd)
 
     def suspend(signum, frame) -> None:
-        # Ctrl-Z: give the shell its terminal back as it was, stop, and on `fg` take it again.
+        # Ctrl-Z: give the shell its terminal back as it was, stop, and on `fg` take it again;
+        # then tell the reader of the keys when it stopped.
+        stopped_at = time.monotonic()
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
         signal.signal(signal.SIGTSTP, suspend)
         tty.setcbreak(fd, termios.TCSANOW)
+        keys.wake(Resumed(stopped_at, time.monotonic()))
 
     previous = signal.signal(signal.SIGTSTP, suspend) if _main_thread() else None
     try:
         tty.setcbreak(fd, termios.TCSANOW)
-        yield TerminalKeys(fd)
+        yield keys
     finally:
         if previous is not None:
             signal.signal(signal.SIGTSTP, previous)
+        keys.close()
         # TCSAFLUSH also drops keys typed but not read, so they do not reach the shell.
         # A terminal that has hung up (SIGHUP) cannot be restored, nor does it need to be.
         with contextlib.suppress(termios.error, OSError):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -473,7 +474,11 @@ class Player:
         except AudioOutputError as err:
             if self.on_sink_error is None:
                 raise
-            self.sink = self.on_sink_error(err)
+            lost, self.sink = self.sink, self.on_sink_error(err)
+            # Closed on a thread of its own: a device that stopped answering may also not
+            # close, and must not hold up the session (nor, left to the garbage collector,
+            # the exit).
+            threading.Thread(target=_close_quietly, args=(lost,), name="close-lost-device", daemon=True).start()
             return getattr(self.sink, method)(*args)
 
     # --- moving -------------------------------------------------------------------------
@@ -506,6 +511,10 @@ class Player:
 
     def _on_key(self, key: str) -> bool:
         """Act on one key; True means quit."""
+        stopped_at = getattr(key, "stopped_at", None)  # coach.keys.Resumed, after Ctrl-Z and fg
+        if stopped_at is not None:
+            self._resume_after_stop(key.resumed_at - stopped_at)
+            return False
         key = key.lower()
         if key in QUIT_KEYS:
             return True
@@ -528,6 +537,17 @@ class Player:
         elif key in HELP_KEYS:
             self._speak_help()
         return False
+
+    def _resume_after_stop(self, stopped_for: float) -> None:
+        """The process was stopped for `stopped_for` seconds (Ctrl-Z, then fg) and runs again:
+        the session goes on as after a pause that long, from where it was when it stopped (a
+        hold loses nothing of its length), and what was playing is placed again."""
+        if self.paused or self._waiting_since is not None or self._help_until is not None or self._anchor:
+            return  # nothing was playing by the clock: it goes on as it is
+        self._t0 += max(stopped_for, 0.0)
+        position = self.position
+        self._stop_sound()
+        self._seek(position)
 
     def _pause(self) -> None:
         if self._waiting_since is not None:
@@ -662,3 +682,10 @@ def _pose_number(name: str, poses: dict[int, str], spec: str) -> int:
 
 def _listing(poses: dict[int, str], numbers: Sequence[int] | None = None) -> str:
     return ", ".join(f'{n} "{poses[n]}"' for n in (numbers or sorted(poses)))
+
+
+def _close_quietly(sink) -> None:
+    try:
+        sink.close()
+    except Exception:  # noqa: BLE001 - it is gone either way
+        pass

@@ -266,6 +266,7 @@ class MiniaudioSink(_Volume):
         self._anchored = threading.Event()
         self._ends_at = 0.0  # clock time the last sound handed over ends
         self._last_request = time.monotonic()
+        self._requested = threading.Event()  # set at each request of the device's
         try:
             self._device = ma.PlaybackDevice(output_format=ma.SampleFormat.SIGNED16, nchannels=1,
                                              sample_rate=SAMPLE_RATE, buffersize_msec=self.PERIOD_MSEC,
@@ -284,6 +285,7 @@ class MiniaudioSink(_Volume):
         while True:
             now = self._last_request = time.monotonic()
             out = np.zeros(frames, dtype=np.int16)
+            self._requested.set()
             with self._lock:
                 self._clock.request(now, self._handed)
                 self._anchored.set()
@@ -302,10 +304,10 @@ class MiniaudioSink(_Volume):
     def play(self, samples: np.ndarray, at: float | None = None) -> float:
         """Play now (returns the clock time it starts), or from clock time `at` on (returns when it is due)."""
         pcm = to_int16(self._scaled(samples))
-        if time.monotonic() - self._last_request > self.STALL_SECONDS:
-            raise AudioOutputError(_no_output_message(f"the {self._device.backend} device stopped asking for sound"))
         if at is None:
             return self._restart(pcm)
+        if time.monotonic() - self._last_request > self.STALL_SECONDS and not self._asks_again():
+            raise AudioOutputError(_no_output_message(f"the {self._device.backend} device stopped asking for sound"))
         anchor_time, anchor_frame = self._wait_for_anchor()
         with self._lock:
             # What the device has been handed is its own: a late sound starts at the next frame.
@@ -319,6 +321,13 @@ class MiniaudioSink(_Volume):
             due = anchor_time + (frame - anchor_frame) / SAMPLE_RATE
             self._ends_at = due + len(pcm) / SAMPLE_RATE
         return due
+
+    def _asks_again(self) -> bool:
+        """Whether a device that has not asked for a while asks within STALL_SECONDS from now.
+        A process stopped (Ctrl-Z, a suspended laptop) stops the device's thread too: it asks
+        again as soon as the process goes on, and is not gone."""
+        self._requested.clear()
+        return self._requested.wait(self.STALL_SECONDS)
 
     def stop(self) -> None:
         self._restart(np.zeros(0, dtype=np.int16))

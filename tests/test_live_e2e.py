@@ -569,3 +569,46 @@ def test_slower_keys_make_later_speech_longer_and_leave_every_hold_exact(tmp_pat
     assert heard > 1.15 * planned, \
         f"the outro lasted {heard:.3f} s, at speed 1 {planned:.3f} s; the last stretches of sound " \
         f"(s): {[(round(a / SAMPLE_RATE, 3), round(b / SAMPLE_RATE, 3)) for a, b in sound_regions(recording, 0.01, 0.05)[-6:]]}"
+
+
+@pytest.mark.e2e
+def test_ctrl_z_then_fg_mid_hold_goes_on_with_sound_and_the_hold_keeps_its_length(tmp_path):
+    # Stopped longer than the device's stall limit (3 s): it used to fall back to captions for
+    # the rest of the session, and a shorter stop took its length off the hold.
+    session = plan("--hold", "8")
+    gain = session_gain(segments(session.timeline), session.speech, session.chimes, session.options.volume)
+    with pulse_null_sink(tmp_path) as pulse:
+        pulse.start_recording(tmp_path / "ctrl-z.raw")
+        time.sleep(0.3)
+        term = Terminal([*COACH, "start", str(SHORT), "--hold", "8", "--quiet"], dict(pulse.env))
+        try:
+            term.read_until("(chime: hold start)", timeout=90)
+            time.sleep(1.0)  # into the first hold, before its midpoint (4 s in)
+            term.type(b"\x1a")
+            stopped = time.monotonic()
+            pid = term.pid
+            deadline = stopped + 10
+            while _state(pid) != "T":
+                assert time.monotonic() < deadline, "coach did not stop on Ctrl-Z"
+                time.sleep(0.01)
+            time.sleep(4.0)
+            os.killpg(pid, signal.SIGCONT)  # what `fg` does
+            resumed = time.monotonic()
+            term.read_until("(chime: midpoint)", timeout=30)
+            time.sleep(2.5)  # the whole chime in the recording (q stops the sound at once)
+            term.type(b"q")
+            assert term.wait() == 0
+        finally:
+            term.close()
+        recording = pulse.stop_recording()
+    assert "Warning" not in term.text and "Traceback" not in term.text, term.text[-800:]
+    starts = chime_onsets(recording, session.chimes["hold_start"] * gain)
+    middles = chime_onsets(recording, session.chimes["midpoint"] * gain)
+    assert starts and middles, (len(recording) / SAMPLE_RATE, starts, middles,
+                                [(a / SAMPLE_RATE, b / SAMPLE_RATE) for a, b in sound_regions(recording, threshold=0.01)])
+    hold_start, midpoint = starts[0], middles[0]  # (the rest of the start chime, played after fg, may match too)
+    at_hold, at_midpoint = capture_times(pulse, [hold_start, midpoint])
+    # Half the hold, plus the time stopped (from the key to fg: the process stopped a little
+    # after the key, so it may count up to that little less).
+    expected = 4.0 + (resumed - stopped)
+    assert -0.25 <= (at_midpoint - at_hold) - expected <= 0.05, (at_midpoint - at_hold, expected)

@@ -618,6 +618,37 @@ def test_after_being_stopped_for_a_while_it_carries_on_where_it_was():
     assert after == pytest.approx(planned(segs, shift=late)[k:], abs=1e-9)  # ...the rest kept its spacing
 
 
+@pytest.mark.parametrize("stopped_for", [0.4, 2.0, 30.0])
+@pytest.mark.parametrize("lead", [0.0, 0.8])
+def test_after_ctrl_z_and_fg_it_goes_on_from_where_it_stopped_and_no_hold_loses_time(stopped_for, lead):
+    # The process stood still (and so did the device's clock, by its own amount): the keys
+    # say when it stopped, and the session goes on as after a pause of that length.
+    from coach.keys import Resumed
+
+    session = make_session(hold=8)
+    section = session.timeline.sections[0]
+    # In the first hold, in the silence between its start chime and its midpoint chime.
+    gap_start = max(s.end for s in segments(session.timeline) if s.start <= section.hold_start)
+    assert gap_start < section.hold_start + section.hold_length // 2 - SAMPLE_RATE
+    stopped_at = gap_start / SAMPLE_RATE + 0.5
+
+    class StopAndGo(SimTime):
+        told = False
+
+        def key(self):
+            if not self.told and self.now >= T0 + stopped_at + stopped_for:
+                self.told = True
+                return Resumed(T0 + stopped_at, T0 + stopped_at + stopped_for)
+            return super().key()
+
+    sim = StopAndGo(suspend={stopped_at: stopped_for})
+    sink = MemorySink(sim.clock, lead=lead)
+    _, sink, segs, _ = play(session, sim, sink=sink)
+    k = sum(1 for s in segs if s.start < stopped_at * SAMPLE_RATE)
+    assert times(sink)[:k] == pytest.approx(planned(segs)[:k], abs=1e-6)
+    assert times(sink)[k:] == pytest.approx(planned(segs, shift=stopped_for)[k:], abs=1e-6)
+
+
 def test_continue_command_repeats_what_shapes_the_session_and_quotes_safely():
     session = make_session(hold=8, speed=0.8, countdown=3)
     command = continue_command(session, session.timeline.sections[3])
@@ -773,3 +804,38 @@ def test_a_session_stopped_before_its_first_sound_draws_a_display_only_for_somet
             for call in calls:
                 guarded.note("a cue left out") if call == "note" else guarded.tick(status)
         assert ("drawn" in log) == drawn and ("note" in log) == drawn, calls
+
+
+def test_ctrl_z_mid_sentence_plays_the_rest_of_it_after_fg_then_all_later_sounds_shifted():
+    from coach.keys import Resumed
+
+    session = make_session(hold=8)
+    segs = segments(session.timeline)
+    first = segs[0]
+    stopped_at = (first.start + first.length // 2) / SAMPLE_RATE  # halfway through the first line
+    stopped_for = 3.0
+
+    class StopAndGo(SimTime):
+        told = False
+
+        def sleep(self, seconds):
+            # fg wakes the sleeper at once (coach.keys writes to its wake-up pipe).
+            if not self.told and self.now < T0 + stopped_at <= self.now + seconds:
+                self.sleeps.append(seconds)
+                self.now = T0 + stopped_at + stopped_for
+                return
+            super().sleep(seconds)
+
+        def key(self):
+            if not self.told and self.now >= T0 + stopped_at + stopped_for:
+                self.told = True
+                return Resumed(T0 + stopped_at, T0 + stopped_at + stopped_for)
+            return super().key()
+
+    sim = StopAndGo()
+    _, sink, segs, buffers = play(session, sim)
+    (t0, whole), (t1, rest), *later = sink.plays
+    assert t0 == pytest.approx(T0) and len(whole) == first.length
+    assert t1 == pytest.approx(T0 + stopped_at + stopped_for, abs=0.01)
+    assert len(rest) == pytest.approx(first.length - round(stopped_at * SAMPLE_RATE), abs=2)
+    assert [t for t, _ in later] == pytest.approx(planned(segs, shift=stopped_for)[1:], abs=1e-6)
