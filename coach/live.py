@@ -346,13 +346,14 @@ def stopped_message(session: Session, position: float, section: Section | None, 
                     speed: float | None = None, volume: float | None = None) -> str:
     """`Stopped at 03:12 in Leg up (right). To continue from there: coach start ... --from "Leg up:right"`."""
     timeline = session.timeline
-    if section is None:
-        where, resume = "the introduction", None
-    elif section.index == len(timeline.sections) - 1 and round(position * SAMPLE_RATE) >= section.end:
-        where, resume = "the closing words", section
-    else:
-        where, resume = section.label, section
-    command = continue_command(session, resume, speed, volume)
+    if section is not None and section.index == len(timeline.sections) - 1 \
+            and round(position * SAMPLE_RATE) >= section.end:
+        # Only the closing words were left: from the last pose would play that pose again.
+        command = continue_command(session, None, speed, volume)
+        return one_line(f"Stopped{what} at {format_clock(position)} in the closing words. "
+                        f"To play it again: {command}")
+    where = "the introduction" if section is None else section.label
+    command = continue_command(session, section, speed, volume)
     return one_line(f"Stopped{what} at {format_clock(position)} in {where}. To continue from there: {command}")
 
 

@@ -62,6 +62,8 @@ SPEED_STEP = 0.1
 VOLUME_STEP = 0.1
 # How often the player looks again whether speech it waits for is ready.
 WAIT_POLL = 0.02
+# Seconds between looks for new clips while the timeline is still growing.
+GROW_POLL = 0.1
 # A volume change on a sink with a lead takes effect this far ahead, where the device
 # can splice it in without repeating or skipping a bit of the sound playing.
 VOLUME_SPLICE = 0.4
@@ -233,6 +235,7 @@ class Player:
         self._waiting_at = 0  # the sample it waits at: the end of the plan then
         self._help_until: float | None = None  # clock time the spoken key list ends
         self._help_resumes = False  # ...and whether the session goes on then (it was playing)
+        self._next_pending = False  # n before the next pose was known: go there once it is
         self._started = False  # the first sound has played
         self._anchor = False  # set the origin when the next sound has been handed to the device
         self._handed_upto = 0  # segments starting before this sample were handed to the sink ahead
@@ -256,7 +259,7 @@ class Player:
 
     def _refresh(self) -> None:
         """Take in what the plan has new (more clips, a changed speed): the rest of the agenda."""
-        urgent = self._waiting_since is not None or self._cursor >= len(self._items)
+        urgent = self._waiting_since is not None or self._cursor >= len(self._items) or self._next_pending
         if self.plan.refresh(urgent) or self.plan.timeline is not self._timeline:
             warnings = set(self._timeline.warnings)
             self._replan()
@@ -264,6 +267,12 @@ class Player:
             for warning in self._timeline.warnings:
                 if warning not in warnings:
                     self.listener.note(warning)
+            if self._next_pending:
+                target = self.next_start(self.position)
+                if target > self.position:
+                    self._jump(target)
+                elif self._timeline.complete:
+                    self._next_pending = False
             self.listener.replanned(self._timeline)
 
     # --- where we are ---------------------------------------------------------------
@@ -316,11 +325,17 @@ class Player:
                 deadline = self._t0 + self._timeline.length_s
             ahead = self._next_to_hand()
             hand_at = (self._t0 + ahead.start / SAMPLE_RATE - self._lead) if ahead is not None else math.inf
-            key = self._wait_until(min(deadline, hand_at))
+            target = min(deadline, hand_at)
+            # While clips are still coming, look for new ones often: a sound beyond what is
+            # known yet must be handed to the sink its lead ahead, not found when it is due.
+            wake = target if self._timeline.complete else min(target, self.clock() + GROW_POLL)
+            key = self._wait_until(wake)
             if key is not None:
                 if self._on_key(key):
                     self._stop_sound()
                     return self._stop("quit")
+                continue
+            if wake < target and self.clock() < target:
                 continue
             if self._help_until is not None:
                 self._help_until = None
@@ -527,7 +542,11 @@ class Player:
             else:
                 self._pause()
         elif key in NEXT_KEYS:
-            self._jump(self.next_start(self.position))
+            target = self.next_start(self.position)
+            if target > self.position:
+                self._jump(target)
+            elif not self._timeline.complete:
+                self._next_pending = True  # the next pose is not known yet: go there once it is
         elif key in BACK_KEYS:
             self._jump(self.back_start(self.position))
         elif key in SLOWER_KEYS + FASTER_KEYS:
@@ -557,9 +576,19 @@ class Player:
         self.listener.paused(self.status())
 
     def _jump(self, position: float) -> None:
+        self._next_pending = False
         self._stop_sound()
+        if self._help_until is not None:
+            # n or b while the key list is spoken: it ends, and the session goes on from there.
+            self._help_until = None
+            if self._help_resumes:
+                self._paused_at = None
+            self._help_resumes = False
         if self._waiting_since is not None:
             self._end_wait()
+        # The first sound there is played at once and sets the clock from when the device
+        # starts it (as at the start), so what follows keeps its distance from it.
+        self._anchor = True
         self._seek(position)
         self.listener.moved(self.status())
 

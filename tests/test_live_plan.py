@@ -330,3 +330,46 @@ def test_the_first_estimated_total_is_the_one_coach_list_shows():
     total, estimated = plan.total()
     assert estimated
     assert total == pytest.approx(estimate_seconds(routine, TimelineOptions()), abs=0.01)
+
+
+def test_a_sound_beyond_what_was_known_is_still_handed_over_its_lead_ahead():
+    # The clips after the first came while the first line played; the player had slept until
+    # the end of what it knew, and handed the next line over when it was due: the device then
+    # started it a buffer's length late (350 ms, heard as a shorter settle before the hold).
+    from coach.player import GROW_POLL
+
+    sim = SimTime()
+    engine = SlowEngine(sim, slowness=0.05)  # every clip made long before it is needed
+    plan = GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock)
+    sink = MemorySink(sim.clock, lead=0.8)
+    player = Player.of(plan, sink, clock=sim.clock, sleep=sim.sleep, keys=sim.key, listener=Spy(sim))
+    assert player.run().reason == "end"
+    assert len(sink.handed) == len(sink.plays) > 3
+    for (due, _), handed in list(zip(sink.plays, sink.handed))[1:]:
+        assert due - handed >= 0.8 - GROW_POLL - 1e-9, (due - T0, handed - T0)
+    # ...and played where the plan says.
+    began = sink.plays[0][0]  # once the first clip was made
+    starts = [began + seg.start / SAMPLE_RATE for seg in plan.segments()]
+    assert [due for due, _ in sink.plays] == pytest.approx(starts, abs=1e-6)
+
+
+def test_n_before_the_next_pose_is_known_goes_there_once_it_is():
+    routine = load_routine(SHORT)
+    intro = routine.intro[0]
+    slowness = 0.5  # the first pose is made while the intro plays, but after the key
+    first_sound = slowness * clip_seconds(intro, 1.0)
+    pressed = first_sound + 0.2
+    sim = SimTime(keys=[(pressed, "n")])
+    engine = SlowEngine(sim, slowness=slowness)
+    plan = GrowingPlan(routine, TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock)
+    spy = Spy(sim)
+    moved = []
+    spy.moved = lambda status: moved.append((sim.now, status.section))
+    sink = MemorySink(sim.clock)
+    player = Player.of(plan, sink, clock=sim.clock, sleep=sim.sleep, keys=sim.key, listener=spy)
+    assert player.run().reason == "end"
+    (when, section), = moved
+    assert section is not None and section.index == 0 and when > T0 + pressed
+    # It went as soon as the pose was known: the intro line was stopped then, before its end.
+    assert sink.stops and sink.stops[0] == pytest.approx(when)
+    assert when < T0 + first_sound + clip_seconds(intro, 1.0)

@@ -528,7 +528,8 @@ def test_stopped_message_in_the_intro_and_the_closing_words():
     assert "--from" not in stopped_message(session, 0.5, None)
     last = session.timeline.sections[-1]
     closing = stopped_message(session, last.end / SAMPLE_RATE + 1, last)
-    assert "in the closing words" in closing and '--from "Leg across:left"' in closing
+    assert "in the closing words" in closing and "To play it again: coach start" in closing
+    assert "--from" not in closing  # from the last pose would play it again
 
 
 def test_continue_command_names_a_builtin_routine_by_name():
@@ -839,3 +840,65 @@ def test_ctrl_z_mid_sentence_plays_the_rest_of_it_after_fg_then_all_later_sounds
     assert t1 == pytest.approx(T0 + stopped_at + stopped_for, abs=0.01)
     assert len(rest) == pytest.approx(first.length - round(stopped_at * SAMPLE_RATE), abs=2)
     assert [t for t, _ in later] == pytest.approx(planned(segs, shift=stopped_for)[1:], abs=1e-6)
+
+
+class _LateStartSink(MemorySink):
+    """A device that starts a sound played at once `late` seconds after it is asked to (a
+    restart of its stream), and says so; sounds handed over ahead it places on time."""
+
+    def __init__(self, sim, late: float) -> None:
+        super().__init__(sim.clock, lead=0.8)
+        self.late = late
+
+    def play(self, samples, at=None):
+        if at is None:
+            return super().play(samples, self.clock() + self.late)  # queued behind its buffer
+        return super().play(samples, at)
+
+
+def _player(session, sim, sink, **kwargs):
+    segs = segments(session.timeline)
+    buffers = [mix_segment(s, session.speech, session.chimes) for s in segs]
+    return Player(session.timeline, segs, buffers, sink, clock=sim.clock, sleep=sim.sleep, keys=sim.key,
+                  **kwargs), segs
+
+
+def test_after_n_the_new_pose_keeps_its_settle_however_late_the_device_starts_its_first_line():
+    session = make_session(hold=8)
+    first, second = session.timeline.sections[:2]
+    pressed = first.hold_start / SAMPLE_RATE + 1.0
+    sim = SimTime(keys=[(pressed, "n")])
+    sink = _LateStartSink(sim, late=0.4)
+    player, segs = _player(session, sim, sink)
+    player.run()
+    line = next(t for t, _ in sink.plays if t > T0 + pressed)
+    chime_at = next(e for e in session.timeline.events if e.part == "hold_start" and e.section == second.index)
+    first_line = next(e for e in session.timeline.events if e.kind == "speech" and e.section == second.index)
+    chime = next(t for t, s in sink.plays if t > line + 0.01 and len(s) == len(session.chimes["hold_start"]))
+    assert line == pytest.approx(T0 + pressed + 0.4, abs=1e-6)  # the device's own delay
+    assert chime - line == pytest.approx((chime_at.start - first_line.start) / SAMPLE_RATE, abs=1e-6)
+
+
+def test_n_while_the_key_list_is_spoken_goes_on_at_once_from_the_next_pose():
+    session = make_session(hold=8)
+    first, second = session.timeline.sections[:2]
+    asked = first.hold_start / SAMPLE_RATE + 1.0
+    help_sound = np.full(10 * SAMPLE_RATE, 0.1, dtype=np.float32)  # ten seconds of key list
+    sim = SimTime(keys=[(asked, "h"), (asked + 2.0, "n")])
+    sink = MemorySink(sim.clock)
+    player, segs = _player(session, sim, sink, help_sound=lambda: help_sound)
+    player.run()
+    after = [t for t, s in sink.plays if t > T0 + asked + 2.0 - 1e-9]
+    assert after and after[0] == pytest.approx(T0 + asked + 2.0, abs=1e-6)  # not 8 s later
+    assert not player.paused
+
+
+def test_n_in_the_closing_words_changes_nothing():
+    session = make_session(hold=8)
+    last = session.timeline.sections[-1]
+    pressed = last.end / SAMPLE_RATE + 0.3
+    sim = SimTime(keys=[(pressed, "n")])
+    recorder = Recorder()
+    _, sink, segs, _ = play(session, sim, listener=recorder)
+    assert not [c for c in recorder.calls if c[0] == "moved"]
+    assert times(sink) == pytest.approx(planned(segs), abs=1e-9) and not sink.stops
