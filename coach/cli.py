@@ -472,9 +472,8 @@ def new(
     force: Annotated[bool, typer.Option("--force", help="Overwrite a routine of that name.")] = False,
 ) -> None:
     """Write a commented starter routine into your routine folder and print its path. Example: coach new evening-hips"""
-    from coach.routine.starter import write_starter_routine
-
     from coach.routine.library import builtin_cues_dir
+    from coach.routine.starter import write_starter_routine
 
     with user_errors():
         path = write_starter_routine(name, force=force)

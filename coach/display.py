@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import IO
 
 from typing import TYPE_CHECKING

@@ -19,17 +19,15 @@ from coach import signals
 from coach.errors import ExportError
 
 
-def check_target(path: Path | str, *, force: bool, example: str = "session.wav") -> None:
+def check_target(path: Path | str, *, force: bool) -> None:
     """Fail early, before any work, when the output cannot or should not be written.
 
-    `path` as the user gave it: a name ending in / names a folder. `example` is the file
-    name suggested when a folder is given."""
+    `path` as the user gave it: a name ending in / names a folder."""
     written = str(path)
-    path = Path(path)
+    if "\0" in written:  # pathlib answers False for such a name rather than fail
+        raise ExportError(f"{_shortened(written)!r} is not a usable file name (it contains a NUL character)")
     try:
-        _check_target(path, written, force, example)
-    except ValueError:
-        raise ExportError(f"{_shortened(written)!r} is not a usable file name (it contains a NUL character)") from None
+        _check_target(Path(path), written, force)
     except OSError as err:  # the name itself: too long, or a component the system refuses
         if err.errno == errno.ENAMETOOLONG:
             raise ExportError(f"the file name {_shortened(written)!r} is too long for the file system; "
@@ -38,12 +36,10 @@ def check_target(path: Path | str, *, force: bool, example: str = "session.wav")
                           "choose another place") from None
 
 
-def _check_target(path: Path, written: str, force: bool, example: str) -> None:
-    if "\0" in written:
-        raise ValueError("a NUL character")  # pathlib answers False for such a name rather than fail
+def _check_target(path: Path, written: str, force: bool) -> None:
     if written.endswith(("/", os.sep)) or path.is_dir():
         shown = written if written.endswith(("/", os.sep)) else f"{written}{os.sep}"
-        raise ExportError(f"{written} is a folder; give a file name, e.g. {shown}{example}")
+        raise ExportError(f"{written} is a folder; give a file name, e.g. {shown}session.wav")
     if path.exists():
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
@@ -78,10 +74,10 @@ def _shortened(text: str, keep: int = 60) -> str:
 
 
 @contextmanager
-def atomic_writer(path: Path, *, force: bool, example: str = "session.wav") -> Iterator[BinaryIO]:
+def atomic_writer(path: Path | str, *, force: bool) -> Iterator[BinaryIO]:
     """A binary file object that becomes `path` only if the block finishes without error.
     `path` may be a symbolic link: the file it points to is replaced, the link kept."""
-    check_target(path, force=force, example=example)
+    check_target(path, force=force)
     path = _final_path(Path(path))
     folder = path.parent if str(path.parent) else Path(".")
     tmp: Path | None = None

@@ -30,7 +30,7 @@ from coach.live_plan import GrowingPlan, KnownClips
 from coach.player import Listener, Player, Status, Stop, find_section
 from coach.session import LiveSession, Session
 from coach.settings import SPEED_RANGE, VOLUME_RANGE
-from coach.sinks import CaptionSink, Sink, open_sink
+from coach.sinks import CaptionSink, Sink, close_quietly, open_sink
 from coach.timeline import Section
 
 CAPTIONS_NOTE = "Continuing on time with captions only."
@@ -118,7 +118,7 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
     finally:
         if speech is not None:
             speech.close()
-        _close_quietly(player.sink if player else sink)
+        close_quietly(player.sink if player else sink)
     if stop.reason == "quit":
         print(stopped_message(session, stop.position, stop.section, speed=plan.speed, volume=player.volume),
               file=sys.stderr, flush=True)
@@ -210,7 +210,6 @@ class GuardedListener(Listener):
         return self.display.refresh
 
     def __enter__(self):
-        self._since = self.clock()
         return self
 
     def __exit__(self, *exc):
@@ -333,11 +332,6 @@ def _ignore_signals() -> None:
 def _stop_quietly(sink: Sink) -> None:
     with suppress(Exception):
         sink.stop()
-
-
-def _close_quietly(sink: Sink) -> None:
-    with suppress(Exception):
-        sink.close()
 
 
 # --- where it stopped -----------------------------------------------------------------

@@ -37,7 +37,7 @@ import numpy as np
 from coach.audio import SAMPLE_RATE
 from coach.errors import AudioOutputError, UsageError
 from coach.mixer import Segment
-from coach.sinks import Sink
+from coach.sinks import Sink, close_quietly
 from coach.timeline import Event, Section, Timeline
 
 # `b` within this many seconds of a section's start goes to the previous section;
@@ -493,7 +493,7 @@ class Player:
             # Closed on a thread of its own: a device that stopped answering may also not
             # close, and must not hold up the session (nor, left to the garbage collector,
             # the exit).
-            threading.Thread(target=_close_quietly, args=(lost,), name="close-lost-device", daemon=True).start()
+            threading.Thread(target=close_quietly, args=(lost,), name="close-lost-device", daemon=True).start()
             return getattr(self.sink, method)(*args)
 
     # --- moving -------------------------------------------------------------------------
@@ -712,9 +712,3 @@ def _pose_number(name: str, poses: dict[int, str], spec: str) -> int:
 def _listing(poses: dict[int, str], numbers: Sequence[int] | None = None) -> str:
     return ", ".join(f'{n} "{poses[n]}"' for n in (numbers or sorted(poses)))
 
-
-def _close_quietly(sink) -> None:
-    try:
-        sink.close()
-    except Exception:  # noqa: BLE001 - it is gone either way
-        pass

@@ -58,6 +58,14 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+def close_quietly(sink: Sink) -> None:
+    """Close `sink`; it is being let go, so a failure to close says nothing new."""
+    try:
+        sink.close()
+    except Exception:  # noqa: BLE001 - it is gone either way
+        pass
+
+
 def default_backend() -> str:
     """miniaudio: one device kept open places every sound by its own clock (MiniaudioSink).
 

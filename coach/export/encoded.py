@@ -49,8 +49,8 @@ class Encoding:
     options: tuple[tuple[str, str], ...] = ()  # the encoder's own options
     # Frames decode on their own: encode only the sound, in parallel (coach.export.islands).
     islands: bool = False
-    muxer_options: tuple[tuple[str, str], ...] = ()
-    # coach writes the ID3 tag itself, before what the muxer writes (coach.export.id3).
+    # coach writes the ID3 tag itself, before what the muxer writes (coach.export.id3), and
+    # the muxer writes none.
     own_id3: bool = False
 
 
@@ -70,8 +70,7 @@ ENCODINGS = {
     # PESQ 3.95 instead of 4.03 on the built-in routine (docs/export-formats.md).
     # FFmpeg's own ID3 tag has chapter frames whose sizes strict readers refuse (coach.export.id3).
     "mp3": Encoding("mp3", "libmp3lame", SAMPLE_RATE, None, (8_000, 160_000), vbr_quality=5,
-                    options=(("reservoir", "0"), ("compression_level", "7")), islands=True,
-                    muxer_options=(("id3v2_version", "0"),), own_id3=True),
+                    options=(("reservoir", "0"), ("compression_level", "7")), islands=True, own_id3=True),
     # libopus spends as long on a frame of silence as on one of speech: only the islands of
     # sound are encoded (coach.export.islands; a few frames of silence settle its decoder).
     "opus": Encoding("ogg", "libopus", 48_000, 24_000, (6_000, 256_000), islands=True),
@@ -117,7 +116,8 @@ def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int 
         origin = handle.write(id3_tag(tags(session), session_chapters(session), _encoder_name(av)))
     handle = _FirstFailureOnly(handle, origin)
     try:
-        container = av.open(handle, mode="w", format=enc.muxer, options=dict(enc.muxer_options))
+        container = av.open(handle, mode="w", format=enc.muxer,
+                            options={"id3v2_version": "0"} if enc.own_id3 else {})
     except av.FFmpegError as err:
         raise ExportError(f"cannot start the {fmt} file: {err}") from None
     try:

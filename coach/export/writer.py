@@ -7,7 +7,6 @@ import io
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from coach.errors import UsageError
