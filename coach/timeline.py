@@ -174,22 +174,22 @@ def session_turns(routine: Routine, options: TimelineOptions = TimelineOptions()
                 pose = routine.poses[number - 1]
                 switch = None
                 if k == 0 and side is not None and previous_side is not None and side != previous_side:
-                    switch = () if guidance == "minimal" else _filled(routine.switch_lines_of(pose), side, other)
+                    switch = () if guidance == "minimal" else _filled(routine.switch_lines_of(pose), side, other, block.sides)
                 if guidance == "minimal":
                     setup = (_name_line(pose, side),)
                     cues = ()
                 else:
-                    setup = _filled(pose.setup, side, other)
+                    setup = _filled(pose.setup, side, other, block.sides)
                     kept = [c for c in pose.cues if guidance == "full" or not c.detail]
-                    cues = tuple((c.at, fill_placeholders(c.text, side, other)) for c in kept)
-                release = _filled(pose.release, side, other)
+                    cues = tuple((c.at, fill_placeholders(c.text, side, other, block.sides)) for c in kept)
+                release = _filled(pose.release, side, other, block.sides)
                 turns.append(Turn(number, pose, side, other, switch, setup, cues, release))
                 previous_side = side
     return turns
 
 
-def _filled(lines, side: str | None, other: str | None) -> tuple[str, ...]:
-    return tuple(fill_placeholders(line, side, other) for line in lines)
+def _filled(lines, side: str | None, other: str | None, sides: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(fill_placeholders(line, side, other, sides) for line in lines)
 
 
 def _name_line(pose: Pose, side: str | None) -> str:

@@ -30,6 +30,7 @@ from coach.routine import (
     resolve_routine,
     user_cues_dir,
 )
+from coach.timeline import TimelineOptions, spoken_texts
 
 DATA = Path(__file__).parent / "data"
 DOCS = Path(__file__).parent.parent / "docs" / "routines.md"
@@ -590,7 +591,64 @@ def test_unmatched_braces(tmp_path, value):
 
 def test_a_placeholder_with_a_format(tmp_path):
     message, _ = file_error(tmp_path, routine_text(pose='release = "Lower {side:>9}."'))
-    assert "release has {side:>9}; a placeholder takes no format, write {side}" in message
+    assert message.endswith("release has {side:>9} with 1 form, but it is spoken for 2 sides (right, left); "
+                            "give one form per side in that order, e.g. {side:right|left}")
+    message, _ = file_error(tmp_path, routine_text(pose='release = "Lower {side!r}."'))
+    assert message.endswith("release has {side!r}; write {side}, or {side:form|form} with a form of the word "
+                            "for each side")
+
+
+GERMAN_SIDES = 'sides = ["rechts", "links"]'
+
+
+def test_side_forms_give_each_side_its_own_word():
+    text = routine_text(defaults=GERMAN_SIDES, top='side_switch = "Jetzt die {side:rechte|linke} Seite."',
+                        pose='cues = ["Die {side:rechte|linke} Hand, der {other_side:rechte|linke} Fuß, nach {side}."]')
+    routine = load_routine_text(text)
+    for start, expected in (("rechts", ["Die rechte Hand, der linke Fuß, nach rechts.", "Jetzt die linke Seite.",
+                                        "Die linke Hand, der rechte Fuß, nach links."]),
+                            ("links", ["Die linke Hand, der rechte Fuß, nach links.", "Jetzt die rechte Seite.",
+                                       "Die rechte Hand, der linke Fuß, nach rechts."])):
+        said = [t for t in spoken_texts(routine, TimelineOptions(start_side=start)) if "Die " in t or "Jetzt" in t]
+        assert said == expected
+
+
+def test_side_forms_follow_the_poses_own_sides():
+    text = routine_text(defaults=GERMAN_SIDES, more_poses=(
+        '[[poses]]\nname = "Drei"\nsides = ["vorn", "links", "rechts"]\n'
+        'setup = "Die {side:vordere|linke|rechte} Hand."\n'))
+    said = [t for t in spoken_texts(load_routine_text(text)) if t.startswith("Die ")]
+    assert said == ["Die vordere Hand.", "Die linke Hand.", "Die rechte Hand."]
+
+
+@pytest.mark.parametrize("cue, message", [
+    ("Die {side:rechte} Hand.", "cue has {side:rechte} with 1 form, but it is spoken for 2 sides (rechts, links); "
+                                "give one form per side in that order, e.g. {side:rechts|links}"),
+    ("Die {other_side:a|b|c} Hand.", "cue has {other_side:a|b|c} with 3 forms, but it is spoken for 2 sides"),
+    ("Die {side:rechte|} Hand.", "cue has {side:rechte|} with an empty or braced form; write a word for each side"),
+])
+def test_wrong_side_forms_are_one_line_at_their_line(tmp_path, cue, message):
+    text = routine_text(defaults=GERMAN_SIDES, pose=f'cues = ["{cue}"]')
+    found, path = file_error(tmp_path, text)
+    assert found.startswith(f'{path}:{line_of(text, cue)}: pose 1 "Leg up": {message}')
+
+
+def test_a_routine_wide_switch_with_forms_must_fit_every_pose_that_speaks_it(tmp_path):
+    text = routine_text(defaults=GERMAN_SIDES, top='side_switch = "Die {side:rechte|linke} Seite."',
+                        more_poses='[[poses]]\nname = "Drei"\nsides = ["vorn", "links", "rechts"]\nsetup = "Los."\n')
+    found, path = file_error(tmp_path, text)
+    assert found == (f'{path}:{line_of(text, "side_switch")}: side_switch has {{side:rechte|linke}} with 2 forms, '
+                     'but pose 2 "Drei" is done on 3 sides (vorn, links, rechts); give that pose a side_switch '
+                     "of its own")
+    fixed = text.replace('setup = "Los."', 'setup = "Los."\nside_switch = "Jetzt {side}."')
+    assert load_routine_text(fixed).poses[1].side_switch == ("Jetzt {side}.",)
+
+
+def test_the_german_routine_puts_inflected_sides_before_nouns():
+    said = " ".join(spoken_texts(load_routine("beine-dehnen")))
+    assert "die rechte Hand" in said and "die linke Hand" in said and "vom rechten Fuß" in said
+    for noun in ("Hand", "Hüfte", "Knie", "Bein", "Fuß", "Seite"):
+        assert f"{noun} rechts" not in said and f"{noun} links" not in said, noun
 
 
 @pytest.mark.parametrize("line, why", [

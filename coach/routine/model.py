@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,9 +149,23 @@ def _first(*values):
     return next(v for v in values if v is not None)
 
 
-def fill_placeholders(text: str, side: str | None, other_side: str | None) -> str:
-    """Put the side names into a text; validation has already checked the placeholders."""
-    return text.format(side=side or "", other_side=other_side or "")
+def fill_placeholders(text: str, side: str | None, other_side: str | None, sides: tuple[str, ...] = ()) -> str:
+    """Put the side names into a text; validation has already checked the placeholders.
+
+    `{side:rechte|linke}` gives the side's own form: one form per side, in the order of
+    `sides` (the pose's, as written), so a language that inflects an adjective can say
+    "die rechte Hand" where `{side}` alone would say "die Hand rechts"."""
+    names = {"side": side, "other_side": other_side}
+    out = []
+    for literal, name, forms, _ in string.Formatter().parse(text):
+        out.append(literal)
+        if name is None:
+            continue
+        value = names[name]
+        if forms and value in sides:
+            value = forms.split("|")[sides.index(value)]
+        out.append(value or "")
+    return "".join(out)
 
 
 def estimate_speech_seconds(text: str, speed: float = 1.0) -> float:

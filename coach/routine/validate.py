@@ -152,8 +152,9 @@ class Validator:
     # -- typed values --------------------------------------------------------------
     def _text(self, value: Any, key: str, place: Place = TOP, *, label: str | None = None,
               spoken: bool = False, no_side_because: str | None = None, allow_empty: bool = False,
-              limit: int = MAX_TEXT_CHARS) -> str:
-        """A checked text. Spoken texts may hold {side}/{other_side} unless `no_side_because`."""
+              limit: int = MAX_TEXT_CHARS, sides: tuple[str, ...] = ()) -> str:
+        """A checked text. Spoken texts may hold {side}/{other_side} unless `no_side_because`,
+        and {side:form|form} with a form for each of `sides` (where the text is spoken)."""
         label = label or place.label(key)
         if not isinstance(value, str):
             raise self.fail(f"{label} must be text in quotes, got {_found(value)}", place, key)
@@ -174,7 +175,7 @@ class Validator:
             raise self.fail(f"{label} is {len(text)} characters long; keep it under {limit}"
                             + (" (split it into several lines)" if spoken else ""), place, key, needle)
         if spoken:
-            self._check_placeholders(text, label, key, place, no_side_because, needle)
+            self._check_placeholders(text, label, key, place, no_side_because, needle, sides)
             if not any(ch.isalnum() for ch in text) and "{" not in text:
                 # Only signs ("...", "—", an invisible space): no voice makes a sound of it.
                 raise self.fail(f"{label} has nothing to say ({json.dumps(short(text), ensure_ascii=True)}: "
@@ -183,7 +184,7 @@ class Validator:
         return text
 
     def _check_placeholders(self, text: str, label: str, key: str, place: Place,
-                            no_side_because: str | None, needle: str | None) -> None:
+                            no_side_because: str | None, needle: str | None, sides: tuple[str, ...] = ()) -> None:
         try:
             parts = list(string.Formatter().parse(text))
         except ValueError:
@@ -199,11 +200,26 @@ class Validator:
                 raise self.fail(f"{label} has an unknown placeholder {short(shown)}{hint}; the placeholders "
                                 "are {side} and {other_side} (write {{ and }} for a brace to keep)",
                                 place, key, needle=shown)
-            if spec or conversion:
-                raise self.fail(f"{label} has {short(shown)}; a placeholder takes no format, write {{{name}}}",
-                                place, key, needle=shown)
+            if conversion:
+                raise self.fail(f"{label} has {short(shown)}; write {{{name}}}, or {{{name}:form|form}} with "
+                                "a form of the word for each side", place, key, needle=shown)
             if no_side_because:
                 raise self.fail(f"{label} uses {{{name}}}, but {no_side_because}", place, key, needle=shown)
+            if spec:
+                self._check_side_forms(shown, spec, sides, label, key, place)
+
+    def _check_side_forms(self, shown: str, spec: str, sides: tuple[str, ...], label: str, key: str,
+                          place: Place) -> None:
+        """{side:rechte|linke}: one form per side, in the order the sides are written."""
+        forms = spec.split("|")
+        example = "{side:" + "|".join(sides) + "}"
+        if any(not form.strip() or "{" in form or "}" in form for form in forms):
+            raise self.fail(f"{label} has {short(shown)} with an empty or braced form; write a word for each "
+                            f"side, e.g. {example}", place, key, needle=shown)
+        if len(forms) != len(sides):
+            raise self.fail(f"{label} has {short(shown)} with {_forms(len(forms))}, but it is spoken for "
+                            f"{len(sides)} sides ({', '.join(sides)}); give one form per side in that order, "
+                            f"e.g. {example}", place, key, needle=shown)
 
     def _list(self, value: Any, key: str, place: Place, what: str) -> list[Any]:
         """A list of items, or a single item standing for a list of one."""
@@ -217,12 +233,12 @@ class Validator:
         return value
 
     def _lines(self, value: Any, key: str, place: Place = TOP, *,
-               no_side_because: str | None = None) -> tuple[str, ...]:
+               no_side_because: str | None = None, sides: tuple[str, ...] = ()) -> tuple[str, ...]:
         items = self._list(value, key, place, "text in quotes, or a list of texts")
         numbered = isinstance(value, list) and len(items) > 1
         return tuple(
             self._text(item, key, place, label=f"{place.label(key)} line {n}" if numbered else None,
-                       spoken=True, no_side_because=no_side_because)
+                       spoken=True, no_side_because=no_side_because, sides=sides)
             for n, item in enumerate(items, 1)
         )
 
@@ -295,7 +311,8 @@ class Validator:
         poses = tuple(self._pose(n, p, hold, speed or 1.0, sides) for n, p in enumerate(poses_data, 1))
         sided = sides or any(p.sides or (p.sides is None and not p.rest) for p in poses)
         no_sides = None if sided else "this routine has no sides (defaults.sides is empty)"
-        side_switch = self._lines(data.get("side_switch", []), "side_switch", no_side_because=no_sides)
+        side_switch = self._lines(data.get("side_switch", []), "side_switch", no_side_because=no_sides,
+                                  sides=sides)
 
         routine = Routine(
             title=title, poses=poses, description=description, credit=credit, props=props,
@@ -308,8 +325,25 @@ class Validator:
             if low > high:  # only when both are written: a default maximum is never below the minimum
                 raise self.fail(f"min_hold ({_num(low)} s) is above max_hold ({_num(high)} s); "
                                 "make min_hold the smaller", Place(pose=(number, short(pose.name))), "min_hold")
+        self._check_switch_forms(routine)
         self._check_length(routine)
         return routine
+
+    def _check_switch_forms(self, routine: Routine) -> None:
+        """The routine's side_switch lines are checked against defaults.sides; a pose with
+        other sides that speaks them must have as many sides as their {side:...} has forms."""
+        for number, pose in enumerate(routine.poses, 1):
+            sides = routine.sides_of(pose)
+            if pose.side_switch is not None or len(sides) < 2 or sides == routine.sides:
+                continue
+            for n, line in enumerate(routine.side_switch, 1):
+                for _, name, spec, _ in string.Formatter().parse(line):
+                    if spec and len(spec.split("|")) != len(sides):
+                        label = f"side_switch line {n}" if len(routine.side_switch) > 1 else "side_switch"
+                        raise self.fail(f"{label} has {{{name}:{short(spec)}}} with {_forms(len(spec.split('|')))}, "
+                                        f"but pose {number} \"{short(pose.name)}\" is done on {len(sides)} sides ({', '.join(sides)}); "
+                                        "give that pose a side_switch of its own", key="side_switch",
+                                        needle="{" + name + ":")
 
     def _sides(self, value: Any, place: Place) -> tuple[str, ...]:
         label = place.label("sides")
@@ -383,7 +417,7 @@ class Validator:
             raise self.fail(f"group {_toml_repr(group)} only joins poses done on each side, but {no_sides}",
                             place, "group")
         side_switch = None if "side_switch" not in data else \
-            self._lines(data["side_switch"], "side_switch", place, no_side_because=no_sides)
+            self._lines(data["side_switch"], "side_switch", place, no_side_because=no_sides, sides=done_on)
         if side_switch is not None and not done_on:
             raise self.fail(f"side_switch is spoken when the side changes before this pose, but {no_sides}",
                             place, "side_switch")
@@ -394,30 +428,34 @@ class Validator:
         pose = Pose(
             name=name,
             targets=self._text(data.get("targets", ""), "targets", place, allow_empty=True),
-            setup=self._lines(data.get("setup", []), "setup", place, no_side_because=no_sides),
+            setup=self._lines(data.get("setup", []), "setup", place, no_side_because=no_sides, sides=done_on),
             hold=hold,
-            cues=self._cues(data.get("cues", []), place, hold, no_sides),
-            release=self._lines(data.get("release", []), "release", place, no_side_because=no_sides),
+            cues=self._cues(data.get("cues", []), place, hold, no_sides, done_on),
+            release=self._lines(data.get("release", []), "release", place, no_side_because=no_sides,
+                                sides=done_on),
             sides=sides, rest=rest, chimes=chimes, settle=settle, min_hold=min_hold, max_hold=max_hold,
             side_switch=side_switch, group=group,
         )
         self._check_cues_fit(pose, place, speed)
         return pose
 
-    def _cues(self, value: Any, place: Place, hold: float, no_sides: str | None) -> tuple[Cue, ...]:
+    def _cues(self, value: Any, place: Place, hold: float, no_sides: str | None,
+              sides: tuple[str, ...]) -> tuple[Cue, ...]:
         items = self._list(value, "cues", place, 'a list of texts, or of tables like { text = "...", at = 10 }')
         numbered = isinstance(value, list) and len(items) > 1
         cues = []
         for n, item in enumerate(items, 1):
             label = f"cue {n}" if numbered else "cue"
             if not isinstance(item, dict):
-                cues.append(Cue(self._text(item, "cues", place, label=label, spoken=True, no_side_because=no_sides)))
+                cues.append(Cue(self._text(item, "cues", place, label=label, spoken=True, no_side_because=no_sides,
+                                           sides=sides)))
                 continue
             cue_place = Place(pose=place.pose, cue=n)
             self._unknown_keys(item, _CUE_KEYS, label, cue_place)
             if "text" not in item:
                 raise self.fail(f'{label} has no text; write it as {{ text = "...", at = 10 }}', cue_place, "cues")
-            text = self._text(item["text"], "text", cue_place, label=label, spoken=True, no_side_because=no_sides)
+            text = self._text(item["text"], "text", cue_place, label=label, spoken=True, no_side_because=no_sides,
+                              sides=sides)
             at = item.get("at")
             if at is not None:
                 at = self._number(at, "at", cue_place, 0, hold, "seconds", label=f"{label}: at")
@@ -486,3 +524,7 @@ class Validator:
             raise self.fail(f"the session would last about {total / 3600:.1f} hours "
                             f"({len(routine.poses)} poses x {sides} sides); a routine may last at most "
                             f"{MAX_SESSION_SECONDS // 3600} hours: shorten holds or remove poses")
+
+
+def _forms(count: int) -> str:
+    return f"{count} form{'' if count == 1 else 's'}"
