@@ -9,6 +9,8 @@ do the same with real espeak-ng speech and the built-in chimes (build_session).
 
 from __future__ import annotations
 
+import dataclasses
+
 import errno
 import io
 import json
@@ -602,6 +604,22 @@ def test_md_has_a_section_per_pose_and_side_and_every_line(session):
     mid = (side_hold.hold_start + 6 * SAMPLE_RATE) // SAMPLE_RATE
     assert f"**Hold 12 s**, {start // 60:02d}:{start % 60:02d}" in md
     assert f"halfway chime at {mid // 60:02d}:{mid % 60:02d}" in md
+
+
+def test_md_and_txt_of_a_german_routine(session):
+    german = dataclasses.replace(session.routine, language="de")
+    german_session = synthetic_session(german)
+    md = render_text(german_session, "md")
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Einleitung" and headings[-1] == "## Ausklang"
+    assert "## Seitenwechsel: left" in headings
+    assert "**Hilfsmittel:** strap, mat" in md and "*Zielbereich: hamstrings*" in md
+    assert "**Halten 12 s**" in md and "Ton zur Hälfte bei" in md and "Lösen:" in md
+    assert md.startswith("# Test \\*stretches\\*") and "Dauer " in md
+    for english in ("Introduction", "Closing", "Change sides", "Props", "Stretches", "Hold ", "halfway", "Release:"):
+        assert english not in md, english
+    # The plain script keeps its markers, which programs read, in every language.
+    assert render_text(german_session, "txt") == render_text(synthetic_session(), "txt")
 
 
 def test_routine_without_sides_intro_or_outro(tmp_path):

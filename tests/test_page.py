@@ -4,6 +4,7 @@ as written and then in a real, headless Chromium."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.test_export import synthetic_session
 from coach.export import write_export
 from coach.export.captions import captions
 from coach.export.outline import chapters
+from coach.export.page import page_data
 from coach.export.times import milliseconds
 
 pytest.importorskip("av", reason="PyAV (coach[media]) is installed by make test")
@@ -62,6 +64,16 @@ def test_page_of_the_builtin_routine_is_under_1_4_times_its_audio(tmp_path, monk
     write_export(build_session(load_routine()), str(path))
     _, audio = embedded(path)
     assert path.stat().st_size < 1.4 * len(audio)
+
+
+def test_page_names_its_controls_in_the_routines_language(session):
+    english = page_data(session)
+    assert english["labels"]["play"] == "Play" and english["labels"]["about"] == "About this session"
+    german = page_data(synthetic_session(dataclasses.replace(session.routine, language="de-AT")))
+    assert german["labels"] == {"play": "Abspielen", "pause": "Anhalten", "previous": "Vorige Übung",
+                                "next": "Nächste Übung", "position": "Position", "poses": "Übungen",
+                                "about": "Über diese Einheit", "props": "Hilfsmittel"}
+    assert german["chapters"][0][1] == "Einleitung"
 
 
 def test_page_asks_for_nothing_outside_itself(page):
@@ -244,6 +256,21 @@ def test_page_with_a_comment_opener_and_a_script_tag_in_its_text_still_plays(bro
                                  "return a.readyState >= 1 && a.duration", "the audio to load")
     assert duration > 0
     assert routine.credit in browser.find_element("tag name", "body").get_attribute("textContent")
+
+
+def test_a_german_page_shows_german_controls_in_chromium(session, browser, tmp_path):
+    path = tmp_path / "de.html"
+    write_export(synthetic_session(dataclasses.replace(session.routine, language="de")), str(path))
+    browser.get(path.as_uri())
+    wait_for(browser, "return document.getElementById('audio').readyState >= 1", "the audio to load")
+    shown = browser.execute_script(
+        "const $ = (id) => document.getElementById(id);"
+        "return [$('play').getAttribute('aria-label'), $('next').getAttribute('aria-label'),"
+        "        document.querySelector('#about summary').textContent, $('props').textContent];")
+    assert shown == ["Abspielen", "Nächste Übung", "Über diese Einheit", "Hilfsmittel: strap, mat"]
+    browser.execute_script("document.getElementById('audio').play()")
+    assert wait_for(browser, "return document.getElementById('play').getAttribute('aria-label') == 'Anhalten'",
+                    "the play button to say Anhalten")
 
 
 def test_page_makes_no_network_request(page, browser):

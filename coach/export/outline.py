@@ -8,17 +8,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import coach
+from coach.export.wording import ENGLISH, wording
 from coach.timeline import Timeline, ordered_sides
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
     from coach.session import Session
 
-INTRO_TITLE = "Introduction"
-OUTRO_TITLE = "Closing"
-# The two chapter names that are not the routine's own words, in the routine's language.
-_TITLES_BY_LANGUAGE = {"de": ("Einleitung", "Ausklang"), "fr": ("Introduction", "Conclusion"),
-                       "es": ("Introducción", "Cierre"), "it": ("Introduzione", "Chiusura"),
-                       "nl": ("Inleiding", "Afsluiting")}
+# The two chapter names that are not the routine's own words (in English; wording() gives
+# them in the routine's language).
+INTRO_TITLE = ENGLISH["introduction"]
+OUTRO_TITLE = ENGLISH["closing"]
 ARTIST = "coach"
 
 
@@ -35,8 +34,8 @@ def chapters(timeline: Timeline, language: str | None = None) -> list[Chapter]:
     said before the first pose), one per section at its start, and the closing at the first
     outro line. Each ends where the next begins, the last at the session's end. `language`
     (the routine's, e.g. "de") names the introduction and the closing."""
-    intro_title, outro_title = _TITLES_BY_LANGUAGE.get((language or "").split("-")[0].lower(),
-                                                       (INTRO_TITLE, OUTRO_TITLE))
+    words = wording(language)
+    intro_title, outro_title = words["introduction"], words["closing"]
     starts: list[tuple[int, str, int | None]] = []
     sections = timeline.sections
     if not sections or sections[0].start > 0:

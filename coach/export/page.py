@@ -23,6 +23,7 @@ from coach.export.captions import captions
 from coach.export.encoded import PAGE_AUDIO, write_encoded
 from coach.export.outline import ARTIST, session_chapters, settings_comment
 from coach.export.times import milliseconds
+from coach.export.wording import wording
 from coach.timeline import Timeline
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
@@ -34,11 +35,14 @@ _AUDIO_MARK = "@@AUDIO_BASE64@@"
 _DATA_MARK = "@@SESSION_JSON@@"
 _LANG_MARK = "@@LANG@@"
 _TITLE_MARK = "@@TITLE@@"
+# The page's own words (its controls' names, the "About" heading), in the routine's language.
+PAGE_WORDS = ("play", "pause", "previous", "next", "position", "poses", "about", "props")
 
 
 def page_data(session: Session) -> dict:
     """What the page's script reads: times in whole milliseconds, as in the captions."""
     routine, timeline = session.routine, session.timeline
+    words = wording(routine.language)
     return {
         "title": routine.title,
         "credit": routine.credit,
@@ -52,6 +56,7 @@ def page_data(session: Session) -> dict:
         # [start ms, end ms, text, [[ms, n], ...]], one per caption: its n next words are
         # said from ms on. The page wraps the text to its own width.
         "cues": page_cues(timeline),
+        "labels": {key: words[key] for key in PAGE_WORDS},
     }
 
 
