@@ -32,7 +32,10 @@ KEY_HELP = "space pause/resume · n next pose · b back · -/+ speed · 9/0 volu
 SPOKEN_KEYS = ("Keys: space pauses and resumes. N, next pose. B, back. Minus, slower. Plus, faster. "
                "Nine, quieter. Zero, louder. H, these keys. Q, quit.")
 NO_KEY_HELP = "Ctrl-C to stop"
+SHORT_KEY_HELP = "h keys aloud · q quit"  # when the whole key line does not fit the terminal
 PANEL_WIDTH = 76
+HOLD_BAR_WIDTH = 30
+MOST_COMPACT = 4  # LiveDisplay.render's last resort on a short terminal
 
 
 def format_clock(seconds: float) -> str:
@@ -159,6 +162,7 @@ class LiveDisplay(Listener):
         self._first = first  # drawn before the player's first status (or how to work it out)
         self._last = Status(0.0, False, None)
         self.intro = intro  # False: the session begins with its first pose (--from, minimal guidance)
+        self._fit: tuple[tuple, int] | None = None  # (what the panel's height depends on, compact level)
 
     def __enter__(self) -> LiveDisplay:
         from rich.console import Console
@@ -213,6 +217,25 @@ class LiveDisplay(Listener):
                            section=stop.section))
 
     def render(self, status: Status) -> Panel:
+        """The panel, as much of it as the terminal has rows for: rich's Live cuts a panel
+        taller than the terminal at its bottom, where the clock is. On a short terminal the
+        key line gives way first (to SHORT_KEY_HELP, then to nothing), then Voice, then Next,
+        and last the phrase being said is cut to one line."""
+        width, height = self.console.size
+        # What decides the panel's height changes a few times a minute, not at every redraw
+        # (measuring it costs as much as drawing it): the fit is remembered until then.
+        key = (width, height, self.now, status.preparing, status.paused, status.section and status.section.index)
+        if self._fit is not None and self._fit[0] == key:
+            return self._panel(status, self._fit[1])
+        for compact in range(MOST_COMPACT + 1):
+            panel = self._panel(status, compact)
+            # height - 1: the cursor's line below the panel
+            if compact == MOST_COMPACT or len(self.console.render_lines(panel, pad=False)) <= height - 1:
+                break
+        self._fit = (key, compact)
+        return panel
+
+    def _panel(self, status: Status, compact: int) -> Panel:
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
@@ -236,21 +259,29 @@ class LiveDisplay(Listener):
         grid.add_column(justify="right", style="dim")
         grid.add_column()
         grid.add_row("Pose", Text(heading, style="bold"))
+        width = min(self.console.width, PANEL_WIDTH)
         if section is not None and not closing:
-            grid.add_row("Hold", self._hold(section, at))
+            grid.add_row("Hold", self._hold(section, at, width))
         if status.preparing:
             grid.add_row("Now", Text("Preparing speech…", style="italic"))
         else:
-            grid.add_row("Now", self._now(at))
-        grid.add_row("Next", Text(self._next(section, closing)))
+            now = self._now(at)
+            if compact == MOST_COMPACT:
+                now.no_wrap, now.overflow = True, "ellipsis"
+            grid.add_row("Now", now)
+        if compact < 3:
+            grid.add_row("Next", Text(self._next(section, closing)))
         total = status.total if status.total is not None else self.timeline.length_s
         clock = f"{format_clock(position)} / {format_total(total, status.estimated)}"
         grid.add_row("Time", Text(clock + ("   PAUSED" if status.paused else ""),
                                   style="bold yellow" if status.paused else ""))
-        grid.add_row("Voice", Text(format_settings(status)))
+        if compact < 2:
+            grid.add_row("Voice", Text(format_settings(status)))
+        parts = [grid]
+        if compact == 0 or (compact == 1 and self.help == KEY_HELP):
+            parts.append(Text(self.help if compact == 0 else SHORT_KEY_HELP, style="dim"))
         # A fixed width, so the panel does not jump about as the texts change.
-        return Panel(Group(grid, Text(self.help, style="dim")), title=Text(self.title),
-                     width=min(self.console.width, PANEL_WIDTH))
+        return Panel(Group(*parts), title=Text(self.title), width=width)
 
     @property
     def refresh(self) -> float:
@@ -274,7 +305,7 @@ class LiveDisplay(Listener):
             text.append(word.text, style="bold reverse" if i == current else "")
         return text
 
-    def _hold(self, section: Section, at: float) -> Table:
+    def _hold(self, section: Section, at: float, width: int = PANEL_WIDTH) -> Table:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
         from rich.text import Text
@@ -283,7 +314,10 @@ class LiveDisplay(Listener):
         done = min(max(at - section.hold_start, 0.0), length)
         left = math.ceil((length - done) / SAMPLE_RATE) if at >= section.hold_start else length / SAMPLE_RATE
         row = Table.grid(padding=(0, 1))
-        row.add_row(ProgressBar(total=length, completed=done, width=30),
+        # The bar gives way on a narrow terminal: borders, padding, the "Voice" column and
+        # "40 s left" take about 22 columns.
+        bar = max(5, min(HOLD_BAR_WIDTH, width - 22))
+        row.add_row(ProgressBar(total=length, completed=done, width=bar),
                     Text(f"{left:.0f} s left" if at >= section.hold_start else f"{left:g} s, coming up"))
         return row
 

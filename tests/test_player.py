@@ -563,6 +563,30 @@ def test_live_display_shows_pose_hold_left_next_time_and_keys():
     assert "Introduction" in _render(display, Status(0.5, False, None))
 
 
+@pytest.mark.parametrize("width, height, shown, left_out", [
+    (100, 40, ["Pose", "Hold", "Now", "Next", "Time", "Voice", "n next pose"], []),
+    (40, 12, ["Pose", "Hold", "Now", "Next", "Time", "Voice", "h keys aloud"], ["n next pose"]),
+    (40, 10, ["Pose", "Hold", "Now", "Next", "Time"], ["Voice", "keys aloud"]),
+    (30, 8, ["Pose", "Now", "Time", "Keep your pelvis"], ["Next", "Voice", "keys aloud", "breathe"]),
+])
+def test_the_live_panel_fits_a_small_terminal_and_keeps_the_clock(width, height, shown, left_out):
+    session = make_session()
+    section = session.timeline.sections[0]
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False, color_system=None)
+    display = LiveDisplay(session.timeline, session.routine.title, console)
+    display.now = "Keep your pelvis anchored and heavy on the mat, and breathe."
+    console.print(display.render(Status(section.hold_start / SAMPLE_RATE + 1.5, False, section)))
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) <= height - 1 and lines[-1].startswith("╰")  # the whole panel, bottom border too
+    assert max(len(line) for line in lines) <= width
+    text = "\n".join(lines)
+    for word in shown:
+        assert word in text, word
+    for word in left_out:
+        assert word not in text, word
+    assert "3 s left" in text and "━" in text or width < 40
+
+
 def test_log_display_writes_one_plain_line_per_event():
     session = make_session()
     out = io.StringIO()
