@@ -675,16 +675,27 @@ def find_section(timeline: Timeline, spec: str) -> Section:
     sides = list(dict.fromkeys(s.side for s in sections if s.side))
     name, side = spec.strip(), None
     if ":" in name:
-        name, _, side = (part.strip() for part in name.rpartition(":"))
-        if side.lower() not in sides:
-            known = ", ".join(sides) or "none (this routine has no sides)"
-            raise UsageError(f"--from {spec!r}: unknown side {side!r}; sides: {known}")
-        side = side.lower()
+        name, side = _split_side(name, sides, spec)
     number = _pose_number(name, poses, spec)
     for section in sections:
         if section.pose_number == number and (side is None or section.side == side):
             return section
     raise UsageError(f"--from {spec!r}: pose {number} has no {side} side in this session")
+
+
+def _split_side(text: str, sides: Sequence[str], spec: str) -> tuple[str, str]:
+    """`text` ("pose:side") as the pose and one of `sides`, spelled as the routine spells it:
+    the side as written, else in any case (sides are the routine's own names, such as "Left",
+    and may hold a colon themselves)."""
+    parts = text.split(":")
+    for same in (lambda a, b: a == b, lambda a, b: a.casefold() == b.casefold()):
+        for cut in range(1, len(parts)):
+            wanted = ":".join(parts[cut:]).strip()
+            found = [side for side in sides if same(side, wanted)]
+            if len(found) == 1:
+                return ":".join(parts[:cut]).strip(), found[0]
+    known = ", ".join(sides) or "none (this routine has no sides)"
+    raise UsageError(f"--from {spec!r}: unknown side {parts[-1].strip()!r}; sides: {known}")
 
 
 def _poses(sections: Sequence[Section]) -> dict[int, str]:

@@ -926,3 +926,20 @@ def test_n_in_the_closing_words_changes_nothing():
     _, sink, segs, _ = play(session, sim, listener=recorder)
     assert not [c for c in recorder.calls if c[0] == "moved"]
     assert times(sink) == pytest.approx(planned(segs), abs=1e-9) and not sink.stops
+
+
+def test_from_takes_a_side_spelled_as_the_routine_spells_it(tmp_path):
+    # Sides are the routine's own names: "Left" and "Right", or one with a colon in it; the
+    # command printed on a stop names them so, and must start there again.
+    source = tmp_path / "caps.toml"
+    source.write_text('title = "Caps"\n[defaults]\nsides = ["Left", "Right", "back:up"]\n'
+                      '[[poses]]\nname = "Stretch"\nhold = 10\nsetup = ["Stretch your {side}."]\n',
+                      encoding="utf-8")
+    session = make_session(source)
+    for section in session.timeline.sections:
+        value = _as_a_shell_reads_it(continue_command(session, section))[-1]
+        assert find_section(session.timeline, value) == section, value
+    assert find_section(session.timeline, "stretch:right").side == "Right"
+    with pytest.raises(UsageError, match="unknown side 'middle'"):
+        find_section(session.timeline, "stretch:middle")
+
