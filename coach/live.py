@@ -381,7 +381,10 @@ def _from_value(session: Session, section: Section) -> str:
     """--from's value for `section`: the pose's name where it names that pose alone (it reads
     better), else its number."""
     name = section.pose
-    same_name = {s.pose_number for s in session.timeline.sections if s.pose.lower() == name.lower()}
+    # Every pose of the routine, not only the timeline's: with --from it starts at that pose,
+    # and a pose of the same name before it must still make this one go by its number.
+    same_name = {number for number, pose in enumerate(session.routine.poses, 1)
+                 if pose.name.lower() == name.lower()}
     by_name = same_name == {section.pose_number} and ":" not in name and not name.strip().isdigit()
     pose = name if by_name else str(section.pose_number)
     return f"{pose}:{section.side}" if section.side else pose

@@ -943,3 +943,18 @@ def test_from_takes_a_side_spelled_as_the_routine_spells_it(tmp_path):
     with pytest.raises(UsageError, match="unknown side 'middle'"):
         find_section(session.timeline, "stretch:middle")
 
+
+def test_the_continue_command_from_a_later_pose_of_a_shared_name_names_it_by_number(tmp_path):
+    # Started with --from 2: the session's timeline begins at pose 2, but pose 1 has the
+    # same name, so the name would start at pose 1 again.
+    from dataclasses import replace
+
+    source = tmp_path / "twice.toml"
+    source.write_text('title = "Twice"\n[defaults]\nsides = []\n'
+                      '[[poses]]\nname = "Stretch"\nhold = 10\nsetup = ["Stretch out."]\n'
+                      '[[poses]]\nname = "Stretch"\nhold = 10\nsetup = ["Stretch again."]\n', encoding="utf-8")
+    whole = make_session(source)
+    later = make_session(source)
+    later = replace(later, timeline=replace(later.timeline, sections=later.timeline.sections[1:]))
+    assert continue_command(later, later.timeline.sections[0]).endswith("--from 2")
+    assert find_section(whole.timeline, "2") == whole.timeline.sections[1]
