@@ -10,7 +10,9 @@ rich is imported only for the live panel: --quiet starts that much sooner.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -91,6 +93,7 @@ class LogDisplay(Listener):
         self.stream = stream
         self.total = total  # or how to work it out, when the title line is printed
         self.captions = False  # every spoken line is printed anyway: nothing to add
+        self._gone = False  # the reader went away (`| head`): the session plays on, unseen
 
     def __enter__(self) -> LogDisplay:
         total = _resolved(self.total) or (self.timeline.length_s, False)
@@ -101,8 +104,21 @@ class LogDisplay(Listener):
         return None
 
     def _line(self, text: str) -> None:
+        if self._gone:
+            return
         stream = self.stream or sys.stdout
-        print(text, file=stream, flush=True)
+        try:
+            print(text, file=stream, flush=True)
+        except BrokenPipeError:
+            # As with stdout closed from the start: the sound goes on. The descriptor points
+            # at /dev/null, so Python's flush at exit has nowhere to fail.
+            self._gone = True
+            with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                try:
+                    os.dup2(devnull, stream.fileno())
+                finally:
+                    os.close(devnull)
 
     def event(self, event: Event, status: Status) -> None:
         if event.kind == "hold":

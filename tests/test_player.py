@@ -601,6 +601,20 @@ def test_log_display_writes_one_plain_line_per_event():
     assert "\x1b" not in out.getvalue()
 
 
+def test_log_display_whose_reader_went_away_stays_quiet_and_the_session_plays_on():
+    # `coach start --quiet | head -3`: a BrokenPipeError ended the session at once (click's
+    # exit 1, nothing said). The lines go nowhere, as with stdout closed from the start.
+    session = make_session()
+    r, w = os.pipe()
+    os.close(r)
+    with open(w, "w", closefd=True) as stream:
+        display = LogDisplay(session.timeline, session.routine.title, stream)
+        with display:
+            for event in session.timeline.events:
+                display.event(event, Status(event.start_s, False, None))
+        display.note("still here")
+
+
 def test_caption_sink_is_what_a_missing_device_becomes(monkeypatch, capsys):
     def no_device(*args, **kwargs):
         raise NO_DEVICE
