@@ -226,6 +226,23 @@ def test_missing_file_suggests_a_file_beside_it(tmp_path):
     assert str(err).startswith(f'{path}: no such file (did you mean "evening.toml"?)')
 
 
+def test_missing_file_suggests_the_file_beside_it_before_a_routine_and_not_any_toml(tmp_path, monkeypatch):
+    # A routine of the user's named much like it (evening-hips) is not what a path meant; and
+    # names that share only ".toml" with it are no suggestion at all.
+    config = tmp_path / "config"
+    (config / "routines").mkdir(parents=True)
+    (config / "routines" / "evening-hips.toml").write_text(routine_text())
+    monkeypatch.setenv("COACH_CONFIG_DIR", str(config))
+    here = tmp_path / "here"
+    here.mkdir()
+    for name in ("evening.toml", "enc_cr.toml", "uk9.toml"):
+        (here / name).write_text(routine_text())
+    assert str(error_of(lambda: load_routine(here / "evning.toml"))).startswith(
+        f'{here / "evning.toml"}: no such file (did you mean "evening.toml"?);')
+    assert str(error_of(lambda: load_routine(here / "nosuch.toml"))).startswith(
+        f'{here / "nosuch.toml"}: no such file; check the name')
+
+
 def test_missing_file_suggests_a_routine_name(tmp_path):
     path = tmp_path / "leg-strech.toml"
     message = str(error_of(lambda: load_routine(path)))

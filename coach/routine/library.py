@@ -64,8 +64,9 @@ def resolve_routine(name_or_path: str | os.PathLike[str] | None) -> Path:
 
 
 
-def did_you_mean(word: str, candidates) -> str:
-    """` (did you mean "a" or "b"?)` from close spellings and names containing the word; or ""."""
+def did_you_mean(word: str, candidates, suffix: str = "") -> str:
+    """` (did you mean "a" or "b"?)` from close spellings and names containing the word; or "".
+    `suffix` is added to each name shown (".toml" for files compared by their stems)."""
     candidates = list(candidates)
     close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
     folded = word.casefold()
@@ -73,7 +74,7 @@ def did_you_mean(word: str, candidates) -> str:
         close = [c for c in candidates if folded in c.casefold() or c.casefold() in folded][:3]
     if not close:
         return ""
-    return " (did you mean " + " or ".join(f'"{c}"' for c in close) + "?)"
+    return " (did you mean " + " or ".join(f'"{c}{suffix}"' for c in close) + "?)"
 
 
 def short(text: str, limit: int = 40) -> str:

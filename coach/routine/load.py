@@ -70,7 +70,10 @@ def _parse_toml(text: str, path: Path | str) -> dict[str, Any]:
 def _read_text(path: Path) -> str:
     problem = file_problem(path)
     if problem == MISSING:
-        hint = did_you_mean(path.stem, available_routines()) or did_you_mean(path.name, _siblings(path))
+        # A file beside it first (the user gave a path), compared by name without ".toml",
+        # which every candidate shares and would make unrelated names look alike.
+        hint = did_you_mean(path.stem, _siblings(path), suffix=".toml") \
+            or did_you_mean(path.stem, available_routines())
         raise RoutineNotFoundError(f"no such file{hint}; check the name, or see `coach list`", path=path)
     if problem == FOLDER:
         raise RoutineError("is a folder, not a routine file; name a .toml file inside it", path=path)
@@ -109,6 +112,6 @@ def _open_without_waiting(path, flags: int) -> int:
 
 def _siblings(path: Path) -> list[str]:
     try:
-        return [p.name for p in path.parent.glob("*.toml")][:1000]
+        return [p.stem for p in path.parent.glob("*.toml")][:1000]
     except (OSError, ValueError):
         return []
