@@ -11,6 +11,7 @@ import contextlib
 import errno
 import io
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -445,13 +446,16 @@ def show(routine: RoutineArg = None) -> None:
     with user_errors():
         found = load_routine(routine)
         speed = found.speed or 1.0
+        # The routine as it was named here: a file outside the routine folder is not found by
+        # its bare name.
+        again = found.name if routine is None else shlex.quote(routine)
         write_output(f"{found.title}  ({found.name}: {found.source})")
         for label, value in (("About", found.description), ("Credit", found.credit),
                              ("Props", ", ".join(found.props)), ("Language", found.language or "")):
             if value:
                 write_output(f"{label}: {value}")
         write_output(f"Length: about {clock(estimate_seconds(found, TimelineOptions(speed=speed)))} at speed "
-                     f"{speed:g} (an estimate; `coach plan {found.name}` gives the exact length), "
+                     f"{speed:g} (an estimate; `coach plan {again}` gives the exact length), "
                      f"{poses_and_rests(found)}")
         write_output("")
         rows = []

@@ -284,3 +284,15 @@ def test_config_set_voice_refuses_a_voice_the_engine_does_not_have(isolated_user
     assert result.exit_code == 1 and "unknown voice 'nosuchvoice' for espeak" in result.output
     assert not (isolated_user_dirs / "config.toml").exists()
     assert run("config", "set", "voice", "en-gb").exit_code == 0
+
+
+def test_show_of_a_file_names_it_as_given_in_the_plan_command_it_suggests(tmp_path, monkeypatch, isolated_user_dirs):
+    # A file outside the routine folder is not found by its bare name: `coach plan evening`
+    # would say there is no such routine.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "evening.toml").write_text('title = "Evening"\n[[poses]]\nname = "Leg up"\n', encoding="utf-8")
+    shown = run("show", "evening.toml")
+    assert shown.exit_code == 0, shown.output
+    assert "`coach plan evening.toml` gives the exact length" in shown.output
+    assert run("plan", "evening.toml").exit_code == 0
+    assert "`coach plan wind-down` gives" in run("show", "wind-down").output
