@@ -753,6 +753,24 @@ def _one_line_usage_errors(rich_utils) -> None:
 
     rich_utils.rich_format_error = one_line_error
 
+    # rich ends a help whose reader went away (`coach --help | head -1`) with exit 1; every
+    # other command's output ends quietly with 0 there (write_output).
+    make_console = rich_utils._get_rich_console
+
+    def help_console(stderr: bool = False):
+        console = make_console(stderr=stderr)
+        console.on_broken_pipe = _help_reader_gone
+        return console
+
+    rich_utils._get_rich_console = help_console
+
+
+def _help_reader_gone() -> None:
+    global _stdout_gone
+    _stdout_gone = True
+    _discard(sys.stdout)
+    raise SystemExit(0)
+
 
 def _hold_closed_descriptors() -> None:
     # Started with stdin, stdout or stderr closed (`>&-`): the next file opened would get that

@@ -979,7 +979,7 @@ def test_an_export_to_a_file_does_not_need_stdout(dirs):
     assert result.returncode == 0 and listing(dirs["out"]) == ["s.txt"]
 
 
-@pytest.mark.parametrize("command", ["list", "plan", "validate"])
+@pytest.mark.parametrize("command", ["list", "plan", "validate", "help"])
 def test_a_reader_that_leaves_early_ends_the_output_quietly(dirs, command):
     result = _in_shell(COMMANDS_THAT_PRINT[command], "| true; exit ${PIPESTATUS[0]}", dirs)
     assert (result.returncode, result.stderr) == (0, "")
