@@ -187,7 +187,10 @@ def _discard(stream) -> None:
 
 
 def _to_stderr(line: str, **style) -> None:
-    """One line on stderr; if stderr itself is gone (closed, full, a hung-up terminal), nothing."""
+    """One line on stderr; if stderr itself is gone (closed, full, a hung-up terminal), nothing.
+    Without colour when NO_COLOR is set (no-color.org), as rich does for the help and tables."""
+    if os.environ.get("NO_COLOR"):
+        style = {"reset": False}  # no colour, and no reset code after it either
     try:
         typer.secho(line, err=True, **style)
     except (OSError, ValueError):

@@ -296,3 +296,14 @@ def test_show_of_a_file_names_it_as_given_in_the_plan_command_it_suggests(tmp_pa
     assert "`coach plan evening.toml` gives the exact length" in shown.output
     assert run("plan", "evening.toml").exit_code == 0
     assert "`coach plan wind-down` gives" in run("show", "wind-down").output
+
+
+def test_no_color_takes_the_colour_off_error_lines(tmp_path, monkeypatch, isolated_user_dirs):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "T"\n[[poses]]\nname = "a"\nhodl = 3\n', encoding="utf-8")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    coloured = runner.invoke(app, ["validate", str(bad)], color=True)
+    assert coloured.exit_code == 1 and "\x1b[" in coloured.output  # red on a terminal
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = runner.invoke(app, ["validate", str(bad)], color=True)
+    assert plain.exit_code == 1 and "\x1b" not in plain.output and 'unknown key "hodl"' in plain.output
