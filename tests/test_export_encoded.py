@@ -393,3 +393,42 @@ def test_an_m4a_chapter_name_too_long_for_its_box_is_cut_at_a_character(tmp_path
         pos += 9 + size
     cut = [name for name in names if name.startswith("🧘")]
     assert cut and all(name.endswith("…") and len(name.encode()) <= 255 for name in cut)
+
+
+@pytest.mark.parametrize("fmt", COMPRESSED)
+def test_a_signal_inside_the_encoder_s_write_callback_prints_no_traceback(fmt, tmp_path, monkeypatch, capfd):
+    # A SIGTERM whose handler runs while FFmpeg is inside coach's write callback: PyAV's
+    # callback catches only Exception, so a Terminated (or Ctrl-C) raised there was printed
+    # as a traceback before the `Stopped ...` line (seen with `coach export -o s.html`).
+    import os
+    import signal
+
+    from coach import signals
+
+    session = synthetic_session()
+    real_fdopen = os.fdopen
+
+    class SignalMidWrite:
+        def __init__(self, handle):
+            self._handle, self.written = handle, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 20_000 and not signals.recorded_stop():
+                os.kill(os.getpid(), signal.SIGTERM)  # its handler runs here, in the callback
+            return self._handle.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._handle.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: SignalMidWrite(real_fdopen(fd, *a, **k)))
+    with signals.as_exceptions(), pytest.raises(signals.Terminated):
+        write_export(session, str(tmp_path / f"s.{fmt}"))
+    assert list(tmp_path.iterdir()) == []
+    assert "Traceback" not in capfd.readouterr().err

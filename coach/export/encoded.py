@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 import coach
+from coach import signals
 from coach.audio import SAMPLE_RATE
 from coach.errors import ExportError, UsageError
 from coach.export.audio import pcm_blocks
@@ -115,6 +116,15 @@ def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int 
     if enc.own_id3 and outline:
         origin = handle.write(id3_tag(tags(session), session_chapters(session), _encoder_name(av)))
     handle = _FirstFailureOnly(handle, origin)
+    # While FFmpeg holds the file, a stop is only recorded and raised between packets: a
+    # signal handler that raised inside PyAV's I/O callbacks (which catch only Exception)
+    # had its Ctrl-C or Terminated printed as a traceback.
+    with signals.deferred():
+        _encode_into(av, handle, session, fmt, enc, bitrate, progress, outline)
+
+
+def _encode_into(av, handle, session: Session, fmt: str, enc, bitrate: int | None,
+                 progress: Callable[[int, int], None] | None, outline: bool) -> None:
     try:
         container = av.open(handle, mode="w", format=enc.muxer,
                             options={"id3v2_version": "0"} if enc.own_id3 else {})
@@ -135,6 +145,7 @@ def write_encoded(handle: BinaryIO, session: Session, fmt: str, *, bitrate: int 
             def mux(packet) -> None:
                 packet.stream = stream
                 container.mux(packet)
+                signals.raise_if_stopped()
 
             encode_in_islands(av, lambda: _open_encoder(av, enc, bitrate), sounds,
                               [(s.start, s.end) for s in segments(timeline)], total, mux, progress)
@@ -247,6 +258,7 @@ def _encode(container, stream, blocks: Iterator[tuple[int, np.ndarray]], total: 
         frame.pts = start
         frame.time_base = time_base
         container.mux(stream.encode(frame))
+        signals.raise_if_stopped()
         if progress:
             progress(start + len(block), total)
     container.mux(stream.encode(None))  # what the encoder still holds
