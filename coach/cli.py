@@ -669,8 +669,8 @@ def config_reset() -> None:
     from coach.settings import reset_settings
 
     with user_errors():
-        path = reset_settings()
-        write_output(f"Settings reset ({path} removed).")
+        path, removed = reset_settings()
+        write_output(f"Settings reset ({path} removed)." if removed else f"No saved settings to reset ({path} does not exist).")
 
 
 @cache_app.command("show")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import stat
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -18,12 +19,13 @@ import tomli_w
 import typer
 
 from coach.errors import SettingsError
-from coach.files import atomic_write_bytes
+from coach.files import atomic_write_bytes, special_kind
 
 SPEED_RANGE = (0.5, 2.0)
 VOLUME_RANGE = (0.0, 1.0)
 ENGINES = ("espeak", "piper")
 GUIDANCE = ("full", "brief", "minimal")  # coach.routine.GUIDANCE_LEVELS (a test checks)
+MAX_SETTINGS_BYTES = 64 * 1024  # a few lines of TOML; more is not coach's settings
 
 
 @dataclass(frozen=True)
@@ -111,18 +113,24 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or config_path()
     reset = "fix it or run `coach config reset`"
     try:
-        raw = path.read_bytes()
+        # Without waiting (a named pipe in its place would hang every command) and at most a
+        # little past the limit (a link to /dev/zero would fill the memory).
+        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0))) as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                raise SettingsError(f"{path} is {special_kind(mode)}, not a settings file; remove it or run "
+                                    "`coach config reset`")
+            raw = handle.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
         return Settings()
     except IsADirectoryError:
         raise SettingsError(f"{path} is a folder, not a settings file; remove it or run `coach config reset`") from None
     except NotADirectoryError:
-        folder = next((p for p in path.parents if p.is_file()), path.parent)
-        how = "COACH_CONFIG_DIR points at it; point it at a folder" if os.environ.get("COACH_CONFIG_DIR") \
-            else "move it away"
-        raise SettingsError(f"{folder} is a file, not the settings folder; {how}") from None
+        raise SettingsError(_folder_is_a_file(path)) from None
     except OSError as err:
         raise SettingsError(f"{path}: cannot be read ({err.strerror}); {reset}") from None
+    if len(raw) > MAX_SETTINGS_BYTES:
+        raise SettingsError(f"{path} is over {MAX_SETTINGS_BYTES // 1024} KiB, too big to be coach's settings; {reset}")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
@@ -155,15 +163,27 @@ def set_setting(key: str, value: str) -> Settings:
     return updated
 
 
-def reset_settings() -> Path:
+def _folder_is_a_file(path: Path) -> str:
+    folder = next((p for p in path.parents if p.is_file()), path.parent)
+    how = "COACH_CONFIG_DIR points at it; point it at a folder" if os.environ.get("COACH_CONFIG_DIR") \
+        else "move it away"
+    return f"{folder} is a file, not the settings folder; {how}"
+
+
+def reset_settings() -> tuple[Path, bool]:
+    """Remove the settings file (or whatever is in its place): (its path, whether there was one)."""
     path = config_path()
     try:
-        if path.is_dir():
+        if path.is_dir() and not path.is_symlink():
             import shutil
 
             shutil.rmtree(path)
         else:
-            path.unlink(missing_ok=True)
+            path.unlink()
+    except FileNotFoundError:
+        return path, False
+    except NotADirectoryError:
+        raise SettingsError(_folder_is_a_file(path)) from None
     except OSError as err:
         raise SettingsError(f"{path}: cannot be removed ({err.strerror})") from None
-    return path
+    return path, True

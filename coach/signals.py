@@ -14,6 +14,7 @@ raise_if_stopped(): a stop is never lost, and nothing is written after it.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -78,14 +79,30 @@ def calling_on_stop(hook: Callable[[], None]) -> Iterator[None]:
 
 def raise_interrupted(signum, frame) -> None:
     record(signum)
-    if not _deferring and not _exiting:
+    if not _deferring and not _exiting and not _stop_in_flight():
         raise Interrupted()
 
 
 def raise_terminated(signum, frame) -> None:
     record(signum)
-    if not _deferring and not _exiting:
+    if not _deferring and not _exiting and not _stop_in_flight():
         raise Terminated(signum)
+
+
+def _stop_in_flight() -> bool:
+    """Whether the code the handler interrupted is already unwinding from a stop (in an
+    `except`, a `finally` or an `__exit__` it set off, where sys.exc_info() shows it to a
+    handler). A second Ctrl-C there only adds to the record: raised, it cut that clean-up
+    short (a sound device left open hung the exit; a terminal stayed raw). When the first
+    exception was dropped, nothing is unwinding, and the next signal raises as usual."""
+    err = sys.exc_info()[1]
+    for _ in range(20):  # a chain this long is no stop's
+        if err is None:
+            return False
+        if isinstance(err, (KeyboardInterrupt, Terminated)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 # For atexit, called with True: from then on a handler only records its stop and raises nothing,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from coach import live
+from coach import live, signals
 from coach.audio import SAMPLE_RATE
 from coach.display import LiveDisplay, LogDisplay, format_clock
 from coach.errors import AudioOutputError, UsageError
@@ -520,6 +520,51 @@ def test_signal_stops_the_sound_at_once_and_says_how_to_continue(monkeypatch, si
     assert message.startswith(f"{said} 00:{int(stop_at):02d} in Leg up (right).")
     assert '--from "Leg up:right"' in message and "--hold 8" in message and str(SHORT.name) in message
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)) == before
+
+
+class SecondCtrlCSink(MemorySink):
+    """A device whose stop and close are each hit by another Ctrl-C, as when someone presses
+    it twice: the clean-up must still run to its end."""
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock)
+        self.closed = False
+
+    def stop(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        super().stop()
+
+    def close(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        self.closed = True  # what a real device does here: let go of the sound card
+
+
+def test_a_second_ctrl_c_during_the_clean_up_neither_cuts_it_short_nor_loses_where_it_stopped(monkeypatch):
+    session = make_session(hold=8)
+    section = session.timeline.sections[0]
+    stop_at = section.hold_start / SAMPLE_RATE + 0.2
+    sim = SimTime(at={stop_at: lambda: os.kill(os.getpid(), signal.SIGINT)})
+    sink = SecondCtrlCSink(sim.clock)
+    with signals.as_exceptions():  # as coach's main() has them, around run_live's own
+        with pytest.raises(SessionStopped) as err:
+            _live(session, sim, monkeypatch, sink)
+        assert isinstance(signals.recorded_stop(), KeyboardInterrupt)  # kept for the exit code, not lost
+    assert err.value.exit_code == 130 and err.value.message.startswith("Stopped at")
+    assert sink.stops and sink.closed
+
+
+def test_a_signal_raises_again_once_the_first_stop_is_no_longer_being_handled():
+    with signals.as_exceptions():
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                try:
+                    signal.raise_signal(signal.SIGINT)
+                finally:
+                    signal.raise_signal(signal.SIGINT)  # during the unwinding: recorded only
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)  # a later one (the first dropped, say) stops again
+        finally:
+            signals.forget()
 
 
 def test_stopped_message_in_the_intro_and_the_closing_words():

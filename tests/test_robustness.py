@@ -498,6 +498,32 @@ def test_a_broken_settings_file_names_the_file_and_the_reset(isolated_user_dirs,
     assert cli("plan", SHORT).exit_code == 0
 
 
+@pytest.mark.parametrize("make, said", [
+    (lambda path: os.mkfifo(path), "is a named pipe (FIFO), not a settings file"),
+    (lambda path: path.symlink_to("/dev/zero"), "is a character device, not a settings file"),
+    (lambda path: path.write_text("# " + "x" * 70_000 + "\n"), "is over 64 KiB, too big to be coach's settings"),
+])
+def test_a_settings_file_that_is_no_settings_file_is_one_line_not_a_hang(isolated_user_dirs, make, said):
+    isolated_user_dirs.mkdir(parents=True, exist_ok=True)
+    path = isolated_user_dirs / "config.toml"
+    make(path)
+    for command in (["plan", SHORT], ["config", "show"]):
+        assert_one_line_error(cli(*command), 1, f"{path} {said}", "coach config reset")
+    assert cli("config", "reset").exit_code == 0
+    assert not path.exists() and not path.is_symlink()
+    assert cli("plan", SHORT).exit_code == 0
+
+
+def test_config_reset_says_when_there_was_nothing_to_reset(isolated_user_dirs, tmp_path, monkeypatch):
+    result = cli("config", "reset")
+    assert result.exit_code == 0 and result.output.startswith("No saved settings to reset")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("COACH_CONFIG_DIR", str(blocker))
+    assert_one_line_error(cli("config", "reset"), 1, f"{blocker} is a file, not the settings folder")
+    assert blocker.read_text() == "x"
+
+
 def test_a_settings_file_that_is_a_folder(isolated_user_dirs):
     (isolated_user_dirs / "config.toml").mkdir(parents=True)
     assert_one_line_error(cli("plan"), 1, "config.toml is a folder", "coach config reset")
