@@ -69,6 +69,14 @@ def _final_path(path: Path) -> Path:
     return path.resolve() if path.is_symlink() else path
 
 
+def _temp_stem(name: str, limit: int = 200) -> str:
+    """`name` cut (at a character) to `limit` bytes, so that the temporary `.NAME.xxxxxxxx.part`
+    stays within the 255 bytes of a file name even when NAME itself is close to them."""
+    while len(os.fsencode(name)) > limit:
+        name = name[:-1]
+    return name
+
+
 def _shortened(text: str, keep: int = 60) -> str:
     return text if len(text) <= keep else f"{text[:keep // 2]}…{text[-keep // 2:]}"
 
@@ -84,7 +92,7 @@ def atomic_writer(path: Path | str, *, force: bool) -> Iterator[BinaryIO]:
     try:
         with signals.deferred():  # a stop right after mkstemp would leave a .part file nobody knows of
             try:
-                fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=".part", dir=folder)
             except OSError as err:
                 raise ExportError(f"cannot write in {folder}: {err.strerror}; choose another place") from None
             tmp = Path(tmp_name)

@@ -721,6 +721,14 @@ def test_output_names_that_cannot_be_files_are_one_line_each(session, tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
 
 
+@pytest.mark.parametrize("name", ["x" * 251 + ".srt", "é" * 123 + ".srt"])
+def test_a_name_close_to_the_255_byte_limit_is_written(session, tmp_path, name):
+    # The name is legal; its temporary file's name (".NAME.xxxxxxxx.part") must be too.
+    write_export(session, str(tmp_path / name))
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert (tmp_path / name).read_text(encoding="utf-8") == render_text(session, "srt")
+
+
 def test_read_only_folder_is_refused_before_any_work(session, tmp_path, monkeypatch):
     # Tests run as root, for whom every folder is writable: fake what os.access says.
     monkeypatch.setattr("coach.files.os.access", lambda path, mode: False)
