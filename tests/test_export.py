@@ -585,6 +585,16 @@ def test_txt_header_holds_and_warnings(session):
     assert holds == expected and len(holds) == 4
 
 
+def test_md_shows_entities_and_tildes_as_written():
+    from markdown_it import MarkdownIt  # rich's own dependency
+
+    from coach.export.script import md_escape
+
+    text = "Tom &amp; Jerry &copy; ~~not struck~~ <b> *x*"
+    shown = MarkdownIt("commonmark").enable("strikethrough").renderInline(md_escape(text))
+    assert shown == "Tom &amp;amp; Jerry &amp;copy; ~~not struck~~ &lt;b&gt; *x*"
+
+
 def test_md_has_a_section_per_pose_and_side_and_every_line(session):
     md = render_text(session, "md")
     headings = [line for line in md.splitlines() if line.startswith("#")]

@@ -59,7 +59,7 @@ def render_txt(session: Session) -> str:
 
 
 
-_MD_SPECIAL = set("\\`*_[]<>#|")
+_MD_SPECIAL = set("\\`*_[]<>#|&~")  # & would start an entity (&copy;), ~~ strike through
 
 
 def md_escape(text: str) -> str:
