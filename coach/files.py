@@ -66,7 +66,13 @@ def special_kind(mode: int) -> str:
 
 def _final_path(path: Path) -> Path:
     """Where a write to `path` lands: a symbolic link's target (the link itself stays)."""
-    return path.resolve() if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve()
+    except RuntimeError:  # a loop of links (Python before 3.13; 3.13 resolves it as far as it goes)
+        raise ExportError(f"{path} is a symbolic link that loops back on itself; remove it or "
+                          "choose another name") from None
 
 
 def _temp_stem(name: str, limit: int = 200) -> str:

@@ -739,6 +739,17 @@ def test_a_name_close_to_the_255_byte_limit_is_written(session, tmp_path, name):
     assert (tmp_path / name).read_text(encoding="utf-8") == render_text(session, "srt")
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_symlink_loop_as_the_output_is_one_line(session, tmp_path, force):
+    (tmp_path / "a.srt").symlink_to("b.srt")
+    (tmp_path / "b.srt").symlink_to("a.srt")
+    with pytest.raises(ExportError, match="loops back on itself"):
+        check_output(str(tmp_path / "a.srt"), force=force)
+    with pytest.raises(ExportError, match="loops back on itself"):
+        write_export(session, str(tmp_path / "a.srt"), force=force)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.srt", "b.srt"]
+
+
 def test_read_only_folder_is_refused_before_any_work(session, tmp_path, monkeypatch):
     # Tests run as root, for whom every folder is writable: fake what os.access says.
     monkeypatch.setattr("coach.files.os.access", lambda path, mode: False)
