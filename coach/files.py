@@ -24,6 +24,8 @@ def check_target(path: Path | str, *, force: bool) -> None:
 
     `path` as the user gave it: a name ending in / names a folder."""
     written = str(path)
+    if not written:  # Path("") is ".", which would be called a folder, with "/session.wav" as the example
+        raise ExportError("the output file name is empty; give one, e.g. -o session.wav")
     if "\0" in written:  # pathlib answers False for such a name rather than fail
         raise ExportError(f"{_shortened(written)!r} is not a usable file name (it contains a NUL character)")
     try:

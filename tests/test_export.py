@@ -722,7 +722,8 @@ def test_force_through_a_link_replaces_the_file_it_points_to_and_keeps_the_link(
 
 
 @pytest.mark.parametrize("name, says", [("sub/", "sub/ is a folder"), ("x" * 300 + ".txt", "too long"),
-                                        ("a\0b.txt", "NUL"), ("file.txt/s.txt", "is a file, not a folder")])
+                                        ("a\0b.txt", "NUL"), ("", "file name is empty"),
+                                        ("file.txt/s.txt", "is a file, not a folder")])
 def test_output_names_that_cannot_be_files_are_one_line_each(session, tmp_path, monkeypatch, name, says):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file.txt").write_text("keep")
