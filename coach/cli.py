@@ -387,6 +387,7 @@ def validate(
             try:
                 routine = load_routine(name)
                 load_routine_chimes(routine)
+                _check_routine_voice(routine)
             except CoachError as err:
                 _to_stderr(f"Error: {err}", fg="red")
                 failed += 1
@@ -396,6 +397,36 @@ def validate(
                          f"sides: {sides}, total hold {clock(routine.total_hold_seconds)}")
     if failed:
         raise typer.Exit(code=1)
+
+
+def _check_routine_voice(routine) -> None:
+    """The routine's own voice and language, checked as `plan` and `start` will meet them: with
+    the saved speech engine (espeak when none is saved). Skipped when that engine does not
+    start here: the file may be right for another machine, and `start` says what is missing."""
+    if routine.voice is None and routine.language is None:
+        return
+    from coach.errors import SettingsError, SpeechError, UnknownVoiceError
+    from coach.session import resolve_options
+    from coach.settings import Settings, load_settings
+    from coach.speech import get_engine, resolve_voice
+
+    try:
+        settings = load_settings()
+    except SettingsError:
+        settings = Settings()  # the routine is what is being checked; `plan` reports the settings
+    engine = settings.engine
+    try:
+        get_engine(engine)
+    except SpeechError:
+        return
+    where = routine.source or routine.name
+    if routine.voice is not None:
+        try:
+            resolve_voice(routine.voice, engine)
+        except UnknownVoiceError as err:
+            raise UnknownVoiceError(f"the routine's voice ([defaults] voice in {where}): {err}", err.voice) from None
+    if routine.language is not None:
+        resolve_options(routine, settings)  # finds a voice for the language, or says which it has
 
 
 @app.command("list")

@@ -65,6 +65,20 @@ def test_validate_bad_file_is_one_line_exit_1(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("lines, said", [
+    ('language = "xx"', "mine.toml: language 'xx': the espeak engine has no voice for this language"),
+    ('[defaults]\nvoice = "nosuchvoice"', "mine.toml): unknown voice 'nosuchvoice' for espeak"),
+])
+def test_validate_finds_a_voice_or_language_that_plan_would_refuse(tmp_path, lines, said):
+    path = tmp_path / "mine.toml"
+    path.write_text(f'title = "T"\n{lines}\n[[poses]]\nname = "a"\nsetup = "Go."\n')
+    for command in ("validate", "plan"):
+        result = run(command, str(path))
+        assert result.exit_code == 1, (command, result.output)
+        assert said in result.output and len(result.output.strip().splitlines()) == 1
+    assert run("validate", "beine-dehnen").exit_code == 0  # a language the engine speaks
+
+
 def test_unknown_routine_suggests_close_names():
     result = run("plan", "leg-stretch")
     assert result.exit_code == 1
