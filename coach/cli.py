@@ -867,6 +867,12 @@ def _stop_at_exit() -> None:
             if signal.getsignal(sig) is not signal.SIG_IGN:
                 signals.record(sig)
     _exit_if_stopped()
+    if _stop_reported and hasattr(signal, "sigpending"):
+        # A second Ctrl-C of the same stop, pending since the clean-up ended: the stop is
+        # reported and its exit code chosen, so it is let go rather than ending the process
+        # by the signal (which a parent, such as a shell script's loop, would take for its own).
+        for sig in signal.sigpending() & set(_STOPPING):
+            signal.signal(sig, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)  # a signal from here on: its default action
 

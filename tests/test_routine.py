@@ -550,8 +550,9 @@ def test_an_empty_title(tmp_path):
 
 @pytest.mark.parametrize("part, line, shown", [
     ("pose", 'release = ["Lower.", "..."]', '"..."'),
-    ("pose", 'cues = ["\u2014 \u2014"]', '"\\u2014 \\u2014"'),
-    ("top", 'intro = ["Welcome.", "\u200b"]', '"\\u200b"'),  # an invisible space only
+    ("pose", 'cues = ["\u2014 \u2014"]', '"\u2014 \u2014"'),  # visible signs as they are
+    ("top", 'intro = ["Welcome.", "\u200b"]', '"\\u200b"'),  # an invisible space only, as its code
+    ("top", 'intro = ["\U0001f642"]', '"\U0001f642"'),  # an emoji as itself, not as UTF-16 halves
 ])
 def test_a_spoken_line_with_nothing_to_say_is_refused_where_it_is(tmp_path, part, line, shown):
     # espeak makes no sound of it: found here, with its place, not as a speech error later.

@@ -178,7 +178,7 @@ class Validator:
             self._check_placeholders(text, label, key, place, no_side_because, needle, sides)
             if not any(ch.isalnum() for ch in text) and "{" not in text:
                 # Only signs ("...", "—", an invisible space): no voice makes a sound of it.
-                raise self.fail(f"{label} has nothing to say ({json.dumps(short(text), ensure_ascii=True)}: "
+                raise self.fail(f"{label} has nothing to say ({_visible(short(text))}: "
                                 "no letter or digit); write words the voice can speak, or remove the line",
                                 place, key, needle)
         return text
@@ -528,3 +528,12 @@ class Validator:
 
 def _forms(count: int) -> str:
     return f"{count} form{'' if count == 1 else 's'}"
+
+
+def _visible(text: str) -> str:
+    """`text` in quotes, with what cannot be seen (a zero-width or other invisible character)
+    written as \\u escapes, and the rest, an emoji say, as it is."""
+    def shown(ch: str) -> str:
+        invisible = not ch.isprintable() or (unicodedata.category(ch) in ("Cf", "Zs", "Mn") and ch != " ")
+        return f"\\u{ord(ch):04x}" if invisible else ch
+    return '"' + "".join(shown(ch) for ch in text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
