@@ -176,14 +176,9 @@ def _output_failure(err: BaseException | None) -> str:
 
 
 def _discard(stream) -> None:
-    # Point the stream's descriptor at /dev/null: Python flushes it again at exit, and a second
-    # failure there would print "Exception ignored" and change the exit code to 120.
-    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, stream.fileno())
-        finally:
-            os.close(devnull)
+    from coach.files import discard_stream  # only on a failure: coach.files imports tempfile
+
+    discard_stream(stream)
 
 
 def _to_stderr(line: str, **style) -> None:

@@ -10,9 +10,7 @@ rich is imported only for the live panel: --quiet starts that much sooner.
 from __future__ import annotations
 
 import contextlib
-import io
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -112,13 +110,10 @@ class LogDisplay(Listener):
         except BrokenPipeError:
             # As with stdout closed from the start: the sound goes on. The descriptor points
             # at /dev/null, so Python's flush at exit has nowhere to fail.
+            from coach.files import discard_stream
+
             self._gone = True
-            with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                try:
-                    os.dup2(devnull, stream.fileno())
-                finally:
-                    os.close(devnull)
+            discard_stream(stream)
 
     def event(self, event: Event, status: Status) -> None:
         if event.kind == "hold":

@@ -6,7 +6,9 @@ complete; a failure, Ctrl-C or SIGTERM on the way removes the temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import os
 import stat
 import tempfile
@@ -131,3 +133,15 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def discard_stream(stream) -> None:
+    """Point a standard stream's descriptor at /dev/null, once its reader has gone (a closed
+    pipe, a full disk): Python flushes it again at exit, and a second failure there would print
+    "Exception ignored" and change the exit code to 120."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
