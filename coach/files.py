@@ -145,3 +145,8 @@ def discard_stream(stream) -> None:
             os.dup2(devnull, stream.fileno())
         finally:
             os.close(devnull)
+
+
+def open_without_waiting(path, flags: int) -> int:
+    """An `opener` for open(): a named pipe put where a file was expected does not hang it."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))

@@ -19,7 +19,7 @@ import tomli_w
 import typer
 
 from coach.errors import SettingsError
-from coach.files import atomic_write_bytes, special_kind
+from coach.files import atomic_write_bytes, open_without_waiting, special_kind
 
 SPEED_RANGE = (0.5, 2.0)
 VOLUME_RANGE = (0.0, 1.0)
@@ -115,9 +115,9 @@ def load_settings(path: Path | None = None) -> Settings:
     try:
         # Without waiting (a named pipe in its place would hang every command) and at most a
         # little past the limit (a link to /dev/zero would fill the memory).
-        with open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0))) as handle:
+        with open(path, "rb", opener=open_without_waiting) as handle:
             mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            if not stat.S_ISREG(mode):  # a folder never gets here: open() refuses it
                 raise SettingsError(f"{path} is {special_kind(mode)}, not a settings file; remove it or run "
                                     "`coach config reset`")
             raw = handle.read(MAX_SETTINGS_BYTES + 1)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coach.errors import RoutineError, RoutineNotFoundError
+from coach.files import open_without_waiting
 from coach.routine.library import available_routines, did_you_mean, resolve_routine
 from coach.routine.model import Routine
 from coach.routine.paths import FOLDER, MISSING, NOT_REGULAR, file_problem, os_problem
@@ -84,7 +85,7 @@ def _read_text(path: Path) -> str:
     try:
         # Opened without waiting, in case the file was replaced by a pipe since the check above;
         # read at most one byte past the limit, so a huge file cannot fill memory.
-        with open(path, "rb", opener=_open_without_waiting) as handle:
+        with open(path, "rb", opener=open_without_waiting) as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise RoutineError(f"{NOT_REGULAR}; give the path of a routine file (.toml)", path=path)
             raw = handle.read(MAX_FILE_BYTES + 1)
@@ -106,8 +107,6 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _open_without_waiting(path, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def _siblings(path: Path) -> list[str]:
