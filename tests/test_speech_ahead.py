@@ -12,6 +12,7 @@ import pytest
 
 from coach.audio import SAMPLE_RATE
 from coach.speech.ahead import WORKER_NICE, SpeechAhead
+from coach.errors import SpeechError
 from coach.speech.cache import SpeechCache
 from coach.speech.clip import RawSpeech
 
@@ -139,3 +140,40 @@ def test_closing_a_held_worker_ends_it_at_once(tmp_path, monkeypatch):
     speech.close()
     assert time.monotonic() - began < 5.0
     assert not speech._thread.is_alive()
+
+
+class FailsAfterFirstEngine(CountingEngine):
+    """Speaks its first text, then fails: an engine that breaks down mid-session."""
+
+    def render(self, text: str, voice: str | None, speed: float) -> RawSpeech:
+        if self.rendered:
+            raise SpeechError(f"the fake engine broke down before {text!r}")
+        return super().render(text, voice, speed)
+
+
+def test_a_failure_after_the_plan_last_looked_reaches_a_plan_waiting_for_speech(tmp_path, monkeypatch):
+    # The plan reads its clips again only when the speech's version moves: a failure that
+    # did not move it left the session "preparing speech" for ever.
+    from coach.live_plan import GrowingPlan
+    from coach.routine import load_routine
+    from coach.timeline import TimelineOptions
+    from tests.test_live_plan import CHIMES, SHORT
+
+    monkeypatch.setattr("coach.speech.ahead.FIRST_SOUND_WAIT", 30.0)
+    engine = FailsAfterFirstEngine()
+    speech = SpeechAhead("fake", None, engine_factory=lambda name: engine, cache=SpeechCache(tmp_path),
+                         hold_after_first=True)
+    try:
+        plan = GrowingPlan(load_routine(SHORT), TimelineOptions(hold=6), CHIMES, speech, clock=time.monotonic)
+        deadline = time.monotonic() + 30
+        while speech.version == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert speech.version == 1  # the first clip, and the worker held after it
+        plan.refresh(urgent=True)  # the plan has the first clip
+        speech.first_sound_playing()  # the worker goes on, and the engine fails
+        speech._thread.join(30)
+        assert not speech._thread.is_alive()
+        with pytest.raises(SpeechError, match="broke down"):
+            plan.refresh(urgent=True)
+    finally:
+        speech.close()

@@ -60,8 +60,8 @@ FIRST_SOUND_WAIT = 0.5
 class SpeechAhead:
     """Clips for (text, speed), synthesized on a worker thread in the order last asked for.
 
-    get() never waits; version counts the clips made ready, so a reader can tell whether
-    anything is new. A SpeechError on the worker is kept and raised by get() and
+    get() never waits; version moves with every clip made ready (and with a failure), so a
+    reader can tell whether anything is new. A SpeechError on the worker is kept and raised by get() and
     wait_for(), in the thread that asks.
 
     hold_after_first: after the first clip the worker waits (FIRST_SOUND_WAIT at most) until
@@ -169,14 +169,10 @@ class SpeechAhead:
             try:
                 clip = self._make(item)
             except SpeechError as err:
-                with self._changed:
-                    self._error = err
-                    self._changed.notify_all()
+                self._fail(err)
                 return
             except Exception as err:  # noqa: BLE001 - the session must hear of it, not hang
-                with self._changed:
-                    self._error = SpeechError(f"speech synthesis failed: {err}")
-                    self._changed.notify_all()
+                self._fail(SpeechError(f"speech synthesis failed: {err}"))
                 return
             self._store(item, clip)
             if not self._lowered:
@@ -248,6 +244,14 @@ class SpeechAhead:
         if self.output_lock is None or self._engine_name != "espeak":
             return nullcontext()
         return self.output_lock
+
+    def _fail(self, err: SpeechError) -> None:
+        # A new version too: a plan that waits for speech reads its clips again only when the
+        # version moves, and so meets the error (get() raises it) instead of waiting for ever.
+        with self._changed:
+            self._error = err
+            self.version += 1
+            self._changed.notify_all()
 
     def _store(self, item: Want, clip: Clip) -> None:
         with self._changed:
