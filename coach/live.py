@@ -71,7 +71,7 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
     # Checked before any sound.
     first = find_section(plan.estimated_timeline(), from_pose) if from_pose else None
     with output_lock:  # opening a device moves file descriptor 2 about, as a render does
-        sink = open_output(backend, require_audio)
+        sink, no_device = open_output(backend, require_audio)
     sink.set_volume(session.options.volume)
     player: Player | None = None
     start = 0
@@ -87,6 +87,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
             def first_sound_playing() -> None:
                 if speech is not None:
                     speech.first_sound_playing()  # the rest of the speech goes on first
+                if no_device is not None:
+                    guarded.warn(no_device)
                 guarded.open()
             with guarded:
                 if first is not None:  # a built session: every section is known
@@ -281,15 +283,18 @@ class GuardedListener(Listener):
             _warn(err)
 
 
-def open_output(backend: str | None, require_audio: bool) -> Sink:
-    """The sound device, or captions with one warning line when there is none (unless required)."""
+def open_output(backend: str | None, require_audio: bool) -> tuple[Sink, AudioOutputError | None]:
+    """(the sound device, None), or when there is none and it is not required (captions, why).
+
+    The reason is for a warning line once the session makes its first sound: an error found
+    before that (an unknown voice, say) is then the one line the user reads, not the second.
+    """
     try:
-        return open_sink(backend)
+        return open_sink(backend), None
     except AudioOutputError as err:
         if require_audio:
             raise
-        _warn(err)
-        return CaptionSink()
+        return CaptionSink(), err
 
 
 def _warn(err: AudioOutputError) -> None:

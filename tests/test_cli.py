@@ -267,6 +267,22 @@ def test_a_mistake_on_the_command_line_is_one_line_with_where_the_usage_is(args,
     assert len(lines) == 1 and lines[0].startswith(says) and "--help`)" in lines[0], done.stderr
 
 
+def test_an_unknown_voice_with_no_sound_device_is_the_one_line_said(monkeypatch, isolated_user_dirs):
+    # The missing device is warned about once the session sounds: an error before that is
+    # the line to read, not the second of two.
+    from coach import live
+    from coach.errors import AudioOutputError
+
+    def no_device(*args, **kwargs):
+        raise AudioOutputError("no audio output: no sound card. Use `coach export -o session.wav` to play it elsewhere.")
+
+    monkeypatch.setattr(live, "open_sink", no_device)
+    result = run("start", "tests/data/short.toml", "--voice", "nosuch", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: --voice: unknown voice 'nosuch'"), result.output
+    assert "Warning" not in result.output
+
+
 def test_config_set_takes_a_negative_value_as_the_value():
     result = run("config", "set", "countdown", "-1")
     assert result.exit_code == 1 and "countdown must be between 0 and 10 seconds, got -1" in result.output
