@@ -42,6 +42,11 @@ if _started_as_command():  # before the slow imports below
     # of every start here. coach does no large matrix work (a few dot products of one signal),
     # so one thread does. Only when unset: a user's own choice stays; helper processes inherit it.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # Typer's help panels cut the option names short below about 60 columns ("--…"); click's
+    # plain help wraps them instead. Typer reads TYPER_USE_RICH as it loads (the early helper may load it).
+    _plain_help = "TYPER_USE_RICH" not in os.environ and shutil.get_terminal_size().columns < 60
+    if _plain_help:
+        os.environ["TYPER_USE_RICH"] = "0"
     if sys.argv[1:2] == ["export"]:  # a cold export's helper process, before typer and numpy load
         from coach import early_helper
 
@@ -52,6 +57,9 @@ from contextlib import contextmanager  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
+
+if _started_as_command() and _plain_help:
+    del os.environ["TYPER_USE_RICH"]  # not for the programs coach starts
 
 from coach import __version__, signals
 from coach.errors import CoachError, OutputError, UnknownVoiceError, UsageError, one_line

@@ -1011,6 +1011,18 @@ def test_a_reader_that_leaves_early_ends_the_output_quietly(dirs, command):
     assert (result.returncode, result.stderr) == (0, "")
 
 
+@pytest.mark.parametrize("columns", [30, 45])
+def test_help_in_a_narrow_terminal_names_every_option_in_full(dirs, columns):
+    # Typer's panels cut names short there ("--…"); the plain help wraps them instead.
+    command, env = coach_command("export", "--help", cache=dirs["cache"], config=dirs["config"])
+    env["COLUMNS"] = str(columns)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    for option in ("--output", "--format", "--bitrate", "--force", "--speed", "--voice", "--hold"):
+        assert option in result.stdout, result.stdout
+    assert "…" not in result.stdout
+
+
 def test_every_command_writes_its_output_through_the_cli_edge():
     """stdout is written in one place (cli.write_output), so each failure above is one line."""
     import ast
