@@ -437,6 +437,7 @@ def list_routines() -> None:
     """List the built-in routines and yours: title, length, poses, props. Example: coach list"""
     from coach.length import estimate_seconds
     from coach.routine import available_routines, load_routine, user_cues_dir
+    from coach.settings import settings_folder_problem
     from coach.timeline import TimelineOptions
 
     with user_errors():
@@ -458,7 +459,11 @@ def list_routines() -> None:
             write_output("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
         write_output("* an estimate, at the routine's own speed (or 1.0) with full guidance, from the number of "
                      "words; `coach plan NAME` gives the exact length.")
-        write_output(f"Your own routines go in {user_cues_dir()} (`coach new NAME` starts one).")
+        problem = settings_folder_problem(user_cues_dir())
+        if problem:
+            _to_stderr(f"Warning: your own routines cannot be kept: {problem}", fg="yellow")
+        else:
+            write_output(f"Your own routines go in {user_cues_dir()} (`coach new NAME` starts one).")
 
 
 def pose_count(routine) -> int:

@@ -10,6 +10,7 @@ import difflib
 import math
 import os
 import stat
+import sys
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -39,8 +40,17 @@ class Settings:
 
 
 def config_dir() -> Path:
+    """$COACH_CONFIG_DIR, else the platform's folder for coach (Linux: $XDG_CONFIG_HOME/coach,
+    else ~/.config/coach)."""
     override = os.environ.get("COACH_CONFIG_DIR")
-    return Path(override) if override else Path(typer.get_app_dir("coach"))
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    if xdg is not None and not os.path.isabs(xdg) and os.name == "posix" and sys.platform != "darwin":
+        # The XDG spec ignores an empty or relative value; click's get_app_dir takes it as it
+        # is, which made the settings a folder "coach" in whatever folder coach ran in.
+        return Path.home() / ".config" / "coach"
+    return Path(typer.get_app_dir("coach"))
 
 
 def config_path() -> Path:
@@ -168,6 +178,14 @@ def _folder_is_a_file(path: Path) -> str:
     how = "COACH_CONFIG_DIR points at it; point it at a folder" if os.environ.get("COACH_CONFIG_DIR") \
         else "move it away"
     return f"{folder} is a file, not the settings folder; {how}"
+
+
+def settings_folder_problem(path: Path) -> str | None:
+    """What is wrong when `path` (in the settings folder) cannot be a folder because the settings
+    folder or one above it is a file; None otherwise."""
+    if any(p.is_file() for p in (path, *path.parents)):
+        return _folder_is_a_file(path / "x")
+    return None
 
 
 def reset_settings() -> tuple[Path, bool]:

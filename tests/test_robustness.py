@@ -1093,4 +1093,26 @@ def test_a_settings_folder_that_is_a_file_says_so(tmp_path, monkeypatch):
     for command in (["plan", SHORT], ["config", "show"], ["config", "set", "speed", "0.9"]):
         assert_one_line_error(cli(*command), 1, f"{blocker} is a file, not the settings folder",
                               "COACH_CONFIG_DIR points at it")
+    assert_one_line_error(cli("new", "mine"), 1, f"{blocker} is a file, not the settings folder",
+                          "COACH_CONFIG_DIR points at it")
+    # coach list still lists the built-in routines, and says in one line why yours cannot be kept
+    # (it said they "go in" a folder inside the file).
+    result = cli("list")
+    assert result.exit_code == 0 and "leg-stretches" in result.stdout
+    assert "routines go in" not in result.stdout
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Warning: your own routines cannot be kept: ")
+    assert f"{blocker} is a file, not the settings folder" in result.stderr
     assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("xdg", ["", "relative/config"])
+def test_an_empty_or_relative_xdg_config_home_is_ignored(tmp_path, monkeypatch, xdg):
+    # As the XDG spec says; click's get_app_dir took it as it was, a folder "coach" wherever coach ran.
+    from coach.settings import config_dir
+
+    monkeypatch.delenv("COACH_CONFIG_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    assert config_dir() == tmp_path / ".config" / "coach"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert config_dir() == tmp_path / "xdg" / "coach"

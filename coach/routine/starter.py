@@ -88,7 +88,10 @@ def write_starter_routine(name: str, *, force: bool = False, folder: Path | None
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise RoutineError(f"cannot create the routine folder {folder}: {err.strerror or err}") from None
+        from coach.settings import settings_folder_problem
+
+        why = settings_folder_problem(folder) or err.strerror or err
+        raise RoutineError(f"cannot create the routine folder {folder}: {why}") from None
     path = folder / f"{name}.toml"
     if path.is_dir():
         raise RoutineError(f"{path} is a folder; remove or rename it, or choose another routine name")
