@@ -27,7 +27,7 @@ def _started_as_command() -> bool:
 
 
 def _stop_before_work(signum, frame) -> None:
-    # Ctrl-C, SIGTERM or SIGHUP while Python is still importing typer and numpy (a few tenths of a
+    # Ctrl-C, SIGTERM, SIGHUP or SIGQUIT while Python is still importing typer and numpy (a few tenths of a
     # second): nothing has started and nothing is written, so leave at once with the usual
     # code. Not by raising: an exception raised here can land in the import machinery's own
     # clean-up, which prints it as "Exception ignored" and carries on with the command.
@@ -35,7 +35,7 @@ def _stop_before_work(signum, frame) -> None:
 
 
 if _started_as_command():  # before the slow imports below
-    for _sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+    for _sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None), getattr(signal, "SIGQUIT", None)):
         if _sig is not None and signal.getsignal(_sig) is not signal.SIG_IGN:  # nohup's SIGHUP stays ignored
             signal.signal(_sig, _stop_before_work)
     # numpy's OpenBLAS starts a thread per core as it is imported: about 60 ms of CPU and 45 ms
@@ -209,7 +209,7 @@ def _stdout_is_terminal() -> bool:
 
 @contextmanager
 def user_errors(voice_origin: Callable[[str], str | None] | None = None) -> Iterator[None]:
-    """CoachError -> one red line and its exit code; Ctrl-C, SIGTERM, SIGHUP -> 130/143/129, no traceback.
+    """CoachError -> one red line and its exit code; Ctrl-C, SIGTERM, SIGHUP, SIGQUIT -> 130/143/129/131, no traceback.
     voice_origin(name): where an unknown voice's name came from, said before the error."""
     try:
         with signals.as_exceptions():
@@ -854,7 +854,7 @@ def _quiet_about_a_late_stop(report_uncaught):
     return hook
 
 
-_STOPPING = [sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+_STOPPING = signals.STOPPING
 
 
 def _stop_at_exit() -> None:

@@ -330,8 +330,8 @@ def _display(session: Session | LiveSession, plan: GrowingPlan, stdout: IO[str],
 
 
 def _ignore_signals() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in signals.STOPPING:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _stop_quietly(sink: Sink) -> None:

@@ -1,7 +1,8 @@
-"""Ctrl-C, SIGTERM and SIGHUP as exceptions, so clean-up code (temporary files, the terminal,
-the sound device, a speech helper) always runs, and the command can exit 130, 143 or 129 with
-one line. SIGHUP comes when the terminal goes away (a closed window, a dropped ssh link):
-without a handler Python would die on the spot and leave a half-written `.part` file.
+"""Ctrl-C, SIGTERM, SIGHUP and SIGQUIT as exceptions, so clean-up code (temporary files, the
+terminal, the sound device, a speech helper) always runs, and the command can exit 130, 143,
+129 or 131 with one line. SIGHUP comes when the terminal goes away (a closed window, a dropped
+ssh link), SIGQUIT from Ctrl-\\: without a handler Python would die on the spot (SIGQUIT with
+a core dump) and leave a half-written `.part` file and the terminal in the session's key mode.
 
 An exception raised by a signal handler does not always survive: CPython drops it when it
 lands in the compiler's constant folding (only KeyboardInterrupt is kept there), in the
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 
 EXIT_SIGINT = 130
 SIGHUP = getattr(signal, "SIGHUP", None)  # POSIX only
+SIGQUIT = getattr(signal, "SIGQUIT", None)  # POSIX only
 
 
 class Interrupted(KeyboardInterrupt):
@@ -30,7 +32,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Terminated(BaseException):
-    """SIGTERM or SIGHUP, raised like KeyboardInterrupt (not an Exception, so nothing swallows it)."""
+    """SIGTERM, SIGHUP or SIGQUIT, raised like KeyboardInterrupt (not an Exception, so nothing swallows it)."""
 
     def __init__(self, signum: int = signal.SIGTERM) -> None:
         super().__init__(signum)
@@ -39,7 +41,7 @@ class Terminated(BaseException):
     @property
     def reason(self) -> str:
         """For "Stopped (...)": what ended the command."""
-        return "hung up" if self.signum == SIGHUP else "terminated"
+        return {SIGHUP: "hung up", SIGQUIT: "quit signal"}.get(self.signum, "terminated")
 
 
 # The first stopping signal that arrived and has not been reported yet (its number), or None.
@@ -177,21 +179,23 @@ def stop_behind(err: BaseException) -> BaseException | None:
 
 
 def exit_code(stop: BaseException) -> int:
-    """130 for Ctrl-C, 128 + the signal's number otherwise (143 SIGTERM, 129 SIGHUP), as shells do."""
+    """130 for Ctrl-C, 128 + the signal's number otherwise (143 SIGTERM, 129 SIGHUP, 131 SIGQUIT), as shells do."""
     return 128 + stop.signum if isinstance(stop, Terminated) else EXIT_SIGINT
 
 
-_ENDING = [sig for sig in (signal.SIGTERM, SIGHUP) if sig is not None]
+_ENDING = [sig for sig in (signal.SIGTERM, SIGHUP, SIGQUIT) if sig is not None]
+STOPPING = [signal.SIGINT, *_ENDING]  # every signal that stops a command cleanly
 
 
 def install() -> None:
-    """From now on Ctrl-C raises Interrupted, SIGTERM and SIGHUP Terminated. A signal that is
-    ignored stays ignored: Ctrl-C in a background job, SIGHUP under nohup."""
+    """From now on Ctrl-C raises Interrupted, SIGTERM, SIGHUP and SIGQUIT Terminated. A signal
+    that is ignored stays ignored: Ctrl-C in a background job, SIGHUP under nohup."""
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, raise_interrupted)
     signal.signal(signal.SIGTERM, raise_terminated)
-    if SIGHUP is not None and signal.getsignal(SIGHUP) is not signal.SIG_IGN:
-        signal.signal(SIGHUP, raise_terminated)
+    for sig in (SIGHUP, SIGQUIT):
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, raise_terminated)
 
 
 @contextmanager

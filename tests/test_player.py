@@ -504,14 +504,15 @@ def test_from_in_run_live_starts_there(monkeypatch):
 
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "Stopped at"),
                                                  (signal.SIGTERM, 143, "Stopped (terminated) at"),
-                                                 (signal.SIGHUP, 129, "Stopped (hung up) at")])
+                                                 (signal.SIGHUP, 129, "Stopped (hung up) at"),
+                                                 (signal.SIGQUIT, 131, "Stopped (quit signal) at")])
 def test_signal_stops_the_sound_at_once_and_says_how_to_continue(monkeypatch, signum, code, said):
     session = make_session(hold=8)
     section = session.timeline.sections[0]
     stop_at = section.hold_start / SAMPLE_RATE + 0.2  # while the hold-start chime rings
     sim = SimTime(at={stop_at: lambda: os.kill(os.getpid(), signum)})
     sink = MemorySink(sim.clock)
-    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)
+    before = [signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)]
     with pytest.raises(SessionStopped) as err:
         _live(session, sim, monkeypatch, sink)
     assert err.value.exit_code == code
@@ -519,7 +520,7 @@ def test_signal_stops_the_sound_at_once_and_says_how_to_continue(monkeypatch, si
     message = err.value.message
     assert message.startswith(f"{said} 00:{int(stop_at):02d} in Leg up (right).")
     assert '--from "Leg up:right"' in message and "--hold 8" in message and str(SHORT.name) in message
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)) == before
+    assert [signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)] == before
 
 
 class SecondCtrlCSink(MemorySink):

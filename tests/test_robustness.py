@@ -660,7 +660,8 @@ def _signal_and_time(process: subprocess.Popen, signum: int) -> tuple[float, str
 
 SIGNALS = [pytest.param(signal.SIGINT, 130, "Stopped.", id="SIGINT"),
            pytest.param(signal.SIGTERM, 143, "Stopped (terminated).", id="SIGTERM"),
-           pytest.param(signal.SIGHUP, 129, "Stopped (hung up).", id="SIGHUP")]
+           pytest.param(signal.SIGHUP, 129, "Stopped (hung up).", id="SIGHUP"),
+           pytest.param(signal.SIGQUIT, 131, "Stopped (quit signal).", id="SIGQUIT")]  # Ctrl-\
 
 
 @pytest.mark.parametrize("signum, code, said", SIGNALS)
