@@ -12,6 +12,7 @@ import io
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,6 +116,7 @@ def atomic_writer(path: Path | str, *, force: bool) -> Iterator[BinaryIO]:
         signals.raise_if_stopped()  # a stop whose exception was lost: nothing is written after it
         os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
+        _remove_stale_parts(folder, path.name)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {err.strerror or err}; nothing was written") from None
@@ -122,6 +124,24 @@ def atomic_writer(path: Path | str, *, force: bool) -> Iterator[BinaryIO]:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
+
+
+# A `.NAME.xxxxxxxx.part` this old is no running export's (an hour's session takes seconds to
+# write) but what a killed one (kill -9, a power cut) left: the next write of NAME removes it.
+STALE_PART_SECONDS = 3600.0
+
+
+def _remove_stale_parts(folder: Path, name: str) -> None:
+    prefix = f".{_temp_stem(name)}."
+    cutoff = time.time() - STALE_PART_SECONDS
+    with contextlib.suppress(OSError):
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if (entry.name.startswith(prefix) and entry.name.endswith(".part")
+                        and len(entry.name) == len(prefix) + 8 + len(".part")):  # mkstemp's 8 letters
+                    with contextlib.suppress(OSError):
+                        if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                            os.unlink(entry.path)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, force: bool) -> None:

@@ -15,6 +15,7 @@ import errno
 import io
 import json
 import os
+import time
 import stat
 import pickle
 import re
@@ -769,6 +770,22 @@ def test_a_failing_rename_leaves_nothing_behind(session, tmp_path, monkeypatch):
     with pytest.raises(ExportError, match="Permission denied"):
         write_export(session, str(tmp_path / "s.vtt"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_file_a_killed_export_left_is_removed_by_the_next_export_of_that_name(session, tmp_path):
+    # kill -9 (or a power cut) runs no clean-up: its .part stays, hidden, beside the output.
+    old = tmp_path / ".s.vtt.ab12cd_9.part"
+    running = tmp_path / ".s.vtt.zz99yy_0.part"  # another export of s.vtt, still writing
+    other = tmp_path / ".other.vtt.ab12cd_9.part"  # another name's: not this export's business
+    mine = tmp_path / ".s.vtt.notes.part"  # not one coach makes
+    for path in (old, running, other, mine):
+        path.write_bytes(b"half a file")
+    hours_ago = time.time() - 2 * 3600
+    for path in (old, other, mine):
+        os.utime(path, (hours_ago, hours_ago))
+    write_export(session, str(tmp_path / "s.vtt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["s.vtt", running.name, other.name, mine.name])
 
 
 def export_to_full_disk(session, target: Path, room: int, monkeypatch) -> int:
