@@ -431,6 +431,15 @@ def test_a_number_with_thousands_of_digits(tmp_path):
     ("top", "hold = 20", "hold", "the routine", "(hold belongs in [defaults] or in a [[poses]] table)"),
     ("defaults", 'name = "A"', "name", "[defaults]", "(name belongs in a [[poses]] table; is a [[poses]] line missing"),
     ("top", "zzz = 1", "zzz", "the routine", "(allowed: title, description"),
+    # A key that belongs elsewhere is sent there, not to a look-alike ("title": "settle").
+    ("pose", 'title = "x"', "title", "the pose", "(title belongs at the top of the file"),
+    ("pose", 'credit = "x"', "credit", "the pose", "(credit belongs at the top of the file"),
+    ("pose", 'props = ["x"]', "props", "the pose", "(props belongs at the top of the file"),
+    ("defaults", 'title = "x"', "title", "[defaults]", "(title belongs at the top of the file"),
+    ("top", "settle = 4", "settle", "the routine", "(settle belongs in [defaults] or in a [[poses]] table)"),
+    ("top", "sides = []", "sides", "the routine", "(sides belongs in [defaults] or in a [[poses]] table)"),
+    ("top", "min_hold = 4", "min_hold", "the routine", "(min_hold belongs in [defaults] or in a [[poses]] table)"),
+    ("pose", 'cues = [{ text = "Breathe.", hold = 5 }]', "hold", "cue", "(hold belongs to the pose, not to one of its cues"),
 ])
 def test_unknown_keys(tmp_path, part, line, key, where, hint):
     text = routine_text(**{part: line})

@@ -133,20 +133,24 @@ class Validator:
         for key in table:
             if key in allowed:
                 continue
-            hint = did_you_mean(key, allowed) if len(key) < 100 else ""
-            if hint:
-                pass
+            # A key that is right elsewhere is told where it belongs; a spelling suggestion
+            # ("title" in a pose: did you mean "settle"?) would send the author the wrong way.
+            in_pose = place.pose is not None
+            if place.cue is not None and key in _POSE_KEYS + _DEFAULT_KEYS:
+                hint = f" ({key} belongs to the pose, not to one of its cues: a cue has text, at and detail)"
             elif key in _TOP_ONLY and place != TOP:
+                below = "a [[poses]] line into that pose" if in_pose else "a [table] line into that table"
                 hint = (f" ({key} belongs at the top of the file, before the first [table]: "
-                        "TOML puts every key below a [[poses]] line into that pose)")
-            elif key == "hold" and place.table != "defaults":
-                hint = " (hold belongs in [defaults] or in a [[poses]] table)"
-            elif key in _POSE_KEYS and place.pose is None:
+                        f"TOML puts every key below {below})")
+            elif key in _DEFAULT_KEYS and key in _POSE_KEYS and place.table != "defaults" and not in_pose:
+                hint = f" ({key} belongs in [defaults] or in a [[poses]] table)"
+            elif key in _POSE_KEYS and not in_pose and key not in allowed:
                 hint = f" ({key} belongs in a [[poses]] table; is a [[poses]] line missing above it?)"
             elif key in _DEFAULT_KEYS and place.table != "defaults":
                 hint = f" ({key} belongs in [defaults])"
             else:
-                hint = f" (allowed: {', '.join(allowed)})"
+                hint = did_you_mean(key, allowed) if len(key) < 100 else ""
+                hint = hint or f" (allowed: {', '.join(allowed)})"
             raise self.fail(f'unknown key "{short(key)}" in {where}{hint}', place, key)
 
     # -- typed values --------------------------------------------------------------
