@@ -376,6 +376,21 @@ def test_poses_with_single_brackets(tmp_path):
     assert message.startswith(f"{path}:2: poses must be written [[poses]] with double brackets")
 
 
+@pytest.mark.parametrize("tail, expected", [
+    # A [poses] after a [[poses]]: tomllib says "Cannot declare ('poses',) twice".
+    ('[poses]\nname = "B"\n', "poses must be written [[poses]] with double brackets, once above each pose; "
+                               "found [poses]"),
+    ('[[poses.cues]]\ntext = "x"\n[poses.cues]\ntext = "y"\n',
+     "poses.cues must be written [[poses.cues]] with double brackets, once above each cue; found [poses.cues]"),
+    ('[defaults]\nhold = 5\n', "[defaults] is written twice; keep one [defaults] line with all of its keys below it"),
+])
+def test_a_table_declared_twice_says_what_to_write(tmp_path, tail, expected):
+    text = 'title = "T"\n[defaults]\nhold = 3\n[[poses]]\nname = "A"\n' + tail
+    message, path = file_error(tmp_path, text)
+    line = len(text.splitlines()) - tail.count("\n") + 1 + (2 if "poses.cues" in tail else 0)
+    assert message == f"{path}:{line}: {expected}"
+
+
 def test_a_pose_without_a_name_points_at_its_header(tmp_path):
     text = routine_text(more_poses='[[poses]]\nhold = 20\n')
     message, path = file_error(tmp_path, text)

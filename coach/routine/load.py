@@ -39,6 +39,7 @@ def load_routine_text(text: str, path: Path | str = "<text>") -> Routine:
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_DECLARED_TWICE = re.compile(r"Cannot declare (\(.*\)) twice$")
 
 
 def _parse_toml(text: str, path: Path | str) -> dict[str, Any]:
@@ -54,6 +55,17 @@ def _parse_toml(text: str, path: Path | str) -> dict[str, Any]:
         elif "end of document" in reason:
             line = max(1, len(text.splitlines()))
             reason = reason.replace("(at end of document)", "").strip() + " at the end of the file"
+        declared_twice = _DECLARED_TWICE.match(reason)
+        if declared_twice and line is not None:
+            # tomllib names the table as a Python tuple ("('poses',)"); say what to write instead.
+            header = text.splitlines()[line - 1].split("#")[0].strip() if line <= len(text.splitlines()) else ""
+            name = ".".join(re.findall(r"'((?:[^'\\]|\\.)*)'", declared_twice[1])) or declared_twice[1]
+            if name in ("poses", "poses.cues") and not header.startswith("[["):
+                each = "pose" if name == "poses" else "cue"
+                raise RoutineError(f"{name} must be written [[{name}]] with double brackets, once above each "
+                                   f"{each}; found {header or '[' + name + ']'}", path=path, line=line) from None
+            raise RoutineError(f"[{name}] is written twice; keep one [{name}] line with all of its keys below it",
+                               path=path, line=line) from None
         where = f" at column {column}" if column else ""
         reason = reason[:1].lower() + reason[1:]
         raise RoutineError(f"not valid TOML{where}: {reason}; check the quotes, brackets and = on that line",
