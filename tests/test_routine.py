@@ -710,6 +710,21 @@ def test_side_placeholder_in_a_routine_without_sides(tmp_path):
                        "but this routine has no sides (defaults.sides is empty)")
 
 
+@pytest.mark.parametrize("defaults, pose", [
+    ('sides = ["front"]', ""),
+    ("", 'sides = ["front"]'),
+])
+def test_other_side_in_a_pose_done_on_one_side(tmp_path, defaults, pose):
+    # With one side, {other_side} would be that side again: "Face the front, not the front."
+    line = 'release = "Turn away from the {other_side}."'
+    text = routine_text(defaults=defaults, pose=pose + "\n" + line)
+    message, path = file_error(tmp_path, text)
+    assert message == (f'{path}:{line_of(text, line)}: pose 1 "Leg up": release uses {{other_side}}, but this '
+                       "pose is done on one side only (front), so there is no other side; write the words "
+                       "instead, or give the pose a second side")
+    assert load_routine_text(text.replace("{other_side}", "wall")).poses[0].release == ("Turn away from the wall.",)
+
+
 @pytest.mark.parametrize("escape, code", [("\\u0007", "U+0007"), ("\\u001b[31m", "U+001B"), ("\\u007f", "U+007F")])
 def test_control_characters(tmp_path, escape, code):
     line = f'release = "Lower{escape} it."'

@@ -209,6 +209,11 @@ class Validator:
                                 "a form of the word for each side", place, key, needle=shown)
             if no_side_because:
                 raise self.fail(f"{label} uses {{{name}}}, but {no_side_because}", place, key, needle=shown)
+            if name == "other_side" and len(sides) == 1 and place.pose is not None:
+                # With one side, {other_side} would be that same side ("face the front, not the front").
+                raise self.fail(f"{label} uses {{other_side}}, but this pose is done on one side only "
+                                f"({sides[0]}), so there is no other side; write the words instead, or give "
+                                "the pose a second side", place, key, needle=shown)
             if spec:
                 self._check_side_forms(shown, spec, sides, label, key, place)
 
