@@ -662,6 +662,12 @@ def voices(engine: EngineOpt = None) -> None:
     from coach.speech import list_all_voices, list_voices
 
     with user_errors():
+        if engine is not None:
+            from coach.settings import check_value
+            try:
+                check_value("engine", engine)
+            except CoachError as err:  # a mistake on the command line, as in `coach start --engine`
+                raise UsageError(f"--{err}") from None
         found, unavailable = (list_voices(engine), {}) if engine else list_all_voices()
         for v in found:
             write_output(f"{v.engine:7} {v.id:28} {v.name:32} {', '.join(v.languages)}")

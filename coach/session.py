@@ -65,7 +65,7 @@ def resolve_options(routine: Routine, settings: Settings, *, speed: float | None
         try:
             check_value("engine", engine)
         except Exception as err:
-            raise UsageError(f"--engine: {err}") from None
+            raise UsageError(f"--{err}") from None  # "--engine must be one of espeak, piper, got 'x'"
     if guidance is not None and guidance not in GUIDANCE_LEVELS:
         raise UsageError(f"--guidance must be one of {', '.join(GUIDANCE_LEVELS)}, got {guidance!r}")
     if minutes is not None and not MIN_MINUTES <= minutes <= MAX_MINUTES:

@@ -420,6 +420,13 @@ def test_out_of_range_options_exit_2_before_any_work(tmp_path, monkeypatch, comm
     assert not (tmp_path / "s.wav").exists()
 
 
+@pytest.mark.parametrize("args", [["voices"], ["plan"], ["export", "-o", "-"], ["start"]])
+def test_an_unknown_engine_is_a_command_line_mistake_in_every_command(args):
+    # `coach voices --engine foo` exited 1 ("unknown speech engine"), the others 2.
+    assert_one_line_error(cli(*args, "--engine", "festival"), 2,
+                          "--engine must be one of espeak, piper, got 'festival'")
+
+
 def test_unknown_voice_lists_voices(tmp_path):
     out = tmp_path / "s.txt"
     assert_one_line_error(cli("export", "-o", out, "--voice", "nosuchvoice"), 2, "--voice: unknown voice 'nosuchvoice'",
