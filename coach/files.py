@@ -22,7 +22,7 @@ from coach import signals
 from coach.errors import ExportError
 
 
-def check_target(path: Path | str, *, force: bool) -> None:
+def check_target(path: Path | str, *, force: bool, example: str = "session.wav") -> None:
     """Fail early, before any work, when the output cannot or should not be written.
 
     `path` as the user gave it: a name ending in / names a folder."""
@@ -32,7 +32,7 @@ def check_target(path: Path | str, *, force: bool) -> None:
     if "\0" in written:  # pathlib answers False for such a name rather than fail
         raise ExportError(f"{_shortened(written)!r} is not a usable file name (it contains a NUL character)")
     try:
-        _check_target(Path(path), written, force)
+        _check_target(Path(path), written, force, example)
     except OSError as err:  # the name itself: too long, or a component the system refuses
         if err.errno == errno.ENAMETOOLONG:
             raise ExportError(f"the file name {_shortened(written)!r} is too long for the file system; "
@@ -41,10 +41,10 @@ def check_target(path: Path | str, *, force: bool) -> None:
                           "choose another place") from None
 
 
-def _check_target(path: Path, written: str, force: bool) -> None:
+def _check_target(path: Path, written: str, force: bool, example: str) -> None:
     if written.endswith(("/", os.sep)) or path.is_dir():
         shown = written if written.endswith(("/", os.sep)) else f"{written}{os.sep}"
-        raise ExportError(f"{written} is a folder; give a file name, e.g. {shown}session.wav")
+        raise ExportError(f"{written} is a folder; give a file name, e.g. {shown}{example}")
     if path.exists():
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):

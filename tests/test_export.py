@@ -695,6 +695,15 @@ def test_missing_folder_and_folder_as_target(session, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("fmt, example", [(None, "session.wav"), ("txt", "session.txt"), ("markdown", "session.md"),
+                                          ("JSON", "session.json"), ("nosuch", "session.wav")])
+def test_a_folder_as_target_suggests_a_file_of_the_format_asked_for(tmp_path, fmt, example):
+    # `coach export -o /tmp --format txt` suggested /tmp/session.wav.
+    with pytest.raises(ExportError) as err:
+        check_output(str(tmp_path), fmt)
+    assert str(err.value) == f"{tmp_path} is a folder; give a file name, e.g. {tmp_path}{os.sep}{example}"
+
+
 def test_a_device_a_pipe_or_a_link_to_one_is_never_replaced_even_with_force(session, tmp_path):
     # As root, `-o /dev/null --force` must not put a regular file where the device was.
     device = tmp_path / "null"

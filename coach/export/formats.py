@@ -54,7 +54,9 @@ def check_output(output: str, fmt: str | None = None, force: bool = False,
     the encoder is installed; call it before building the session so that a mistake
     costs no synthesis."""
     if output != STDOUT:
-        check_target(output, force=force)  # a folder, or a name the system refuses, before its format
+        # A folder, or a name the system refuses, before its format; the example in the suffix asked for.
+        wanted = _normalise(fmt) if fmt is not None else ""
+        check_target(output, force=force, example=f"session.{wanted if wanted in FORMATS else 'wav'}")
     name = pick_format(output, fmt)
     if bitrate is not None:
         parse_bitrate_for(name, bitrate)
