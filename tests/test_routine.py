@@ -781,6 +781,40 @@ def test_cues_that_fit_at_normal_speed_may_not_fit_a_slow_routine(tmp_path):
     assert "3 cues need about" in message and "20 s hold" in message
 
 
+def test_one_cue_that_does_not_fit_is_counted_in_the_singular(tmp_path):
+    text = routine_text(pose='hold = 2\ncues = ["Keep breathing."]')
+    message, _ = file_error(tmp_path, text)
+    assert ': 1 cue needs about ' in message and "the 2 s hold" in message
+
+
+@pytest.mark.parametrize("first, first_at, second, second_at, later", [
+    # The same second: one of them was always left out by `coach plan`, after `coach validate` said ok.
+    ("Breathe in.", 10, "Breathe out.", 10, 2),
+    # Written in any order: the one that starts later is named.
+    ("Breathe.", 12, "Reach up through your heel, slowly and gently.", 10, 1),
+])
+def test_timed_cues_that_overlap_are_rejected(tmp_path, first, first_at, second, second_at, later):
+    def text_with(at_1, at_2):
+        return routine_text(pose=f'cues = [{{ text = "{first}", at = {at_1} }}, {{ text = "{second}", at = {at_2} }}]')
+    text = text_with(first_at, second_at)
+    message, path = file_error(tmp_path, text)
+    earlier = 3 - later
+    at, earlier_at = (first_at, second_at) if later == 1 else (second_at, first_at)
+    assert re.fullmatch(
+        rf'{re.escape(str(path))}:{line_of(text, "cues")}: pose 1 "Leg up": cue {later} \(at = {at}\) starts '
+        rf"while cue {earlier} \(at = {earlier_at}\) is still being said, which takes about \d+ s; move it "
+        rf"to at = \d+ or later, or leave out at to have it placed for you", message), message
+    moved = int(re.search(r"move it to at = (\d+)", message)[1])
+    assert moved > at
+    fixed = text_with(moved, second_at) if later == 1 else text_with(first_at, moved)
+    assert len(load_routine_text(fixed).poses[0].cues) == 2  # the suggested second is accepted
+
+
+def test_timed_cues_far_enough_apart_are_fine():
+    text = routine_text(pose='cues = [{ text = "Breathe in.", at = 5 }, { text = "Breathe out.", at = 9 }]')
+    assert [c.at for c in load_routine_text(text).poses[0].cues] == [5, 9]
+
+
 @pytest.mark.parametrize("at, expected", [
     ("40", "cue: at must be between 0 and 30 seconds, got 40"),
     ("-1", "cue: at must be between 0 and 30 seconds, got -1"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import string
@@ -476,15 +477,27 @@ class Validator:
         return tuple(cues)
 
     def _check_cues_fit(self, pose: Pose, place: Place, speed: float) -> None:
-        """Reject cues that cannot fit the hold even at the routine's speed (estimated from words)."""
+        """Reject cues that cannot fit the hold even at the routine's speed (estimated from words),
+        and a cue with `at` that starts while an earlier timed one is still being said."""
         if not pose.cues:
             return
+        numbered = len(pose.cues) > 1
+        timed = sorted((c.at, n, c) for n, c in enumerate(pose.cues, 1) if c.at is not None)
+        for (at, n, cue), (next_at, next_n, _) in zip(timed, timed[1:]):
+            ends = at + estimate_speech_seconds(cue.text, speed) + CUE_GAP
+            if next_at < ends:
+                later = f"cue {next_n}" if numbered else "cue"
+                raise self.fail(
+                    f"{later} (at = {_num(next_at)}) starts while cue {n} (at = {_num(at)}) is still being "
+                    f"said, which takes about {ends - at:.0f} s; move it to at = {math.ceil(ends)} or later, "
+                    "or leave out at to have it placed for you", Place(pose=place.pose, cue=next_n), "at")
         needed = sum(estimate_speech_seconds(c.text, speed) + CUE_GAP for c in pose.cues)
         chimes_inside = (1 if pose.chimes else 0) if pose.rest else 2  # a rest's end chime rings after it
         available = pose.hold - chimes_inside * CHIME_CLEARANCE
         if needed > available:
             raise self.fail(
-                f"{len(pose.cues)} cues need about {needed:.0f} s but the {_num(pose.hold)} s hold leaves "
+                f"{_count(len(pose.cues), 'cue')} need{'s' if len(pose.cues) == 1 else ''} about {needed:.0f} s "
+                f"but the {_num(pose.hold)} s hold leaves "
                 f"about {max(available, 0):.0f} s between its chimes; lengthen hold or remove cues",
                 place, "cues",
             )
@@ -536,7 +549,11 @@ class Validator:
 
 
 def _forms(count: int) -> str:
-    return f"{count} form{'' if count == 1 else 's'}"
+    return _count(count, "form")
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _visible(text: str) -> str:
