@@ -132,6 +132,12 @@ def test_bitrate_sets_the_size(accented, tmp_path):
     ("s.opus", "1k", ["between 6k and 256k"]),
     ("s.wav", "64k", ["--bitrate is for compressed audio", "wav has none"]),
     ("s.srt", "64k", ["srt has none"]),
+    # float('inf') cannot become an int: an OverflowError went up as a traceback
+    ("s.m4a", "inf", ["'inf' is not a bitrate"]),
+    ("s.opus", "-inf", ["'-inf' is not a bitrate"]),
+    ("s.mp3", "1e999k", ["'1e999k' is not a bitrate"]),
+    # the page's audio is AAC, but the user asked for html: the message says html
+    ("s.html", "8k", ["--bitrate for html must be between 16k and 128k"]),
 ])
 def test_bad_bitrate_is_refused_before_any_work(output, bitrate, words, tmp_path):
     with pytest.raises(UsageError) as err:

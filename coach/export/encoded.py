@@ -92,17 +92,18 @@ def check_encoder(fmt: str) -> None:
                           f"{INSTALL_HINT}")
 
 
-def parse_bitrate(text: str, fmt: str) -> int:
-    """'48k', '48000' or '48 kbit/s' as bits per second, within what the format's encoder takes."""
+def parse_bitrate(text: str, fmt: str, shown: str | None = None) -> int:
+    """'48k', '48000' or '48 kbit/s' as bits per second, within what the format's encoder takes.
+    shown: the format as the user asked for it, in a message (html, whose audio is m4a)."""
     cleaned = text.strip().lower().replace(" ", "").removesuffix("bit/s").removesuffix("bps")
     scale = 1000 if cleaned.endswith("k") else 1
     try:
         value = int(float(cleaned.removesuffix("k")) * scale)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 'inf', '1e999'
         raise UsageError(f"--bitrate {text!r} is not a bitrate; give kilobits per second, e.g. --bitrate 64k") from None
     low, high = ENCODINGS[fmt].bitrate_range
     if not low <= value <= high:
-        raise UsageError(f"--bitrate for {fmt} must be between {low // 1000}k and {high // 1000}k, got {text}")
+        raise UsageError(f"--bitrate for {shown or fmt} must be between {low // 1000}k and {high // 1000}k, got {text}")
     return value
 
 

@@ -72,5 +72,5 @@ def parse_bitrate_for(name: str, bitrate: str | None) -> int | None:
     if name not in ENCODED_FORMATS and name != PAGE_FORMAT:
         raise UsageError(f"--bitrate is for compressed audio ({', '.join(ENCODED_FORMATS)}, "
                          f"{PAGE_FORMAT}); {name} has none")
-    return parse_bitrate(bitrate, PAGE_AUDIO if name == PAGE_FORMAT else name)
+    return parse_bitrate(bitrate, PAGE_AUDIO if name == PAGE_FORMAT else name, name)
 
