@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -256,6 +257,30 @@ def test_the_first_entry_for_a_key_stays(cold_cache):
     assert np.array_equal(cache.put("k", second)[0], second)  # a damaged entry does not stay
     assert len(cache.get("k")) == 101
     assert sorted(p.name for p in cold_cache.iterdir()) == ["k.clip"]  # no temporary files left
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_in_an_entrys_place_is_a_miss_not_a_hang(cold_cache):
+    # A named pipe in a clip's place made the export wait for a writer for ever (read_bytes
+    # opened it blocking). (/dev/zero behind a link, refused the same way, is not tried here:
+    # without the check it is read until memory runs out.)
+    cache = SpeechCache(cold_cache)
+    cold_cache.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(cache.path("k"))
+    found = []
+    reader = threading.Thread(target=lambda: found.append(cache.get("k")), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    try:
+        assert not reader.is_alive(), "reading the cache entry hangs"
+        assert found == [None]
+        pcm = np.arange(100, dtype=np.int16)
+        assert np.array_equal(cache.put("k", pcm)[0], pcm)
+        assert len(cache.get("k")) == 100  # a whole entry in its place
+    finally:
+        if reader.is_alive():  # let the stuck reader go
+            with contextlib.suppress(OSError):
+                os.close(os.open(cache.path("k"), os.O_WRONLY | os.O_NONBLOCK))
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import struct
 import tempfile
 import zlib
@@ -123,10 +124,10 @@ class SpeechCache:
     def _read(self, key: str) -> tuple[np.ndarray, tuple[Word, ...]] | None:
         path = self.path(key)
         try:
-            data = path.read_bytes()
+            data = _read_regular_file(path)
         except OSError:
             return None
-        entry = self._decode(data)
+        entry = None if data is None else self._decode(data)
         if entry is None:
             log.info("speech cache: %s is damaged; synthesizing it again", path)
             with contextlib.suppress(OSError):
@@ -198,6 +199,17 @@ class SpeechCache:
         except (ValueError, TypeError):
             return None
         return np.frombuffer(payload[: 2 * count], "<i2"), words
+
+
+def _read_regular_file(path: Path) -> bytes | None:
+    """The file's bytes, or None when `path` is not a regular file: opened without waiting,
+    so a named pipe in its place does not hang the session (nor a device such as /dev/zero,
+    behind a link, fill the memory)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read()
 
 
 def _size(path: Path) -> int:
