@@ -115,7 +115,10 @@ def atomic_writer(path: Path | str, *, force: bool) -> Iterator[BinaryIO]:
             raise ExportError(f"{path} appeared while exporting; use --force to overwrite it")
         signals.raise_if_stopped()  # a stop whose exception was lost: nothing is written after it
         os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
+        if force:
+            os.replace(tmp, path)
+        else:
+            _publish_new(tmp, path)
         _remove_stale_parts(folder, path.name)
     except OSError as err:
         tmp.unlink(missing_ok=True)
@@ -142,6 +145,23 @@ def _remove_stale_parts(folder: Path, name: str) -> None:
                     with contextlib.suppress(OSError):
                         if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
                             os.unlink(entry.path)
+
+
+def _publish_new(tmp: Path, path: Path) -> None:
+    """Give the whole file `tmp` the name `path`, which must still be free: a hard link fails
+    where a rename would replace a file that another export (or anyone) put there since the
+    check above. Without hard links (FAT, some network file systems) a rename, checked just before."""
+    with signals.deferred():  # the name given and the temporary one removed, both or neither
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise ExportError(f"{path} appeared while exporting; use --force to overwrite it") from None
+        except OSError:
+            if path.exists():
+                raise ExportError(f"{path} appeared while exporting; use --force to overwrite it") from None
+            os.replace(tmp, path)
+            return
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, force: bool) -> None:

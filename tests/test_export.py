@@ -677,6 +677,29 @@ def test_existing_file_needs_force_and_costs_no_work(session, tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.wav"]
 
 
+def test_a_file_that_appears_just_before_the_rename_is_kept_without_force(session, tmp_path, monkeypatch):
+    # Another export of the same name finishing between the last check and the rename: a
+    # rename replaced its file (and both said "Wrote"); without --force the one there stays.
+    from coach import files
+
+    target = tmp_path / "s.txt"
+    umask = files._umask
+
+    def other_export_finishes() -> int:  # called after that check, before the file is named
+        if not target.exists():
+            target.write_text("the other export")
+        return umask()
+
+    monkeypatch.setattr(files, "_umask", other_export_finishes)
+    with pytest.raises(ExportError, match="appeared while exporting.*--force"):
+        write_export(session, str(target))
+    assert target.read_text() == "the other export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt"]  # no temporary file left
+    write_export(session, str(target), force=True)
+    assert target.read_text(encoding="utf-8") == render_text(session, "txt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt"]
+
+
 def test_text_export_over_an_existing_file(session, tmp_path):
     target = tmp_path / "s.srt"
     target.write_text("old")
@@ -771,13 +794,16 @@ def test_read_only_folder_is_refused_before_any_work(session, tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failing_rename_leaves_nothing_behind(session, tmp_path, monkeypatch):
+@pytest.mark.parametrize("force", [False, True])
+def test_a_failing_rename_leaves_nothing_behind(session, tmp_path, monkeypatch, force):
     def refuse(src, dst):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
+    # Without --force the file is named by a hard link (a rename where links fail), with it by a rename.
     monkeypatch.setattr("coach.files.os.replace", refuse)
+    monkeypatch.setattr("coach.files.os.link", refuse)
     with pytest.raises(ExportError, match="Permission denied"):
-        write_export(session, str(tmp_path / "s.vtt"))
+        write_export(session, str(tmp_path / "s.vtt"), force=force)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -795,6 +821,16 @@ def test_a_part_file_a_killed_export_left_is_removed_by_the_next_export_of_that_
     write_export(session, str(tmp_path / "s.vtt"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["s.vtt", running.name, other.name, mine.name])
+
+
+def test_without_hard_links_a_new_file_is_still_named(session, tmp_path, monkeypatch):
+    def no_links(src, dst):  # FAT, some network file systems
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr("coach.files.os.link", no_links)
+    write_export(session, str(tmp_path / "s.vtt"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.vtt"]
+    assert (tmp_path / "s.vtt").read_text(encoding="utf-8") == render_text(session, "vtt")
 
 
 def export_to_full_disk(session, target: Path, room: int, monkeypatch) -> int:
