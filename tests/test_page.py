@@ -283,3 +283,33 @@ def test_page_makes_no_network_request(page, browser):
     schemes = sorted({r["url"].split(":", 1)[0] for r in made})
     assert schemes == ["blob", "file"], made
     assert [r["url"] for r in made if r["url"].startswith("file:")] == [page.as_uri()]
+
+
+def test_a_right_to_left_routine_reads_right_to_left_on_the_page(browser, tmp_path):
+    # A Hebrew routine: each text on the page takes its direction from its own words, so a
+    # sentence's full stop and a side in brackets are where a reader of Hebrew expects them
+    # (the page is laid out left to right; a Hebrew line in it ended with its stop on the right).
+    from dataclasses import replace
+
+    from tests.test_export import make_routine
+
+    base = make_routine()
+    poses = (replace(base.poses[0], name="רגל למעלה", setup=("הרימו את הרגל {side}.",), release=("הורידו אותה.",)),
+             replace(base.poses[1], name="רגל לצד", cues=()))
+    routine = replace(base, title="מתיחות לגב", credit="נכתב עבור coach", description="שכבו על הגב.",
+                      sides=("ימין", "שמאל"), intro=("שכבו על הגב.",), poses=poses)
+    path = tmp_path / "he.html"
+    write_export(synthetic_session(routine), str(path))
+    browser.get(path.as_uri())
+    wait_for(browser, "return document.getElementById('audio').readyState >= 1", "the audio to load")
+    browser.execute_async_script(SEEK, 0.5)  # the intro is said: a Hebrew line is shown
+    directions = browser.execute_script(
+        "const d = (el) => [el.textContent, getComputedStyle(el).direction];"
+        "return [d(document.getElementById('words')), d(document.getElementById('title')),"
+        "        d(document.getElementById('credit')), d(document.querySelector('#chapters li:nth-child(2) span'))];")
+    assert directions == [["שכבו על הגב.", "rtl"], ["מתיחות לגב", "rtl"], ["נכתב עבור coach", "rtl"],
+                          ["רגל למעלה (ימין)", "rtl"]]
+    # An English name stays left to right.
+    first = browser.execute_script("const el = document.querySelector('#chapters li:first-child span');"
+                                   "return [el.textContent, getComputedStyle(el).direction];")
+    assert first[1] == "ltr", first
