@@ -237,6 +237,21 @@ def test_ctrl_c_in_a_terminal_exits_130_cleanly_and_restores_the_terminal(termin
     assert term.mode() == (True, True)
 
 
+def test_ctrl_backslash_in_a_terminal_exits_131_cleanly_and_restores_the_terminal(terminal):
+    # SIGQUIT's default action left the terminal without echo or line editing (a parent that
+    # does not restore it, as this one, shows it) and the panel's cursor hidden.
+    term = terminal("--hold", "20")
+    term.read_until("Lift your right leg", timeout=90)
+    term.type(b"\x1c")  # Ctrl-\
+    assert term.wait() == 131
+    text = term.text
+    assert re.search(r'Stopped \(quit signal\) at 00:\d\d in Leg up \(right\)\. To continue from there: .*'
+                     r'--from "Leg up:right"', text), text[-800:]
+    assert "Traceback" not in text
+    assert term.mode() == (True, True)
+    assert term.output.rfind(b"\x1b[?25h") > term.output.rfind(b"\x1b[?25l")  # the cursor shown again
+
+
 def test_a_terminal_that_goes_away_stops_coach_cleanly_with_129(tmp_path):
     # The window is closed (or the ssh link drops) mid-session: the kernel sends SIGHUP and
     # from then on every write to the terminal and the restoring of its mode fail. coach

@@ -22,7 +22,8 @@ def _raised_while_handling(first: BaseException, second: BaseException) -> BaseE
 
 
 @pytest.mark.parametrize("stop, code", [(signals.Interrupted(), 130), (signals.Terminated(signal.SIGTERM), 143),
-                                        (signals.Terminated(signal.SIGHUP), 129)])
+                                        (signals.Terminated(signal.SIGHUP), 129),
+                                        (signals.Terminated(signal.SIGQUIT), 131)])
 def test_exit_codes_are_what_a_shell_shows(stop, code):
     assert signals.exit_code(stop) == code
 
@@ -42,7 +43,7 @@ def test_other_errors_are_not_taken_for_a_stop():
 
 
 def test_an_ignored_hang_up_stays_ignored_as_under_nohup():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
     try:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signals.install()
@@ -53,6 +54,21 @@ def test_an_ignored_hang_up_stays_ignored_as_under_nohup():
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def test_ctrl_backslash_stops_coach_like_sigterm_so_that_its_clean_up_runs():
+    # SIGQUIT's default action ends the process on the spot: a live session's terminal was left
+    # without echo and with its cursor hidden, and nothing said where the session stopped.
+    def quit_signal():
+        assert signal.getsignal(signal.SIGQUIT) is signals.raise_terminated  # else it ends pytest itself
+        with pytest.raises(signals.Terminated) as raised:
+            signal.raise_signal(signal.SIGQUIT)
+        assert raised.value.signum == signal.SIGQUIT and raised.value.reason == "quit signal"
+        assert signals.exit_code(raised.value) == 131
+        signals.forget()
+
+    _with_our_handlers(quit_signal)
+    assert signal.getsignal(signal.SIGQUIT) is not signals.raise_terminated  # put back after
 
 
 def _with_our_handlers(body):
