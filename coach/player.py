@@ -571,7 +571,13 @@ class Player:
     def _pause(self) -> None:
         if self._waiting_since is not None:
             self._end_wait()
-        self._paused_at = self.position
+        # Never past what is still to fire: a key read before the first sound (typed while
+        # coach was starting) or while the player is late would otherwise resume beyond the
+        # next item, playing its sound from an offset without ever announcing it.
+        position = self.position
+        if self._cursor < len(self._items):
+            position = min(position, self._items[self._cursor].at / SAMPLE_RATE)
+        self._paused_at = position
         self._stop_sound()
         self.listener.paused(self.status())
 

@@ -263,6 +263,29 @@ def test_pause_mid_sound_shifts_everything_after_by_the_pause_and_resumes_at_the
     assert paused_status.position == pytest.approx(pause_at)
 
 
+def test_a_pause_before_the_first_sound_announces_the_first_line_and_plays_it_whole_after_it():
+    # A real clock moves on while the player starts: a space typed while coach was loading is
+    # read a fraction of a millisecond after the start, before the first sound has fired.
+    class Ticking(SimTime):
+        def clock(self) -> float:
+            self.now += 1e-4
+            return self.now
+
+    session = make_session()
+    sim = Ticking(keys=[(0.0, " "), (3.0, " ")])
+    announced = []
+
+    class Spy(Listener):
+        def event(self, event, status):
+            announced.append(event)
+
+    _, sink, segs, buffers = play(session, sim, listener=Spy())
+    first = session.timeline.events[0]
+    assert first.kind == "speech" and first.start == 0
+    assert announced[0] == first  # the first line was shown (a caption, with no device)
+    np.testing.assert_array_equal(sink.plays[0][1], buffers[0])  # from its beginning
+
+
 def test_pause_in_silence_plays_nothing_until_the_next_planned_sound():
     session = make_session()
     segs = segments(session.timeline)
