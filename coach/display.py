@@ -209,7 +209,16 @@ class LiveDisplay(Listener):
     def tick(self, status: Status) -> None:
         self._show(status)
 
-    paused = resumed = moved = changed = preparing = tick
+    paused = resumed = changed = preparing = tick
+
+    def moved(self, status: Status) -> None:
+        # n or b: the line said before the jump is not said here (n while paused, say, or into
+        # the closing words, whose first line comes a moment later). What is said at the new
+        # place, if anything, is shown; its own event marks its words as it is spoken.
+        at = status.position * SAMPLE_RATE
+        here = next((e for e in self.timeline.events if e.kind == "speech" and e.start <= at < e.end), None)
+        self.now, self.speaking = (here.text, here) if here is not None else ("", None)
+        self.tick(status)
 
     def ready(self, status: Status, waited: float) -> None:
         self.tick(status)

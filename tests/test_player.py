@@ -632,6 +632,24 @@ def test_live_display_shows_pose_hold_left_next_time_and_keys():
     assert "Introduction" in _render(display, Status(0.5, False, None))
 
 
+def test_after_n_or_b_the_panel_no_longer_shows_the_line_said_before_the_jump():
+    session = make_session()
+    first, second = session.timeline.sections[:2]
+    paused_at = first.start / SAMPLE_RATE + 0.2  # in the first pose's setup line
+    sim = SimTime(keys=[(paused_at, " "), (paused_at + 1, "n"), (paused_at + 2, "q")])
+    console = Console(width=100, height=40, file=io.StringIO(), force_terminal=False, color_system=None)
+    display = LiveDisplay(session.timeline, session.routine.title, console)
+    with display:
+        play(session, sim, listener=display)
+        shown = _render(display, display._last)
+    assert "Leg across (right)" in shown and "PAUSED" in shown
+    assert "Lift your right leg." not in shown  # the first pose's line, said before n
+    assert "Cross your right leg over." in shown  # what is said where n went
+    last = session.timeline.sections[-1]
+    display.moved(Status(last.end / SAMPLE_RATE + 0.01, False, last))  # n into the closing words
+    assert "Lift your" not in _render(display, display._last) and "Cross your" not in _render(display, display._last)
+
+
 @pytest.mark.parametrize("width, height, shown, left_out", [
     (100, 40, ["Pose", "Hold", "Now", "Next", "Time", "Voice", "n next pose"], []),
     (40, 12, ["Pose", "Hold", "Now", "Next", "Time", "Voice", "h keys aloud"], ["n next pose"]),
