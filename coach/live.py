@@ -135,8 +135,12 @@ def live_plan(session: Session | LiveSession) -> GrowingPlan:
     if isinstance(session, LiveSession):
         return session.plan
     clips = KnownClips(session.speech, session.options.speed, session.timeline)
-    return GrowingPlan(session.routine, session.options.timeline_options, session.chimes, clips,
+    plan = GrowingPlan(session.routine, session.options.timeline_options, session.chimes, clips,
                        can_change_speed=False)
+    if session.options.minutes is not None:  # the only kind of built session `coach start` plays
+        plan.fixed_speed_note = (f"the speed stays at {session.options.speed:g} in a session fitted to --minutes "
+                                 "(its holds were chosen for it); to change it, start again with --speed")
+    return plan
 
 
 def _first_section(plan: GrowingPlan) -> Section | None:

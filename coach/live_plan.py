@@ -62,6 +62,7 @@ class GrowingPlan:
         self.speed = options.speed
         self.speed_changes: list[tuple[int, float]] = []
         self.can_change_speed = can_change_speed
+        self.fixed_speed_note: str | None = None  # why it cannot, said once when a speed key is pressed
         self._chime_lengths = {kind: len(clip) for kind, clip in chimes.items()}
         minimal = options.guidance == "minimal"
         self._outro = [] if minimal else list(routine.outro)

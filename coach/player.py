@@ -241,6 +241,7 @@ class Player:
         self._handed_upto = 0  # segments starting before this sample were handed to the sink ahead
         self._prepared: tuple[Segment, np.ndarray] | None = None
         self._tick_cost = 0.0  # seconds the last redraw took (slowly forgotten)
+        self._told_fixed_speed = False  # a speed key in a session that keeps one speed was explained
 
     @classmethod
     def of(cls, plan: Plan, sink: Sink, **kwargs) -> Player:
@@ -609,6 +610,10 @@ class Player:
             self.changed_settings = True
             self._refresh()
             self.listener.changed(self.status())
+        elif not self._told_fixed_speed and getattr(self.plan, "fixed_speed_note", None):
+            # The key line offers -/+ here too: say once why nothing happens, rather than nothing.
+            self._told_fixed_speed = True
+            self.listener.note(self.plan.fixed_speed_note)
 
     def _change_volume(self, step: float) -> None:
         lo, hi = self.volume_range

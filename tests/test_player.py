@@ -504,6 +504,22 @@ def test_device_lost_with_require_audio_is_an_error(monkeypatch):
         _live(session, sim, monkeypatch, sink, require_audio=True)
 
 
+def test_a_speed_key_in_a_session_fitted_to_minutes_says_once_why_the_speed_stays(monkeypatch):
+    session = make_session(minutes=1.0)  # a built session: its holds fitted at its one speed
+    notes = []
+
+    class Notes(Listener):
+        def note(self, text):
+            notes.append(text)
+
+    sim = SimTime(keys=[(1.0, "-"), (2.0, "-"), (3.0, "+")])
+    player = Player.of(live.live_plan(session), MemorySink(sim.clock), clock=sim.clock, sleep=sim.sleep,
+                       keys=sim.key, listener=Notes())
+    player.run()
+    assert player.plan.speed == 1.0 and not player.changed_settings
+    assert len(notes) == 1 and "--minutes" in notes[0] and "--speed" in notes[0]
+
+
 def test_bad_from_is_reported_before_any_device_is_opened(monkeypatch):
     opened = []
     monkeypatch.setattr(live, "open_sink", lambda *a, **k: opened.append(1))
