@@ -58,6 +58,10 @@ FASTER_KEYS = ("+", "=")
 QUIETER_KEYS = ("9",)
 LOUDER_KEYS = ("0",)
 HELP_KEYS = ("h",)
+# Cues left out (a short --hold) that are named one by one, from the start or a speed key; then one line.
+PLANNED_NOTES = 2
+MORE_LEFT_OUT = ("more cues or countdowns are left out: they do not fit the holds at this length and speed; "
+                 "`coach plan` with the same options lists them")
 SPEED_STEP = 0.1
 VOLUME_STEP = 0.1
 # How often the player looks again whether speech it waits for is ready.
@@ -242,6 +246,8 @@ class Player:
         self._prepared: tuple[Segment, np.ndarray] | None = None
         self._tick_cost = 0.0  # seconds the last redraw took (slowly forgotten)
         self._told_fixed_speed = False  # a speed key in a session that keeps one speed was explained
+        self._noted: set[str] = set()  # cues left out that were said (or summed up): see _note_left_out
+        self._planned_notes = 0  # ...since the start or the last speed key
 
     @classmethod
     def of(cls, plan: Plan, sink: Sink, **kwargs) -> Player:
@@ -267,7 +273,7 @@ class Player:
             self._cursor = bisect.bisect_left(self._item_times, self._next_at)
             for warning in self._timeline.warnings:
                 if warning not in warnings:
-                    self.listener.note(warning)
+                    self._note_left_out(warning)
             if self._next_pending:
                 target = self.next_start(self.position)
                 if target > self.position:
@@ -275,6 +281,20 @@ class Player:
                 elif self._timeline.complete:
                     self._next_pending = False
             self.listener.replanned(self._timeline)
+
+    def _note_left_out(self, warning: str) -> None:
+        """A cue or countdown the timeline left out. A short --hold can leave out every cue, each
+        found as the timeline grows (and found again after a speed key rebuilds it): each is
+        said once, the first few by name, then one line for the rest (as `coach export` does;
+        `coach plan` lists each). A speed key starts the count again: what it left out answers it."""
+        if warning in self._noted:
+            return
+        self._noted.add(warning)
+        self._planned_notes += 1
+        if self._planned_notes <= PLANNED_NOTES:
+            self.listener.note(warning)
+        elif self._planned_notes == PLANNED_NOTES + 1:
+            self.listener.note(MORE_LEFT_OUT)
 
     # --- where we are ---------------------------------------------------------------
 
@@ -608,6 +628,7 @@ class Player:
         # does what was handed to the sink ahead.
         if self.plan.set_speed(speed, max(self._next_at, self._handed_upto, _to_samples(self.position))):
             self.changed_settings = True
+            self._planned_notes = 0
             self._refresh()
             self.listener.changed(self.status())
         elif not self._told_fixed_speed and getattr(self.plan, "fixed_speed_note", None):

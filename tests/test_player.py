@@ -10,19 +10,20 @@ import io
 import os
 import random
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rich.console import Console
 
-from coach import live, signals
+from coach import live, player as player_module, signals
 from coach.audio import SAMPLE_RATE
 from coach.display import LiveDisplay, LogDisplay, format_clock
 from coach.errors import AudioOutputError, UsageError
 from coach.live import SessionStopped, continue_command, run_live, stopped_message
 from coach.mixer import mix_segment, segments
-from coach.player import BACK_GRACE, Listener, Player, Status, find_section
+from coach.player import BACK_GRACE, FixedPlan, Listener, Player, Status, find_section
 from coach.routine import load_routine
 from coach.session import Session, SessionOptions
 from coach.sinks import CaptionSink, MemorySink
@@ -518,6 +519,48 @@ def test_a_speed_key_in_a_session_fitted_to_minutes_says_once_why_the_speed_stay
     player.run()
     assert player.plan.speed == 1.0 and not player.changed_settings
     assert len(notes) == 1 and "--minutes" in notes[0] and "--speed" in notes[0]
+
+
+class _WarningsArrive(FixedPlan):
+    """A plan whose timeline's warnings come one at a time, as a live session's do as it grows.
+    A speed key rebuilds it: they come again, with one more it leaves out."""
+
+    def __init__(self, session: Session) -> None:
+        segs = segments(session.timeline)
+        super().__init__(session.timeline, segs, [mix_segment(s, session.speech, session.chimes) for s in segs])
+        self.all = session.timeline.warnings
+        self.timeline = replace(session.timeline, warnings=())
+
+    def refresh(self, urgent: bool = False) -> bool:
+        shown = len(self.timeline.warnings)
+        if shown == len(self.all):
+            return False
+        # After a rebuild they come back all at once here: the session is further on by then.
+        self.timeline = replace(self.timeline, warnings=self.all[:len(self.all) if self.speed != 1.0 else shown + 1])
+        return True
+
+    def set_speed(self, speed: float, at: int) -> bool:
+        self.speed = speed
+        self.all += (f"a cue left out at speed {speed:g}",)
+        self.timeline = replace(self.timeline, warnings=())
+        return True
+
+
+def test_cues_left_out_as_the_session_grows_are_said_once_a_few_by_name_then_one_line():
+    session = make_session("leg-stretches", hold=1)  # every cue left out: 18 warnings
+    warnings = session.timeline.warnings
+    assert len(warnings) > 10
+    notes = []
+
+    class Notes(Listener):
+        def note(self, text):
+            notes.append(text)
+
+    sim = SimTime(keys=[(150.0, "-")])  # once every warning has come
+    Player(None, plan=_WarningsArrive(session), sink=MemorySink(sim.clock), clock=sim.clock, sleep=sim.sleep,
+           keys=sim.key, listener=Notes()).run()
+    # After the speed key only what it left out anew, said: the others were said (or summed up) already.
+    assert notes == [*warnings[:2], player_module.MORE_LEFT_OUT, "a cue left out at speed 0.9"]
 
 
 def test_bad_from_is_reported_before_any_device_is_opened(monkeypatch):
