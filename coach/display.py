@@ -193,6 +193,10 @@ class LiveDisplay(Listener):
             if self._live is not None:
                 self._live.stop()
 
+    def hides_cursor(self) -> bool:
+        """Whether the panel is on the terminal now, with its cursor hidden (rich's Live does that)."""
+        return self._live is not None and self._live.is_started
+
     def _show(self, status: Status) -> None:
         self._last = status
         self._live.update(self.render(status), refresh=True)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
@@ -51,6 +51,9 @@ class TerminalKeys:
         self.fd = fd
         self._pending: deque[str] = deque()
         self._closed = False
+        # Whether the terminal's cursor is hidden now (by the live panel): shown while Ctrl-Z has
+        # the process stopped, so that the shell's prompt has one, and hidden again on `fg`.
+        self.cursor_hidden: Callable[[], bool] = lambda: False
         # Written to by wake() (a signal handler): a sleep in select() ends at once.
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
@@ -125,11 +128,16 @@ def terminal_keys(stream: IO[str] | None = None) -> Iterator[TerminalKeys | None
         # Ctrl-Z: give the shell its terminal back as it was, stop, and on `fg` take it again;
         # then tell the reader of the keys when it stopped.
         stopped_at = time.monotonic()
+        hidden = keys.cursor_hidden()
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        if hidden:
+            _write_terminal(fd, SHOW_CURSOR)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
         signal.signal(signal.SIGTSTP, suspend)
         tty.setcbreak(fd, termios.TCSANOW)
+        if hidden:
+            _write_terminal(fd, HIDE_CURSOR)
         keys.wake(Resumed(stopped_at, time.monotonic()))
 
     previous = signal.signal(signal.SIGTSTP, suspend) if _main_thread() else None
@@ -144,6 +152,16 @@ def terminal_keys(stream: IO[str] | None = None) -> Iterator[TerminalKeys | None
         # A terminal that has hung up (SIGHUP) cannot be restored, nor does it need to be.
         with contextlib.suppress(termios.error, OSError):
             termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+
+
+SHOW_CURSOR, HIDE_CURSOR = b"\x1b[?25h", b"\x1b[?25l"
+
+
+def _write_terminal(fd: int, data: bytes) -> None:
+    """Straight to the terminal (the keys' own descriptor: standard output may be pointed
+    elsewhere by a speech render just now); a terminal that cannot take it is left as it is."""
+    with contextlib.suppress(OSError):
+        os.write(fd, data)
 
 
 def _main_thread() -> bool:

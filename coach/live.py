@@ -80,6 +80,8 @@ def run_live(session: Session | LiveSession, *, from_pose: str | None = None, qu
             with output_lock:  # isatty() asks file descriptor 1, which a render points elsewhere
                 display = _display(session, plan, stdout, quiet, keys is not None)
             display.captions = isinstance(sink, CaptionSink)
+            if keys is not None and isinstance(display, LiveDisplay):
+                keys.cursor_hidden = display.hides_cursor  # shown again while Ctrl-Z has it stopped
             guarded = GuardedListener(display, output_lock, clock)
             if speech is not None:
                 speech.output_free = guarded.drain

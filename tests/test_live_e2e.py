@@ -212,13 +212,21 @@ def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(terminal):
         assert time.monotonic() < deadline, "coach did not stop on Ctrl-Z"
         time.sleep(0.02)
     assert term.mode() == (True, True)  # the shell gets its terminal back as it was
+    term._pump(0.2)
+    assert term.output.rfind(SHOW_CURSOR) > term.output.rfind(HIDE_CURSOR)  # and the prompt its cursor
     os.killpg(pid, signal.SIGCONT)  # what `fg` does
     deadline = time.monotonic() + 10
     while term.mode() != (False, False):
         assert time.monotonic() < deadline, "keys mode not taken again after fg"
         time.sleep(0.02)
+    term._pump(0.2)
+    assert term.output.rfind(HIDE_CURSOR) > term.output.rfind(SHOW_CURSOR)  # the panel's again
     term.type(b"q")
     assert term.wait() == 0
+    assert term.output.rfind(SHOW_CURSOR) > term.output.rfind(HIDE_CURSOR)
+
+
+SHOW_CURSOR, HIDE_CURSOR = b"\x1b[?25h", b"\x1b[?25l"
 
 
 def _state(pid: int) -> str:
@@ -249,7 +257,7 @@ def test_ctrl_backslash_in_a_terminal_exits_131_cleanly_and_restores_the_termina
                      r'--from "Leg up:right"', text), text[-800:]
     assert "Traceback" not in text
     assert term.mode() == (True, True)
-    assert term.output.rfind(b"\x1b[?25h") > term.output.rfind(b"\x1b[?25l")  # the cursor shown again
+    assert term.output.rfind(SHOW_CURSOR) > term.output.rfind(HIDE_CURSOR)  # the cursor shown again
 
 
 def test_a_terminal_that_goes_away_stops_coach_cleanly_with_129(tmp_path):
