@@ -239,7 +239,7 @@ class Player:
         self._waiting_at = 0  # the sample it waits at: the end of the plan then
         self._help_until: float | None = None  # clock time the spoken key list ends
         self._help_resumes = False  # ...and whether the session goes on then (it was playing)
-        self._next_pending = False  # n before the next pose was known: go there once it is
+        self._next_pending = 0  # n pressed before the next pose was known: go on that many once it is
         self._started = False  # the first sound has played
         self._anchor = False  # set the origin when the next sound has been handed to the device
         self._handed_upto = 0  # segments starting before this sample were handed to the sink ahead
@@ -274,13 +274,17 @@ class Player:
             for warning in self._timeline.warnings:
                 if warning not in warnings:
                     self._note_left_out(warning)
-            if self._next_pending:
-                target = self.next_start(self.position)
-                if target > self.position:
-                    self._jump(target)
-                elif self._timeline.complete:
-                    self._next_pending = False
             self.listener.replanned(self._timeline)
+            where = self.position
+            while self._next_pending:  # one pose on for each n pressed before it was known
+                target = self.next_start(where)
+                if target <= where:
+                    if self._timeline.complete:
+                        self._next_pending = 0
+                    break
+                left = self._next_pending - 1
+                self._jump(target)
+                self._next_pending, where = left, target
 
     def _note_left_out(self, warning: str) -> None:
         """A cue or countdown the timeline left out. A short --hold can leave out every cue, each
@@ -564,10 +568,10 @@ class Player:
                 self._pause()
         elif key in NEXT_KEYS:
             target = self.next_start(self.position)
-            if target > self.position:
+            if target > self.position and not self._next_pending:
                 self._jump(target)
             elif not self._timeline.complete:
-                self._next_pending = True  # the next pose is not known yet: go there once it is
+                self._next_pending += 1  # the next pose is not known yet: go there once it is
         elif key in BACK_KEYS:
             self._jump(self.back_start(self.position))
         elif key in SLOWER_KEYS + FASTER_KEYS:
@@ -603,7 +607,7 @@ class Player:
         self.listener.paused(self.status())
 
     def _jump(self, position: float) -> None:
-        self._next_pending = False
+        self._next_pending = 0
         self._stop_sound()
         if self._help_until is not None:
             # n or b while the key list is spoken: it ends, and the session goes on from there.

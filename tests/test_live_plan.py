@@ -373,3 +373,24 @@ def test_n_before_the_next_pose_is_known_goes_there_once_it_is():
     # It went as soon as the pose was known: the intro line was stopped then, before its end.
     assert sink.stops and sink.stops[0] == pytest.approx(when)
     assert when < T0 + first_sound + clip_seconds(intro, 1.0)
+
+
+def test_each_n_pressed_before_the_next_poses_are_known_goes_one_pose_further_once_they_are():
+    # Three n's while only the intro is made (a cold cache): on to the first pose, then past it
+    # and the next, as with every clip made already; not one pose for all three.
+    routine = load_routine(SHORT)
+    intro = routine.intro[0]
+    slowness = 0.5
+    first_sound = slowness * clip_seconds(intro, 1.0)
+    pressed = first_sound + 0.01
+    sim = SimTime(keys=[(pressed, "n"), (pressed, "n"), (pressed, "n")])
+    engine = SlowEngine(sim, slowness=slowness)
+    plan = GrowingPlan(routine, TimelineOptions(hold=6), CHIMES, engine, clock=sim.clock)
+    spy = Spy(sim)
+    moved = []
+    spy.moved = lambda status: moved.append(status.position)
+    player = Player.of(plan, MemorySink(sim.clock), clock=sim.clock, sleep=sim.sleep, keys=sim.key, listener=spy)
+    assert player.run().reason == "end"
+    sections = player.timeline.sections
+    # A pose not known yet is gone to where the one before it ends: where it is to begin.
+    assert moved == pytest.approx([s / SAMPLE_RATE for s in (sections[0].start, sections[0].end, sections[1].end)])
