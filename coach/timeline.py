@@ -504,7 +504,9 @@ class _Builder:
                 placed += [(s, t) for s, (_, t) in zip(starts, spread)]
                 break
             _, text = spread.pop()
-            self.drop(pose, side, text, "there is no room left in the hold at this speed")
+            # The hold's length and the speed both decide it: say both, so either can be changed.
+            self.drop(pose, side, text, f"the {hold_length / SAMPLE_RATE:g}-second hold has no room left "
+                                        f"for it at speed {self.speed(hold_start):g}")
         placed.sort()
         for k, (start, text) in enumerate(placed):
             # The room this cue has if the speed changed during the hold and it is longer now.

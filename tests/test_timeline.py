@@ -87,6 +87,10 @@ def test_hold_override_and_dropped_cues_are_warned(builtin):
     assert not [e for e in tl.events if e.part == "cue"]
     assert len(tl.warnings) == 3 * 3 * 2  # every cue of every pose on both sides
     assert "left out" in tl.warnings[0] and "Leg up" in tl.warnings[0]
+    # Both things that decide it, so either can be changed: the hold's length and the speed.
+    assert tl.warnings[0].endswith("left out: the 4-second hold has no room left for it at speed 1")
+    slow = timeline_for(builtin, TimelineOptions(hold=4, speed=0.8))
+    assert slow.warnings[0].endswith("the 4-second hold has no room left for it at speed 0.8")
 
 
 def test_cues_at_explicit_seconds_are_placed_exactly():
