@@ -475,7 +475,10 @@ def poses_and_rests(routine) -> str:
     poses = pose_count(routine)
     rests = len(routine.poses) - poses
     text = f"{poses} pose{'' if poses == 1 else 's'}"
-    return text + (f" and {rests} rest{'' if rests == 1 else 's'}" if rests else "")
+    rest_text = f"{rests} rest{'' if rests == 1 else 's'}"
+    if not poses and rests:  # a routine that is only a rest: "1 rest", not "0 poses and 1 rest"
+        return rest_text
+    return text + (f" and {rest_text}" if rests else "")
 
 
 @app.command()

@@ -54,6 +54,19 @@ def test_validate_builtin_prints_ok_summary():
     assert "3 poses" in result.output and "right, left" in result.output and "04:30" in result.output
 
 
+@pytest.mark.parametrize("poses, counted", [
+    ('[[poses]]\nname = "Rest"\nrest = true\n', "1 rest,"),  # not "0 poses and 1 rest"
+    ('[[poses]]\nname = "A"\n[[poses]]\nname = "Rest"\nrest = true\n', "1 pose and 1 rest,"),
+    ('[[poses]]\nname = "A"\n[[poses]]\nname = "B"\n', "2 poses,"),
+])
+def test_validate_counts_poses_and_rests(tmp_path, poses, counted):
+    path = tmp_path / "mine.toml"
+    path.write_text('title = "Mine"\n' + poses)
+    result = run("validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"'Mine', {counted}" in result.output
+
+
 def test_validate_bad_file_is_one_line_exit_1(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('title = "x"\n[[poses]]\nname = "A"\nhodl = 5\n')

@@ -480,7 +480,7 @@ def test_an_unknown_table(tmp_path):
 
 @pytest.mark.parametrize("part, line, expected", [
     ("pose", 'hold = "45"', 'hold must be a number of seconds, got text "45" (remove the quotes)'),
-    ("pose", "hold = true", "hold must be a number of seconds, got true/false true"),
+    ("pose", "hold = true", "hold must be a number of seconds, got true"),
     ("pose", "release = 5", "release must be text in quotes, or a list of texts, got a whole number 5"),
     ("pose", "release = [1.5]", "release must be text in quotes, got a number 1.5"),
     ("pose", "cues = 5", 'cues must be a list of texts, or of tables like { text = "...", at = 10 }, got a whole number 5'),
@@ -489,7 +489,7 @@ def test_an_unknown_table(tmp_path):
     ("top", "credit = 1979-05-27", "credit must be text in quotes, got a date or time 1979-05-27"),
     ("top", 'props = {a = "b"}', 'props must be text in quotes, got a table { a = "b" }'),
     ("top", 'props = ["strap", 5]', "props item 2 must be text in quotes, got a whole number 5"),
-    ("top", "intro = false", "intro must be text in quotes, or a list of texts, got true/false false"),
+    ("top", "intro = false", "intro must be text in quotes, or a list of texts, got false"),
     ("defaults", 'sides = "right"', 'defaults.sides must be a list of side names like ["right", "left"] (or [] for none), got text "right"'),
     ("defaults", "speed = 3", "defaults.speed must be between 0.5 and 2, got 3"),
     ("defaults", 'voice = ""', "defaults.voice is empty; write some text or remove the line"),

@@ -93,6 +93,8 @@ def _toml_repr(value: Any, depth: int = 0) -> str:
 
 def _found(value: Any) -> str:
     shown = _toml_repr(value)
+    if isinstance(value, bool):  # "got true", not "got true/false true"
+        return shown
     return f"{_type_name(value)} {shown if len(shown) <= 50 else shown[:47] + '...'}"
 
 
