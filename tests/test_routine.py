@@ -185,6 +185,18 @@ def test_fill_placeholders():
     assert fill_placeholders("no sides", None, None) == "no sides"
 
 
+def test_doubled_braces_are_one_brace_in_every_spoken_text():
+    # docs/routines.md: "To say a brace itself in a spoken text, double it". The intro and outro
+    # were spoken with both braces ("Braces {{ like this }}"), the pose texts with one.
+    from coach.timeline import spoken_texts
+    text = ('title = "T"\nintro = "In {{ and }} out."\noutro = ["Done {{side}}."]\n'
+            '[[poses]]\nname = "A"\nsetup = "Up {{x}} {side}."\n')
+    routine = load_routine_text(text)
+    assert routine.intro == ("In { and } out.",) and routine.outro == ("Done {side}.",)
+    said = spoken_texts(routine)
+    assert said[0] == "In { and } out." and "Up {x} right." in said and said[-1] == "Done {side}."
+
+
 def test_speech_estimate_grows_with_words_and_shrinks_with_speed():
     one, ten = estimate_speech_seconds("word"), estimate_speech_seconds("word " * 10)
     assert ten > 5 * one

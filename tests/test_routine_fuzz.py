@@ -58,8 +58,9 @@ def loads_or_fails_cleanly(action):
 def check_speakable(routine) -> None:
     assert routine.title and routine.poses
     sides = routine.sides or (None,)
-    lines = list(routine.intro + routine.outro)
-    assert not any("{" in t.replace("{{", "") for t in lines)  # no placeholder outside the sides
+    for text in routine.intro + routine.outro:  # spoken as they are: no placeholder, braces unescaped
+        assert text.strip() and len(text) <= MAX_TEXT_CHARS and text == " ".join(text.split())
+    lines = []
     for pose in routine.poses:
         assert MIN_HOLD <= pose.hold <= MAX_HOLD and not math.isnan(pose.hold)
         assert all(c.at is None or 0 <= c.at < pose.hold for c in pose.cues)

@@ -34,6 +34,7 @@ from coach.routine.model import (
     Pose,
     Routine,
     estimate_speech_seconds,
+    fill_placeholders,
 )
 from coach.routine.paths import file_problem, is_file
 from coach.routine.where import TOP, Place, SourceLines
@@ -307,8 +308,12 @@ class Validator:
 
         before_sides = "the intro is spoken before any side begins"
         after_sides = "the outro is spoken after both sides are done"
-        intro = self._lines(data.get("intro", []), "intro", no_side_because=before_sides)
-        outro = self._lines(data.get("outro", []), "outro", no_side_because=after_sides)
+        # The intro and outro have no placeholders (checked), so they are kept as spoken: {{ and }}
+        # become the brace itself, as they do in the texts whose sides are filled in.
+        intro = tuple(fill_placeholders(line, None, None) for line in
+                      self._lines(data.get("intro", []), "intro", no_side_because=before_sides))
+        outro = tuple(fill_placeholders(line, None, None) for line in
+                      self._lines(data.get("outro", []), "outro", no_side_because=after_sides))
 
         poses_data = data.get("poses")
         if poses_data is None or poses_data == []:
