@@ -710,7 +710,9 @@ def find_section(timeline: Timeline, spec: str) -> Section:
     poses = _poses(sections)
     sides = list(dict.fromkeys(s.side for s in sections if s.side))
     name, side = spec.strip(), None
-    if ":" in name:
+    whole = " ".join(name.lower().split())
+    # A pose whose own name holds a colon ("Stretch: hamstrings") is that pose, not a side.
+    if ":" in name and not any(pose.lower() == whole for pose in poses.values()):
         name, side = _split_side(name, sides, spec)
     number = _pose_number(name, poses, spec)
     for section in sections:

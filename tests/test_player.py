@@ -410,6 +410,19 @@ def test_from_unknown_pose_lists_the_choices(spec, says):
     assert err.value.exit_code == 2
 
 
+@pytest.mark.parametrize("spec, pose, side", [
+    ("Stretch: hamstrings", 1, "right"), ("stretch:  HAMSTRINGS", 1, "right"),
+    ("Stretch: hamstrings:left", 1, "left"), ("stretch:left", 1, "left"), ("2:left", 2, "left"),
+])
+def test_from_a_pose_whose_name_holds_a_colon(tmp_path, spec, pose, side):
+    # "Stretch: hamstrings" was read as the pose "Stretch" on the side "hamstrings": an error.
+    path = tmp_path / "colon.toml"
+    path.write_text('title = "T"\n[[poses]]\nname = "Stretch: hamstrings"\nhold = 5\n'
+                    '[[poses]]\nname = "Twist"\nhold = 5\n')
+    section = find_section(make_session(path).timeline, spec)
+    assert (section.pose_number, section.side) == (pose, side)
+
+
 def test_playing_from_a_section_skips_everything_before_it():
     session = make_session()
     section = find_section(session.timeline, "leg across:left")
