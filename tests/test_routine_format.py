@@ -197,6 +197,8 @@ def test_start_side_applies_to_every_block(mixed):
     ('rest = "yes"', 'pose 1 "A": rest must be true or false (no quotes), got text "yes"'),
     ('settle = -1', 'pose 1 "A": settle must be between 0 and 120 seconds, got -1'),
     ('min_hold = 50\nmax_hold = 40', 'pose 1 "A": min_hold (50 s) is above max_hold (40 s)'),
+    ('max_hold = 30', 'pose 1 "A": hold (45 s) is above max_hold (30 s), the longest --minutes may make it'),
+    ('min_hold = 60', 'pose 1 "A": hold (45 s) is below min_hold (60 s), the shortest --minutes may make it'),
     ('sides = []\ngroup = "g"', 'pose 1 "A": group "g" only joins poses done on each side'),
     ('sides = []\nside_switch = "Now."', 'pose 1 "A": side_switch is spoken when the side changes'),
     ('cues = [{ text = "Breathe.", detail = 1 }]', 'pose 1 "A": cue: detail must be true or false'),
