@@ -718,7 +718,12 @@ def find_section(timeline: Timeline, spec: str) -> Section:
     for section in sections:
         if section.pose_number == number and (side is None or section.side == side):
             return section
-    raise UsageError(f"--from {spec!r}: pose {number} has no {side} side in this session")
+    own_sides = [s.side for s in sections if s.pose_number == number and s.side]
+    if not own_sides:
+        raise UsageError(f"--from {spec!r}: pose {number} ({poses[number]}) is done once, on no side; "
+                         f"use --from {number}")
+    raise UsageError(f"--from {spec!r}: pose {number} has no {side} side in this session; "
+                     f"its sides: {', '.join(dict.fromkeys(own_sides))}")
 
 
 def _split_side(text: str, sides: Sequence[str], spec: str) -> tuple[str, str]:

@@ -410,6 +410,16 @@ def test_from_unknown_pose_lists_the_choices(spec, says):
     assert err.value.exit_code == 2
 
 
+def test_from_a_side_of_a_pose_done_once_says_so_and_what_to_write(tmp_path):
+    path = tmp_path / "once.toml"
+    path.write_text('title = "T"\n[[poses]]\nname = "Knees to chest"\nsides = []\nhold = 5\n'
+                    '[[poses]]\nname = "Twist"\nhold = 5\n')
+    with pytest.raises(UsageError) as err:
+        find_section(make_session(path).timeline, "knees to chest:left")
+    assert str(err.value) == ("--from 'knees to chest:left': pose 1 (Knees to chest) is done once, on no side; "
+                              "use --from 1")
+
+
 @pytest.mark.parametrize("spec, pose, side", [
     ("Stretch: hamstrings", 1, "right"), ("stretch:  HAMSTRINGS", 1, "right"),
     ("Stretch: hamstrings:left", 1, "left"), ("stretch:left", 1, "left"), ("2:left", 2, "left"),
