@@ -261,7 +261,7 @@ def _say_if_possible(line: str) -> None:
 
 def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     """A progress bar on stderr when it is a terminal; otherwise nothing."""
-    if not sys.stderr.isatty():
+    if not _stderr_is_terminal():
         return _check_for_stop, lambda: None
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -276,6 +276,13 @@ def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[
         bar.update(task, completed=done, total=max(total, 1))
 
     return update, bar.stop
+
+
+def _stderr_is_terminal() -> bool:
+    try:  # None when started with stderr closed (`2>&-`, as some daemons and cron set-ups do)
+        return sys.stderr is not None and sys.stderr.isatty()
+    except ValueError:  # closed meanwhile
+        return False
 
 
 def _check_for_stop(done: int, total: int) -> None:

@@ -1013,6 +1013,14 @@ def test_an_export_to_a_file_does_not_need_stdout(dirs):
     assert result.returncode == 0 and listing(dirs["out"]) == ["s.txt"]
 
 
+@pytest.mark.parametrize("fmt", ["txt", "wav"])
+def test_an_export_to_a_file_does_not_need_stderr(dirs, fmt):
+    # Started with stderr closed (some daemons and cron set-ups): the progress bar's check
+    # asked None whether it was a terminal, and the export died with nothing written or said.
+    result = _in_shell(["export", SHORT, "-o", dirs["out"] / f"s.{fmt}"], "2>&-", dirs)
+    assert result.returncode == 0 and listing(dirs["out"]) == [f"s.{fmt}"]
+
+
 @pytest.mark.parametrize("command", ["list", "plan", "validate", "help"])
 def test_a_reader_that_leaves_early_ends_the_output_quietly(dirs, command):
     result = _in_shell(COMMANDS_THAT_PRINT[command], "| true; exit ${PIPESTATUS[0]}", dirs)
