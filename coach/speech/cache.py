@@ -20,6 +20,7 @@ from coach.audio import SAMPLE_RATE
 from coach.early_helper import CLIP_SUFFIX
 from coach.early_helper import cache_dir as cache_dir  # there: wanted before the slow imports
 from coach.errors import SpeechError
+from coach.files import open_without_waiting
 from coach.speech.clip import Clip, Word
 from coach.speech.engine import SpeechEngine
 
@@ -205,9 +206,8 @@ def _read_regular_file(path: Path) -> bytes | None:
     """The file's bytes, or None when `path` is not a regular file: opened without waiting,
     so a named pipe in its place does not hang the session (nor a device such as /dev/zero,
     behind a link, fill the memory)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with open(path, "rb", opener=open_without_waiting) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             return None
         return handle.read()
 
