@@ -122,7 +122,9 @@ def atomic_writer(path: Path | str, *, force: bool) -> Iterator[BinaryIO]:
         _remove_stale_parts(folder, path.name)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path}: {err.strerror or err}; nothing was written") from None
+        full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+        fix = "free some space or choose another place" if full else "choose another place"
+        raise ExportError(f"cannot write {path}: {err.strerror or err}; nothing was written; {fix}") from None
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)

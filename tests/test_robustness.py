@@ -634,7 +634,8 @@ def test_disk_full_during_export_leaves_nothing_and_says_so(tmp_path, monkeypatc
 
     monkeypatch.setattr(coach.files.os, "fdopen", fdopen)
     args = ["export", SHORT, "-o", target] + (["--force"] if existing else [])
-    assert_one_line_error(cli(*args), 1, f"cannot write {target}: No space left on device", "nothing was written")
+    assert_one_line_error(cli(*args), 1, f"cannot write {target}: No space left on device",
+                          "nothing was written; free some space or choose another place")
     # It failed in the middle of the audio. The export's file is the last one opened: with a
     # cold cache, clips and espeak's note of its default voice (42 bytes) are written first.
     assert disks and disks[-1].written > 44
