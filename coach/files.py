@@ -192,3 +192,13 @@ def discard_stream(stream) -> None:
 def open_without_waiting(path, flags: int) -> int:
     """An `opener` for open(): a named pipe put where a file was expected does not hang it."""
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def read_if_regular(path: Path | str) -> bytes | None:
+    """The file's bytes, or None when `path` is not a regular file: opened without waiting,
+    so a named pipe in its place does not hang the command (nor a device such as /dev/zero,
+    behind a link, fill the memory). For coach's own files, such as the speech cache's."""
+    with open(path, "rb", opener=open_without_waiting) as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read()

@@ -283,6 +283,26 @@ def test_a_named_pipe_in_an_entrys_place_is_a_miss_not_a_hang(cold_cache):
                 os.close(os.open(cache.path("k"), os.O_WRONLY | os.O_NONBLOCK))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_in_place_of_espeaks_voice_note_is_no_note_not_a_hang(cold_cache):
+    # The note of espeak's default voice, beside the clips: read_text() waited for a writer.
+    cold_cache.mkdir(parents=True)
+    note = cold_cache / espeak.DEFAULT_VOICE_MEMO
+    os.mkfifo(note)
+    found = []
+    reader = threading.Thread(target=lambda: found.append(espeak._remembered_default_voices()), daemon=True)
+    reader.start()
+    reader.join(timeout=5)
+    try:
+        assert not reader.is_alive(), "reading the note hangs"
+        assert found == [{}]
+        espeak._remember_default_voice("1.0", "en")  # cannot replace the pipe: only a head start lost
+    finally:
+        if reader.is_alive():  # let the stuck reader go
+            with contextlib.suppress(OSError):
+                os.close(os.open(note, os.O_WRONLY | os.O_NONBLOCK))
+
+
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("COACH_CACHE_DIR", str(tmp_path / "mine"))
     assert speech.cache_dir() == tmp_path / "mine"

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 import struct
 import tempfile
 import zlib
@@ -20,7 +19,7 @@ from coach.audio import SAMPLE_RATE
 from coach.early_helper import CLIP_SUFFIX
 from coach.early_helper import cache_dir as cache_dir  # there: wanted before the slow imports
 from coach.errors import SpeechError
-from coach.files import open_without_waiting
+from coach.files import read_if_regular
 from coach.speech.clip import Clip, Word
 from coach.speech.engine import SpeechEngine
 
@@ -125,7 +124,7 @@ class SpeechCache:
     def _read(self, key: str) -> tuple[np.ndarray, tuple[Word, ...]] | None:
         path = self.path(key)
         try:
-            data = _read_regular_file(path)
+            data = read_if_regular(path)
         except OSError:
             return None
         entry = None if data is None else self._decode(data)
@@ -200,16 +199,6 @@ class SpeechCache:
         except (ValueError, TypeError):
             return None
         return np.frombuffer(payload[: 2 * count], "<i2"), words
-
-
-def _read_regular_file(path: Path) -> bytes | None:
-    """The file's bytes, or None when `path` is not a regular file: opened without waiting,
-    so a named pipe in its place does not hang the session (nor a device such as /dev/zero,
-    behind a link, fill the memory)."""
-    with open(path, "rb", opener=open_without_waiting) as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        return handle.read()
 
 
 def _size(path: Path) -> int:

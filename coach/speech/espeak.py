@@ -16,7 +16,7 @@ import numpy as np
 
 from coach.early_helper import cache_dir
 from coach.errors import CoachError, SpeechError
-from coach.files import atomic_write_bytes
+from coach.files import atomic_write_bytes, read_if_regular
 from coach.speech.clip import RawSpeech
 from coach.speech.engine import ESPEAK_NORMAL_WPM, Voice
 from coach.speech.engine import quote_text as _quote
@@ -123,7 +123,8 @@ DEFAULT_VOICE_MEMO = "espeak-default-voice.json"
 
 def _remembered_default_voices() -> dict:
     with contextlib.suppress(OSError, ValueError):
-        found = json.loads((cache_dir() / DEFAULT_VOICE_MEMO).read_text(encoding="utf-8"))
+        # Not read_text(): a named pipe in its place would hang every export.
+        found = json.loads(read_if_regular(cache_dir() / DEFAULT_VOICE_MEMO) or b"{}")
         if isinstance(found, dict):
             return found
     return {}
