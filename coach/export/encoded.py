@@ -26,7 +26,7 @@ from coach.errors import ExportError, UsageError
 from coach.export.audio import pcm_blocks
 from coach.export.id3 import id3_tag
 from coach.export.islands import encode_in_islands
-from coach.export.outline import Chapter, session_chapters, tags
+from coach.export.outline import Chapter, session_chapters, tags, utf8_within
 from coach.export.times import milliseconds
 from coach.mixer import segments, session_pcm16
 
@@ -225,13 +225,6 @@ def _write_outline(container, session: Session, fmt: str, enc: Encoding) -> None
 
 CHPL_NAME_BYTES = 255
 
-
-def utf8_within(text: str, limit: int) -> str:
-    """`text`, or as much of it as fits in `limit` bytes of UTF-8 with "…" after it."""
-    if len(text.encode("utf-8")) <= limit:
-        return text
-    cut = text.encode("utf-8")[:limit - len("…".encode("utf-8"))].decode("utf-8", "ignore")
-    return cut.rstrip() + "…"
 
 
 def vorbis_chapters(found: list[Chapter]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from coach.export.outline import Chapter
+from coach.export.outline import Chapter, utf8_within
 from coach.export.times import milliseconds
 
 UTF8 = b"\x03"
@@ -24,6 +24,10 @@ NO_OFFSET = b"\xff\xff\xff\xff"  # CHAP: no byte offsets, only times
 CTOC_MAX_ENTRIES = 255
 # CTOC flags: bit 1 top-level, bit 0 ordered.
 _TOP_LEVEL_ORDERED, _ORDERED = b"\x03", b"\x01"
+# FFmpeg (and so ffprobe, VLC, PyAV) reads the size of a frame inside a CHAP as a plain number,
+# not a syncsafe one: the two agree below 128 bytes. A chapter name of 126 bytes or more (its
+# TIT2 then holds 128 or more) was dropped by those readers, so names are cut to 125 bytes.
+CHAPTER_NAME_BYTES = 125
 
 
 def syncsafe(value: int) -> bytes:
@@ -63,7 +67,7 @@ def chapter_frames(found: Sequence[Chapter]) -> list[bytes]:
     for element_id, chapter in zip(ids, found):
         times = b"".join(milliseconds(at).to_bytes(4, "big") for at in (chapter.start, chapter.end))
         out.append(frame("CHAP", _element_id(element_id) + times + NO_OFFSET + NO_OFFSET
-                         + text_frame("TIT2", chapter.title)))
+                         + text_frame("TIT2", utf8_within(chapter.title, CHAPTER_NAME_BYTES))))
     return out
 
 

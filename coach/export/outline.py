@@ -83,3 +83,12 @@ def tags(session: Session) -> dict[str, str]:
         "comment": settings_comment(session),
     }
     return {key: value for key, value in found.items() if value}
+
+
+def utf8_within(text: str, limit: int) -> str:
+    """`text`, or as much of it as fits in `limit` bytes of UTF-8 with "…" after it (a chapter
+    name for a container that keeps only so many bytes of one)."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    cut = text.encode("utf-8")[:limit - len("…".encode("utf-8"))].decode("utf-8", "ignore")
+    return cut.rstrip() + "…"
