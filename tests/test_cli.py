@@ -215,9 +215,12 @@ def test_cache_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
     monkeypatch.setenv("COACH_CACHE_DIR", str(blocker))
-    result = run("cache", "clear")
-    assert result.exit_code == 1
-    assert result.output.startswith("Error: cannot read the speech cache") and result.output.count("\n") == 1
+    for command in ("clear", "show"):
+        result = run("cache", command)
+        assert result.exit_code == 1
+        assert result.output.startswith("Error: cannot read the speech cache") and result.output.count("\n") == 1
+        # what is wrong and how to fix it, not only "Not a directory"
+        assert result.output.endswith(f"{blocker} is a file, not a folder; point COACH_CACHE_DIR at a folder\n")
 
 
 def test_plan_shows_a_routine_s_words_as_written_even_when_they_look_like_markup(tmp_path):

@@ -92,6 +92,11 @@ class SpeechCache:
             return sorted(p for p in self.directory.iterdir() if p.name.endswith(self.SUFFIX) and p.is_file())
         except FileNotFoundError:
             return []
+        except NotADirectoryError:
+            how = "point COACH_CACHE_DIR at a folder" if os.environ.get("COACH_CACHE_DIR") else "move it away"
+            blocker = next((p for p in (self.directory, *self.directory.parents) if p.is_file()), self.directory)
+            raise SpeechError(f"cannot read the speech cache {self.directory}: {blocker} is a file, not a folder; "
+                              f"{how}") from None
         except OSError as err:
             raise SpeechError(f"cannot read the speech cache {self.directory}: {err.strerror or err}") from None
 
