@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+
+def pytest_configure(config):
+    # A suite started in the background (`make test &`, some CI runners) or under nohup inherits
+    # SIGINT, SIGQUIT or SIGHUP ignored, and so does every coach it starts; coach rightly leaves
+    # an ignored signal ignored, and the tests of how it stops would fail. They test coach as a
+    # terminal runs it: the suite gives itself, and so its children, the ordinary dispositions.
+    for sig in (signal.SIGINT, getattr(signal, "SIGQUIT", None), getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
