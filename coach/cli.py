@@ -606,10 +606,13 @@ def export(
 
     # A cold export's helper process, before the slow imports below; the routine it read.
     loaded = early_helper.start_early(routine, engine)
-    from coach.export import STDOUT, check_output, render_text, write_export
+    from coach.export import STDOUT, check_output, render_text, suffix_disagrees, write_export
 
     with user_errors(_voice_origin(routine, voice)):
         fmt = check_output(output, fmt, force, bitrate)
+        disagreement = suffix_disagrees(output, fmt)
+        if disagreement:
+            _to_stderr(f"Warning: {disagreement}", fg="yellow")
         session = _session(routine, speed, voice, engine, hold, side, countdown, volume, guidance, minutes,
                            loaded=loaded)
         if output == STDOUT:

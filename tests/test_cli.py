@@ -299,6 +299,16 @@ def test_an_unknown_voice_with_no_sound_device_is_the_one_line_said(monkeypatch,
     assert "Warning" not in result.output
 
 
+def test_a_format_that_disagrees_with_the_suffix_is_written_with_one_warning(tmp_path):
+    target = tmp_path / "talk.mp3"
+    result = run("export", "tests/data/short.toml", "-o", str(target), "--format", "txt")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("Warning: talk.mp3 will hold txt (--format), not the mp3 its suffix says")
+    assert result.stderr.count("Warning") == 1 and "Length" in target.read_text(encoding="utf-8")
+    result = run("export", "tests/data/short.toml", "-o", str(tmp_path / "talk.text"), "--format", "txt")
+    assert result.exit_code == 0 and "Warning" not in result.stderr  # an alias of the same format
+
+
 def test_config_set_takes_a_negative_value_as_the_value():
     result = run("config", "set", "countdown", "-1")
     assert result.exit_code == 1 and "countdown must be between 0 and 10 seconds, got -1" in result.output

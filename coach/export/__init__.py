@@ -9,11 +9,11 @@ docs/export-formats.md for what each format contains.
 """
 
 from coach.export.captions import CAPTION_LINE_CHARS, CAPTION_MAX_LINES, caption_time, captions, split_caption
-from coach.export.formats import FORMATS, STDOUT, TEXT_FORMATS, check_output, pick_format
+from coach.export.formats import FORMATS, STDOUT, TEXT_FORMATS, check_output, pick_format, suffix_disagrees
 from coach.export.writer import render_text, write_export, write_to_stdout
 
 __all__ = [
     "CAPTION_LINE_CHARS", "CAPTION_MAX_LINES", "FORMATS", "STDOUT", "TEXT_FORMATS",
-    "caption_time", "captions", "check_output", "pick_format", "render_text", "split_caption",
+    "caption_time", "captions", "check_output", "pick_format", "render_text", "split_caption", "suffix_disagrees",
     "write_export", "write_to_stdout",
 ]

@@ -43,6 +43,19 @@ def pick_format(output: str, fmt: str | None = None) -> str:
     return name
 
 
+def suffix_disagrees(output: str, fmt: str) -> str | None:
+    """A warning when the file's suffix names another format than the one chosen (--format
+    wins, as documented, but a phone or a player goes by the suffix)."""
+    if output == STDOUT:
+        return None
+    suffix = Path(output).suffix
+    named = _normalise(suffix)
+    if named in FORMATS and named != fmt:
+        return (f"{Path(output).name} will hold {fmt} (--format), not the {named} its suffix says; "
+                f"phones and players go by the suffix: name it *.{fmt}")
+    return None
+
+
 def _normalise(name: str) -> str:
     name = name.strip().lower().lstrip(".")
     return _ALIASES.get(name, name)
