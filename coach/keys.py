@@ -127,18 +127,21 @@ def terminal_keys(stream: IO[str] | None = None) -> Iterator[TerminalKeys | None
     def suspend(signum, frame) -> None:
         # Ctrl-Z: give the shell its terminal back as it was, stop, and on `fg` take it again;
         # then tell the reader of the keys when it stopped.
-        stopped_at = time.monotonic()
         hidden = keys.cursor_hidden()
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
         if hidden:
             _write_terminal(fd, SHOW_CURSOR)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        # The times on either side of the stop itself: the sound plays on while the terminal's
+        # output drains, and the hold must lose neither that nor the terminal set-up after fg.
+        stopped_at = time.monotonic()
         os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+        resumed_at = time.monotonic()
         signal.signal(signal.SIGTSTP, suspend)
         tty.setcbreak(fd, termios.TCSANOW)
         if hidden:
             _write_terminal(fd, HIDE_CURSOR)
-        keys.wake(Resumed(stopped_at, time.monotonic()))
+        keys.wake(Resumed(stopped_at, resumed_at))
 
     previous = signal.signal(signal.SIGTSTP, suspend) if _main_thread() else None
     try:

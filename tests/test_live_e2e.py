@@ -632,6 +632,8 @@ def test_ctrl_z_then_fg_mid_hold_goes_on_with_sound_and_the_hold_keeps_its_lengt
     hold_start, midpoint = starts[0], middles[0]  # (the rest of the start chime, played after fg, may match too)
     at_hold, at_midpoint = capture_times(pulse, [hold_start, midpoint])
     # Half the hold, plus the time stopped (from the key to fg: the process stopped a little
-    # after the key, so it may count up to that little less).
+    # after the key, so it may count up to that little less; and it runs again a little after
+    # SIGCONT, up to about a tenth of a second beside two busy loops on two cores, 72 ms seen).
+    # A stop taken off the hold, or counted twice, is seconds out.
     expected = 4.0 + (resumed - stopped)
-    assert -0.25 <= (at_midpoint - at_hold) - expected <= 0.05, (at_midpoint - at_hold, expected)
+    assert -0.25 <= (at_midpoint - at_hold) - expected <= 0.15, (at_midpoint - at_hold, expected)
