@@ -200,10 +200,10 @@ def _to_stderr(line: str, **style) -> None:
         _discard(sys.stderr)
 
 
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout is not None and sys.stdout.isatty()
-    except ValueError:
+def _is_terminal(stream) -> bool:
+    try:  # None when started with it closed (`2>&-`, as some daemons and cron set-ups do)
+        return stream is not None and stream.isatty()
+    except ValueError:  # closed meanwhile
         return False
 
 
@@ -261,7 +261,7 @@ def _say_if_possible(line: str) -> None:
 
 def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     """A progress bar on stderr when it is a terminal; otherwise nothing."""
-    if not _stderr_is_terminal():
+    if not _is_terminal(sys.stderr):
         return _check_for_stop, lambda: None
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -276,13 +276,6 @@ def _progress(label: str) -> tuple[Callable[[int, int], None] | None, Callable[[
         bar.update(task, completed=done, total=max(total, 1))
 
     return update, bar.stop
-
-
-def _stderr_is_terminal() -> bool:
-    try:  # None when started with stderr closed (`2>&-`, as some daemons and cron set-ups do)
-        return sys.stderr is not None and sys.stderr.isatty()
-    except ValueError:  # closed meanwhile
-        return False
 
 
 def _check_for_stop(done: int, total: int) -> None:
@@ -466,11 +459,12 @@ def list_routines() -> None:
             write_output("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
         write_output("* an estimate, at the routine's own speed (or 1.0) with full guidance, from the number of "
                      "words; `coach plan NAME` gives the exact length.")
-        problem = settings_folder_problem(user_cues_dir())
+        yours = user_cues_dir()
+        problem = settings_folder_problem(yours)
         if problem:
             _to_stderr(f"Warning: your own routines cannot be kept: {problem}", fg="yellow")
         else:
-            write_output(f"Your own routines go in {user_cues_dir()} (`coach new NAME` starts one).")
+            write_output(f"Your own routines go in {yours} (`coach new NAME` starts one).")
 
 
 def pose_count(routine) -> int:
@@ -572,7 +566,7 @@ def plan(
             text = "" if event.kind != "speech" else event.text
             table.add_row(precise_clock(event.start_s), Text(event.side or ""), Text(event.pose or ""), label,
                           Text(text))
-        terminal = _stdout_is_terminal()
+        terminal = _is_terminal(sys.stdout)
         console = Console(file=io.StringIO(), force_terminal=terminal,
                           width=shutil.get_terminal_size().columns if terminal else 160)
         console.print(table)

@@ -62,6 +62,12 @@ def _check_target(path: Path, written: str, force: bool, example: str) -> None:
         raise ExportError(f"folder {folder} is not writable; choose another place for {path.name}")
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The first of `path` and the folders above it that is a file, so that `path` cannot be
+    a folder (or lie in one); None when there is none."""
+    return next((p for p in (path, *path.parents) if p.is_file()), None)
+
+
 def special_kind(mode: int) -> str:
     """What a path that is neither a file nor a folder is, for a message."""
     kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),

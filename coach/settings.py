@@ -20,7 +20,7 @@ import tomli_w
 import typer
 
 from coach.errors import SettingsError
-from coach.files import atomic_write_bytes, open_without_waiting, special_kind
+from coach.files import atomic_write_bytes, file_in_the_way, open_without_waiting, special_kind
 
 SPEED_RANGE = (0.5, 2.0)
 VOLUME_RANGE = (0.0, 1.0)
@@ -136,7 +136,7 @@ def load_settings(path: Path | None = None) -> Settings:
     except IsADirectoryError:
         raise SettingsError(f"{path} is a folder, not a settings file; remove it or run `coach config reset`") from None
     except NotADirectoryError:
-        raise SettingsError(_folder_is_a_file(path)) from None
+        raise SettingsError(_folder_is_a_file(path.parent)) from None
     except OSError as err:
         raise SettingsError(f"{path}: cannot be read ({err.strerror}); {reset}") from None
     if len(raw) > MAX_SETTINGS_BYTES:
@@ -173,8 +173,9 @@ def set_setting(key: str, value: str) -> Settings:
     return updated
 
 
-def _folder_is_a_file(path: Path) -> str:
-    folder = next((p for p in path.parents if p.is_file()), path.parent)
+def _folder_is_a_file(folder: Path) -> str:
+    """Why `folder` (the settings folder, or one in it) cannot be one: a file in the way."""
+    folder = file_in_the_way(folder) or folder
     how = "COACH_CONFIG_DIR points at it; point it at a folder" if os.environ.get("COACH_CONFIG_DIR") \
         else "move it away"
     return f"{folder} is a file, not the settings folder; {how}"
@@ -183,9 +184,7 @@ def _folder_is_a_file(path: Path) -> str:
 def settings_folder_problem(path: Path) -> str | None:
     """What is wrong when `path` (in the settings folder) cannot be a folder because the settings
     folder or one above it is a file; None otherwise."""
-    if any(p.is_file() for p in (path, *path.parents)):
-        return _folder_is_a_file(path / "x")
-    return None
+    return _folder_is_a_file(path) if file_in_the_way(path) else None
 
 
 def reset_settings() -> tuple[Path, bool]:
@@ -201,7 +200,7 @@ def reset_settings() -> tuple[Path, bool]:
     except FileNotFoundError:
         return path, False
     except NotADirectoryError:
-        raise SettingsError(_folder_is_a_file(path)) from None
+        raise SettingsError(_folder_is_a_file(path.parent)) from None
     except OSError as err:
         raise SettingsError(f"{path}: cannot be removed ({err.strerror})") from None
     return path, True

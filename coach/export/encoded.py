@@ -226,7 +226,6 @@ def _write_outline(container, session: Session, fmt: str, enc: Encoding) -> None
 CHPL_NAME_BYTES = 255
 
 
-
 def vorbis_chapters(found: list[Chapter]) -> dict[str, str]:
     """The Vorbis comment chapter extension: CHAPTER001=HH:MM:SS.mmm, CHAPTER001NAME=title."""
     out = {}

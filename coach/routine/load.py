@@ -119,8 +119,6 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-
-
 def _siblings(path: Path) -> list[str]:
     try:
         return [p.stem for p in path.parent.glob("*.toml")][:1000]

@@ -339,15 +339,17 @@ class Validator:
         )
         for number, pose in enumerate(poses, 1):
             low, high = routine.hold_bounds(pose)
+            place = Place(pose=(number, short(pose.name)))
             if low > high:  # only when both are written: a default maximum is never below the minimum
                 raise self.fail(f"min_hold ({_num(low)} s) is above max_hold ({_num(high)} s); "
-                                "make min_hold the smaller", Place(pose=(number, short(pose.name))), "min_hold")
-            # A hold outside its own bounds: --minutes would never give the pose the hold written.
-            place = Place(pose=(number, short(pose.name)))
-            if not pose.rest and (pose.max_hold is not None or routine.max_hold is not None) and pose.hold > high:
+                                "make min_hold the smaller", place, "min_hold")
+            if pose.rest:
+                continue
+            # A hold outside its own written bounds: --minutes would never give the pose the hold written.
+            if (pose.max_hold is not None or routine.max_hold is not None) and pose.hold > high:
                 raise self.fail(f"hold ({_num(pose.hold)} s) is above max_hold ({_num(high)} s), the longest "
                                 "--minutes may make it; raise max_hold or shorten the hold", place, "hold")
-            if not pose.rest and (pose.min_hold is not None or routine.min_hold is not None) and pose.hold < low:
+            if (pose.min_hold is not None or routine.min_hold is not None) and pose.hold < low:
                 raise self.fail(f"hold ({_num(pose.hold)} s) is below min_hold ({_num(low)} s), the shortest "
                                 "--minutes may make it; lower min_hold or lengthen the hold", place, "hold")
         self._check_switch_forms(routine)

@@ -19,7 +19,7 @@ from coach.audio import SAMPLE_RATE
 from coach.early_helper import CLIP_SUFFIX
 from coach.early_helper import cache_dir as cache_dir  # there: wanted before the slow imports
 from coach.errors import SpeechError
-from coach.files import read_if_regular
+from coach.files import file_in_the_way, read_if_regular
 from coach.speech.clip import Clip, Word
 from coach.speech.engine import SpeechEngine
 
@@ -94,7 +94,7 @@ class SpeechCache:
             return []
         except NotADirectoryError:
             how = "point COACH_CACHE_DIR at a folder" if os.environ.get("COACH_CACHE_DIR") else "move it away"
-            blocker = next((p for p in (self.directory, *self.directory.parents) if p.is_file()), self.directory)
+            blocker = file_in_the_way(self.directory) or self.directory
             raise SpeechError(f"cannot read the speech cache {self.directory}: {blocker} is a file, not a folder; "
                               f"{how}") from None
         except OSError as err:
