@@ -47,7 +47,10 @@ def load_chimes(custom: Mapping[str, Path] | None = None) -> dict[str, np.ndarra
     chimes = {}
     for kind in CHIME_KINDS:
         if kind in custom:
-            chimes[kind] = _load_chime(Path(custom[kind]), f"chimes.{kind}")
+            try:
+                chimes[kind] = _load_chime(Path(custom[kind]), f"chimes.{kind}")
+            except ChimeError as err:
+                raise ChimeError(str(err), kind=kind) from None
         else:
             try:
                 chimes[kind] = _load_chime(sounds / f"{kind}.wav", f"built-in chime {kind}")

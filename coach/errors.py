@@ -52,7 +52,11 @@ class RoutineNotFoundError(RoutineError):
 
 
 class ChimeError(CoachError):
-    """A chime WAV that cannot be used."""
+    """A chime WAV that cannot be used; `kind` names the routine's [chimes] key it came from."""
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class SpeechError(CoachError):

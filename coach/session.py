@@ -15,7 +15,7 @@ from coach.chimes import load_chimes
 from coach.errors import ChimeError, SpeechError, UsageError
 from coach.length import MAX_MINUTES, MIN_MINUTES, fit_holds
 from coach.live_plan import GrowingPlan
-from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine
+from coach.routine import GUIDANCE_LEVELS, MAX_HOLD, MIN_HOLD, Routine, chime_line
 from coach.settings import SPEED_RANGE, VOLUME_RANGE, Settings, check_value
 from coach.speech import SpeechSettings, synthesize_clips, voice_for_language
 from coach.speech.ahead import SpeechAhead
@@ -127,7 +127,8 @@ def load_routine_chimes(routine: Routine) -> dict[str, np.ndarray]:
     except ChimeError as err:
         if routine.source is None or not routine.chimes:
             raise
-        raise ChimeError(f"{routine.source}: {err}") from None
+        line = chime_line(routine.source, err.kind) if err.kind else None
+        raise ChimeError(f"{routine.source}{f':{line}' if line else ''}: {err}") from None
 
 
 def build_session(routine: Routine, options: SessionOptions = SessionOptions(),

@@ -366,14 +366,15 @@ def test_reading_a_pipe_as_a_wav_fails_at_once(tmp_path):
 
 @pytest.mark.parametrize("kind, fragments", [
     ("missing", [":3:", "chimes.midpoint", "does not exist", "relative to the routine file's folder"]),
-    ("compressed", ["chimes.midpoint", "compressed/non-PCM WAV (32-bit float)", "convert it with `sox"]),
-    ("mp3-renamed", ["chimes.midpoint", "it looks like an MP3", "sox -t mp3"]),
-    ("not-a-wav", ["chimes.midpoint", "is not a WAV file", "give a PCM .wav file"]),
-    ("empty", ["chimes.midpoint", "empty file (0 bytes)", "export or record the sound again"]),
-    ("enormous", ["chimes.midpoint", "200.0 MB, over the 20 MB limit", "use a short clip"]),
-    ("too-long", ["chimes.midpoint", "15.0 s long", "trim it"]),
+    ("compressed", [":3:", "chimes.midpoint", "compressed/non-PCM WAV (32-bit float)", "convert it with `sox"]),
+    ("mp3-renamed", [":3:", "chimes.midpoint", "it looks like an MP3", "sox -t mp3"]),
+    ("not-a-wav", [":3:", "chimes.midpoint", "is not a WAV file", "give a PCM .wav file"]),
+    ("empty", [":3:", "chimes.midpoint", "empty file (0 bytes)", "export or record the sound again"]),
+    ("enormous", [":3:", "chimes.midpoint", "200.0 MB, over the 20 MB limit", "use a short clip"]),
+    ("too-long", [":3:", "chimes.midpoint", "15.0 s long", "trim it"]),
 ])
 def test_unusable_chimes_are_one_line_naming_routine_and_file(tmp_path, kind, fragments):
+    """Also the line that names the chime, when what is wrong is only found in its sound."""
     routine, chime = _chime_routine(tmp_path, kind)
     assert_one_line_error(cli("validate", routine), 1, f"{routine}", "bell.wav", *fragments)
     # the same line stops `coach export` before any file is made

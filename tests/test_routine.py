@@ -481,6 +481,12 @@ def test_unknown_chime_kind(tmp_path):
     assert message == f'{path}:{line_of(text, "midpiont")}: unknown key "midpiont" in [chimes] (did you mean "midpoint"?)'
 
 
+def test_a_title_below_chimes_is_told_it_is_in_that_table(tmp_path):
+    text = '[chimes]\nmidpoint = "bell.wav"\n' + routine_text()
+    message, path = file_error(tmp_path, text)
+    assert message.startswith(f'{path}:{line_of(text, "title")}: unknown key "title" in [chimes] (title belongs at the top')
+
+
 def test_an_unknown_table(tmp_path):
     text = 'title = "T"\n[[pose]]\nname = "A"\n'
     message, path = file_error(tmp_path, text)

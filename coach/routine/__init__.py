@@ -18,7 +18,7 @@ from coach.routine.library import (
     routine_search_dirs,
     user_cues_dir,
 )
-from coach.routine.load import MAX_FILE_BYTES, load_routine, load_routine_text
+from coach.routine.load import MAX_FILE_BYTES, chime_line, load_routine, load_routine_text
 from coach.routine.model import (
     CHIME_CLEARANCE,
     CHIME_KINDS,
@@ -56,6 +56,6 @@ __all__ = [
     "MAX_SIDE_NAME_CHARS", "MAX_SIDES", "MAX_SPEED", "MAX_TEXT_CHARS", "MIN_HOLD", "MIN_SPEED",
     "DEFAULT_MIN_HOLD", "DEFAULT_SETTLE", "GUIDANCE_LEVELS",
     "PLACEHOLDERS", "WORDS_PER_MINUTE", "Block", "Cue", "Pose", "Routine", "available_routines",
-    "builtin_cues_dir", "estimate_speech_seconds", "fill_placeholders", "load_routine",
+    "builtin_cues_dir", "chime_line", "estimate_speech_seconds", "fill_placeholders", "load_routine",
     "load_routine_text", "resolve_routine", "routine_search_dirs", "user_cues_dir",
 ]

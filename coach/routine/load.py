@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from coach.errors import RoutineError, RoutineNotFoundError
-from coach.files import open_without_waiting
+from coach.files import open_without_waiting, read_if_regular
 from coach.routine.library import available_routines, did_you_mean, resolve_routine
 from coach.routine.model import Routine
 from coach.routine.paths import FOLDER, MISSING, NOT_REGULAR, file_problem, os_problem
 from coach.routine.validate import Validator
+from coach.routine.where import Place, SourceLines
 
 MAX_FILE_BYTES = 1024 * 1024
 
@@ -36,6 +37,19 @@ def load_routine_text(text: str, path: Path | str = "<text>") -> Routine:
         raise RoutineError("is over 1 MiB; a routine may be at most 1 MiB", path=path)
     text = text.removeprefix("\ufeff")
     return Validator(Path(path), text).routine(_parse_toml(text, path))
+
+
+def chime_line(path: Path | str, kind: str) -> int | None:
+    """The line of `path` that names the chime `kind` (for an error found when its WAV is
+    read, after validation); None when the file cannot be read again."""
+    try:
+        data = read_if_regular(path)
+        if data is None:
+            return None
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except (OSError, UnicodeError):
+        return None
+    return SourceLines(text).line(Place(table="chimes"), kind)
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -297,6 +297,9 @@ class Validator:
         if language is not None:
             language = self._language(language)
 
+        chimes = data.get("chimes")
+        if isinstance(chimes, dict):  # a title written below [chimes] is in that table: say so first
+            self._unknown_keys(chimes, CHIME_KINDS, "[chimes]", Place(table="chimes"))
         if "title" not in data:
             raise self.fail('the routine has no title; add a line like title = "Evening stretch" at the top')
         title = self._text(data["title"], "title", limit=200)
