@@ -429,7 +429,9 @@ class _Builder:
         countdown = self.countdown(pose, side, index, hold_start, hold_end, blocked)
         if countdown is not None:
             quiet_end = min(quiet_end, countdown - samples(CUE_GAP))
-        self.place_cues(turn, index, hold_start, hold_length, quiet_end, blocked)
+        self.place_cues(turn, index, hold_start, hold_length, quiet_end, blocked,
+                        ["the hold-start chime", "the midpoint chime"],
+                        "the countdown" if countdown is not None else "the end of the hold")
 
         # The hold itself ends exactly on time; in a hold shorter than its chimes the release
         # waits for them to stop ringing rather than speaking over them.
@@ -454,7 +456,8 @@ class _Builder:
             blocked.append((start, start + self.chimes["rest_start"] + samples(QUIET_AFTER_CHIME)))
             self.t = max(end + self.chimes["rest_end"] + samples(QUIET_AFTER_CHIME),
                          start + self.chimes["rest_start"])
-        self.place_cues(turn, index, start, length, end - samples(QUIET_BEFORE_HOLD_END), blocked)
+        self.place_cues(turn, index, start, length, end - samples(QUIET_BEFORE_HOLD_END), blocked,
+                        ["the rest-start chime"], "the end of the rest")
         self.say(turn.release, "release", pose.name, side, index)
         return start, length
 
@@ -477,7 +480,10 @@ class _Builder:
                 self.events.append(Event(at, length, "speech", "countdown", text, pose.name, side, index))
         return starts[0]
 
-    def place_cues(self, turn: Turn, index, hold_start, hold_length, quiet_end, blocked) -> None:
+    def place_cues(self, turn: Turn, index, hold_start, hold_length, quiet_end, blocked,
+                   blocked_names: list[str], end_name: str) -> None:
+        """`blocked_names` say what each `blocked` span is, and `end_name` what `quiet_end`
+        is, for the line that tells why a cue with its own `at` is left out."""
         if not turn.cues:
             return
         pose, side = turn.pose, turn.side
@@ -490,8 +496,17 @@ class _Builder:
         for at, text in fixed:
             start = hold_start + samples(at)
             if not _inside(windows, start, start + self.speech[text]):
-                why = "it is past the end of the hold" if at >= hold_length / SAMPLE_RATE else \
-                    "it would overlap a chime, another cue or the end of the hold"
+                if at >= hold_length / SAMPLE_RATE:
+                    why = "it is past the end of the hold"
+                else:
+                    others = list(zip(blocked, blocked_names)) + [
+                        ((a - gap, a + self.speech[t] + gap), f"the cue at {(a - hold_start) / SAMPLE_RATE:g} s")
+                        for a, t in placed]
+                    why = "it would overlap " + _what_is_in_the_way(
+                        start, start + self.speech[text], others, quiet_end, end_name)
+                    fits = _nearest_start(windows, start, self.speech[text], hold_start)
+                    if fits is not None:
+                        why += f"; it fits at = {fits:g}"
                 self.drop(pose, side, text, f"at {at:g} s {why}")
                 continue
             placed.append((start, text))
@@ -556,6 +571,31 @@ def _cut(windows, a: int, b: int) -> list[tuple[int, int]]:
         if b < hi:
             out.append((b, hi))
     return out
+
+
+def _what_is_in_the_way(a: int, b: int, others, quiet_end: int, end_name: str) -> str:
+    """What the sound [a, b) runs into: the first of `others` ((span, name) pairs) it
+    touches, else the end of the quiet part of the hold."""
+    for (lo, hi), name in sorted(others):
+        if a < hi and lo < b:
+            return name
+    return end_name if b > quiet_end else "the hold's start"
+
+
+def _nearest_start(windows, start: int, length: int, hold_start: int) -> int | None:
+    """The whole second from the hold's start nearest to `start` at which a sound of
+    `length` fits in `windows`, as an `at` value; None if it fits nowhere."""
+    best = None
+    for lo, hi in windows:
+        first = -(-(lo - hold_start) // SAMPLE_RATE)  # whole seconds, rounded up into the window
+        last = (hi - length - hold_start) // SAMPLE_RATE
+        if first > last:
+            continue
+        wanted = round((start - hold_start) / SAMPLE_RATE)
+        candidate = min(max(wanted, first), last)
+        if best is None or abs(candidate * SAMPLE_RATE + hold_start - start) < abs(best * SAMPLE_RATE + hold_start - start):
+            best = candidate
+    return best
 
 
 def _inside(windows, a: int, b: int) -> bool:

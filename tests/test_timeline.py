@@ -106,7 +106,32 @@ def test_cue_at_a_chime_is_dropped_not_overlapped():
     pose = Pose("Bridge", hold=30, cues=(Cue("Lift your hips now please.", at=14.5),))
     tl = timeline_for(Routine(title="t", poses=(pose,), sides=()))
     assert not [e for e in tl.events if e.part == "cue"]
-    assert "overlap a chime" in tl.warnings[0]
+    assert "at 14.5 s it would overlap the midpoint chime; it fits at = " in tl.warnings[0]
+
+
+@pytest.mark.parametrize("at, countdown, in_the_way", [
+    (1, 0, "the hold-start chime"),
+    (14.5, 0, "the midpoint chime"),
+    (5.5, 0, "the cue at 5 s"),
+    (28.5, 0, "the end of the hold"),
+    (24, 5, "the countdown"),
+])
+def test_a_cue_left_out_names_what_is_in_its_way_and_where_it_fits(at, countdown, in_the_way):
+    """The suggested `at` is a whole second, and the cue really plays there."""
+    text = "Lift your hips now please."
+    cue_at_5 = Cue("Breathe out.", at=5)
+    pose = Pose("Bridge", hold=30, cues=(cue_at_5, Cue(text, at=at)))
+    options = TimelineOptions(countdown=countdown)
+    tl = timeline_for(Routine(title="t", poses=(pose,), sides=()), options)
+    [warning] = tl.warnings
+    assert f"at {at:g} s it would overlap {in_the_way}; it fits at = " in warning
+    fits = float(warning.rsplit("it fits at = ", 1)[1])
+    assert fits == int(fits) and fits != at
+    moved = Pose("Bridge", hold=30, cues=(cue_at_5, Cue(text, at=fits)))
+    tl = timeline_for(Routine(title="t", poses=(moved,), sides=()), options)
+    assert not tl.warnings
+    hold = next(e for e in tl.events if e.kind == "hold")
+    assert [e.start - hold.start for e in tl.events if e.text == text] == [samples(fits)]
 
 
 def test_countdown_speaks_last_seconds(builtin):
