@@ -556,6 +556,8 @@ def test_the_right_pose_is_named(tmp_path):
 
 @pytest.mark.parametrize("sides, expected", [
     ('["right", "right"]', 'defaults.sides names a side twice, got ["right", "right"]'),
+    ('["Left", "left"]', 'defaults.sides names a side twice: "Left" and "left" differ only in case'),
+    ('["left side", "Left  Side"]', 'defaults.sides names a side twice: "left side" and "Left Side" differ only in case'),
     ('["a", "b", "c", "d", "e"]', "defaults.sides has 5 sides; at most 4"),
     ('["right", ""]', "defaults.sides item 2 is empty"),
     ('["right", 1]', "defaults.sides item 2 must be text in quotes, got a whole number 1"),

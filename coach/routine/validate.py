@@ -387,6 +387,14 @@ class Validator:
         if len(set(sides)) != len(sides):
             raise self.fail(f"{label} names a side twice, got {_toml_repr(list(sides))}; "
                             "each side once, e.g. [\"right\", \"left\"]", place, "sides")
+        # --side and --from find a side in any case: two that differ only in case are one to them.
+        seen: dict[str, str] = {}
+        for side in sides:
+            other = seen.setdefault(side.casefold(), side)
+            if other != side:
+                raise self.fail(f"{label} names a side twice: {_toml_repr(other)} and {_toml_repr(side)} differ "
+                                "only in case, and --side and --from take either for both; "
+                                "give each side a name of its own", place, "sides")
         return sides
 
     def _flag(self, value: Any, key: str, place: Place, label: str | None = None) -> bool:
