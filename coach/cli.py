@@ -62,7 +62,7 @@ if _started_as_command() and _plain_help:
     del os.environ["TYPER_USE_RICH"]  # not for the programs coach starts
 
 from coach import __version__, signals
-from coach.errors import CoachError, OutputError, UnknownVoiceError, UsageError, one_line
+from coach.errors import CoachError, OutputError, UnknownVoiceError, UsageError, one_line, shown_name
 from coach.lazy_modules import load_on_first_use
 
 app = typer.Typer(
@@ -619,7 +619,7 @@ def export(
             write_export(session, output, fmt, force=force, bitrate=bitrate, progress=update)
         finally:
             done()
-        _to_stderr(f"Wrote {output} ({fmt}, {clock(session.timeline.length_s)})")
+        _to_stderr(f"Wrote {shown_name(str(output))} ({fmt}, {clock(session.timeline.length_s)})")
 
 
 @app.command()

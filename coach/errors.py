@@ -99,3 +99,11 @@ def one_line(text: str) -> str:
     """Collapse newlines and control characters so an error is always a single line."""
     cleaned = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(cleaned.split())
+
+
+def shown_name(text: str) -> str:
+    """A file name as one line: as it is when every character prints, else in quotes with
+    each control character escaped (a newline as \\n), so the name can still be told."""
+    if text.isprintable():
+        return text
+    return "'" + "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text) + "'"

@@ -1136,3 +1136,13 @@ def test_an_empty_or_relative_xdg_config_home_is_ignored(tmp_path, monkeypatch, 
     assert config_dir() == tmp_path / ".config" / "coach"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     assert config_dir() == tmp_path / "xdg" / "coach"
+
+
+def test_wrote_names_a_file_with_a_newline_on_one_line(tmp_path):
+    """A name with control characters is shown escaped: one line, and still the file's name."""
+    name = "morning\nstretch\t1.txt"
+    result = cli("export", SHORT, "-o", tmp_path / name)
+    assert result.exit_code == 0, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("Wrote '") and "morning\\nstretch\\t1.txt'" in line, line
+    assert listing(tmp_path) == [name]
