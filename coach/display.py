@@ -23,7 +23,7 @@ from coach.player import Listener, Status, Stop
 from coach.timeline import Event, Section, Timeline
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, Group
     from rich.panel import Panel
     from rich.table import Table
 
@@ -35,7 +35,8 @@ NO_KEY_HELP = "Ctrl-C to stop"
 SHORT_KEY_HELP = "h keys aloud · q quit"  # when the whole key line does not fit the terminal
 PANEL_WIDTH = 76
 HOLD_BAR_WIDTH = 30
-MOST_COMPACT = 4  # LiveDisplay.render's last resort on a short terminal
+MOST_COMPACT = 4  # LiveDisplay.render's most compact panel on a short terminal
+BARE = MOST_COMPACT + 1  # ...and below that, lines without a border, the clock first
 
 
 def format_clock(seconds: float) -> str:
@@ -121,7 +122,8 @@ class LogDisplay(Listener):
         self._line(f"[{format_clock(event.start_s)}] {event_label(event)}: {event_text(event)}")
 
     def paused(self, status: Status) -> None:
-        self._line(f"[{format_clock(status.position)}] paused")
+        said = f": the keys, aloud ({KEY_HELP})" if status.keys_aloud else ""
+        self._line(f"[{format_clock(status.position)}] paused{said}")
 
     def resumed(self, status: Status) -> None:
         self._line(f"[{format_clock(status.position)}] resumed")
@@ -248,18 +250,24 @@ class LiveDisplay(Listener):
         width, height = self.console.size
         # What decides the panel's height changes a few times a minute, not at every redraw
         # (measuring it costs as much as drawing it): the fit is remembered until then.
-        key = (width, height, self.now, status.preparing, status.paused, status.section and status.section.index)
+        key = (width, height, self.now, status.preparing, status.paused, status.keys_aloud,
+               status.section and status.section.index)
         if self._fit is not None and self._fit[0] == key:
             return self._panel(status, self._fit[1])
         for compact in range(MOST_COMPACT + 1):
             panel = self._panel(status, compact)
             # height - 1: the cursor's line below the panel
-            if compact == MOST_COMPACT or len(self.console.render_lines(panel, pad=False)) <= height - 1:
+            if len(self.console.render_lines(panel, pad=False)) <= height - 1:
                 break
+        else:
+            compact = BARE
+            panel = self._panel(status, compact)
         self._fit = (key, compact)
         return panel
 
-    def _panel(self, status: Status, compact: int) -> Panel:
+    def _panel(self, status: Status, compact: int) -> Panel | Group:
+        if compact == BARE:
+            return self._bare(status)
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
@@ -286,7 +294,12 @@ class LiveDisplay(Listener):
         width = min(self.console.width, PANEL_WIDTH)
         if section is not None and not closing:
             grid.add_row("Hold", self._hold(section, at, width))
-        if status.preparing:
+        if status.keys_aloud:  # the h key: what is being said, for whoever can see it
+            keys = Text(self.help, style="bold", overflow="fold")
+            if compact == MOST_COMPACT:
+                keys.no_wrap, keys.overflow = True, "ellipsis"
+            grid.add_row("Keys", keys)
+        elif status.preparing:
             grid.add_row("Now", Text("Preparing speech…", style="italic"))
         else:
             now = self._now(at)
@@ -295,17 +308,36 @@ class LiveDisplay(Listener):
             grid.add_row("Now", now)
         if compact < 3:
             grid.add_row("Next", Text(self._next(section, closing)))
-        total = status.total if status.total is not None else self.timeline.length_s
-        clock = f"{format_clock(position)} / {format_total(total, status.estimated)}"
+        clock = f"{format_clock(position)} / {format_total(*self._total(status))}"
         grid.add_row("Time", Text(clock + ("   PAUSED" if status.paused else ""),
                                   style="bold yellow" if status.paused else ""))
         if compact < 2:
             grid.add_row("Voice", Text(format_settings(status)))
         parts = [grid]
-        if compact == 0 or (compact == 1 and self.help == KEY_HELP):
+        if not status.keys_aloud and (compact == 0 or (compact == 1 and self.help == KEY_HELP)):
             parts.append(Text(self.help if compact == 0 else SHORT_KEY_HELP, style="dim"))
         # A fixed width, so the panel does not jump about as the texts change.
         return Panel(Group(*parts), title=Text(self.title), width=width)
+
+    def _bare(self, status: Status) -> Group:
+        """A terminal too small for any panel (a few rows): one line each, no border, as
+        many as there are rows, the clock first, so rich's Live never cuts it off."""
+        from rich.console import Group
+        from rich.text import Text
+
+        section = status.section
+        clock = f"{format_clock(status.position)}/{format_total(*self._total(status))}"
+        at = status.position * SAMPLE_RATE
+        where = section.label if section is not None else "Introduction"
+        if section is not None and section.hold_start <= at < section.hold_start + section.hold_length:
+            where += f" · {math.ceil((section.hold_start + section.hold_length - at) / SAMPLE_RATE)} s left"
+        lines = [clock + (" PAUSED" if status.paused else ""), where,
+                 "Preparing speech…" if status.preparing else self.help if status.keys_aloud else self.now]
+        rows = max(1, self.console.size[1] - 1)
+        return Group(*(Text(line, no_wrap=True, overflow="ellipsis") for line in lines[:rows] if line))
+
+    def _total(self, status: Status) -> tuple[float, bool]:
+        return (status.total if status.total is not None else self.timeline.length_s), status.estimated
 
     @property
     def refresh(self) -> float:

@@ -78,7 +78,8 @@ class Status:
     """Where the session is: position in session seconds (stops while paused or waiting).
 
     preparing: waiting for speech to be synthesized. total: the session's length in
-    seconds, an estimate while `estimated` (not every clip is known yet).
+    seconds, an estimate while `estimated` (not every clip is known yet). keys_aloud: the
+    key list is being spoken (the h key); the session is paused meanwhile.
     """
 
     position: float
@@ -89,6 +90,7 @@ class Status:
     volume: float = 1.0
     total: float | None = None
     estimated: bool = False
+    keys_aloud: bool = False
 
 
 @dataclass(frozen=True)
@@ -328,7 +330,7 @@ class Player:
         position = self.position
         total, estimated = self.plan.total()
         return Status(position, self.paused, self.section_at(position), self._waiting_since is not None,
-                      self.plan.speed, self.volume, total, estimated)
+                      self.plan.speed, self.volume, total, estimated, self._help_until is not None)
 
     # --- running ----------------------------------------------------------------------
 
@@ -665,8 +667,11 @@ class Player:
         if sound is None or not len(sound):
             return
         self._help_resumes = not self.paused or self._help_resumes
+        self._help_until = math.inf  # until it is playing: the listener is told it is being said
         if not self.paused:
             self._pause()
+        else:
+            self.listener.paused(self.status())
         self._sink_call("play", sound)
         self._help_until = self.clock() + len(sound) / SAMPLE_RATE
 

@@ -756,6 +756,22 @@ def test_the_live_panel_fits_a_small_terminal_and_keeps_the_clock(width, height,
     assert "3 s left" in text and "━" in text or width < 40
 
 
+@pytest.mark.parametrize("width, height", [(20, 4), (30, 6), (80, 3), (12, 2)])
+def test_a_terminal_too_small_for_the_panel_still_shows_the_clock_first(width, height):
+    session = make_session()
+    section = session.timeline.sections[0]
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False, color_system=None)
+    display = LiveDisplay(session.timeline, session.routine.title, console)
+    display.now = "Keep your pelvis anchored and heavy on the mat, and breathe."
+    console.print(display.render(Status(section.hold_start / SAMPLE_RATE + 1.5, True, section)))
+    lines = console.file.getvalue().splitlines()
+    assert 1 <= len(lines) <= height - 1 and max(len(line) for line in lines) <= width
+    clock = f"{format_clock(section.hold_start / SAMPLE_RATE + 1.5)}/{format_clock(session.timeline.length_s)}"
+    assert lines[0].startswith(clock)
+    if height > 2:
+        assert lines[1].startswith("Leg up") and ("s left" in lines[1] or lines[1].endswith("…"))
+
+
 def test_log_display_writes_one_plain_line_per_event():
     session = make_session()
     out = io.StringIO()
@@ -1142,3 +1158,35 @@ def test_the_continue_command_from_a_later_pose_of_a_shared_name_names_it_by_num
     later = replace(later, timeline=replace(later.timeline, sections=later.timeline.sections[1:]))
     assert continue_command(later, later.timeline.sections[0]).endswith("--from 2")
     assert find_section(whole.timeline, "2") == whole.timeline.sections[1]
+
+
+def test_the_key_list_spoken_is_shown_while_it_is_said():
+    """h: the listener is told the keys are being said (paused, keys_aloud), and the panel
+    and the log show the key list meanwhile; afterwards the panel is as before."""
+    from coach.display import KEY_HELP, LogDisplay
+
+    session = make_session(hold=8)
+    first = session.timeline.sections[0]
+    asked = first.hold_start / SAMPLE_RATE + 1.0
+    help_sound = np.full(3 * SAMPLE_RATE, 0.1, dtype=np.float32)
+    sim = SimTime(keys=[(asked, "h")])
+    recorder = Recorder()
+    player, _ = _player(session, sim, MemorySink(sim.clock), help_sound=lambda: help_sound, listener=recorder)
+    player.run()
+    pauses = [s for name, s in recorder.calls if name == "paused"]
+    assert len(pauses) == 1 and pauses[0].keys_aloud and pauses[0].paused
+    resumed = [s for name, s in recorder.calls if name == "resumed"]
+    assert len(resumed) == 1 and not resumed[0].keys_aloud
+
+    console = Console(width=100, height=40, file=io.StringIO(), force_terminal=False, color_system=None)
+    display = LiveDisplay(session.timeline, session.routine.title, console)
+    console.print(display.render(pauses[0]))
+    shown = console.file.getvalue()
+    assert "Keys" in shown and "n next pose" in shown and shown.count("q quit") == 1
+    console.file = io.StringIO()
+    console.print(display.render(resumed[0]))
+    assert "Keys " not in console.file.getvalue() and "q quit" in console.file.getvalue()
+
+    log = io.StringIO()
+    LogDisplay(session.timeline, "t", log).paused(pauses[0])
+    assert log.getvalue().strip().endswith(f"paused: the keys, aloud ({KEY_HELP})")
