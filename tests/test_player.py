@@ -732,6 +732,17 @@ def test_after_n_or_b_the_panel_no_longer_shows_the_line_said_before_the_jump():
     assert "Lift your" not in _render(display, display._last) and "Cross your" not in _render(display, display._last)
 
 
+def _panel_lines(width: int, height: int, paused: bool = False) -> tuple[list[str], Session]:
+    """The panel 1.5 s into the first hold, drawn on a terminal of width x height."""
+    session = make_session()
+    section = session.timeline.sections[0]
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False, color_system=None)
+    display = LiveDisplay(session.timeline, session.routine.title, console)
+    display.now = "Keep your pelvis anchored and heavy on the mat, and breathe."
+    console.print(display.render(Status(section.hold_start / SAMPLE_RATE + 1.5, paused, section)))
+    return console.file.getvalue().splitlines(), session
+
+
 @pytest.mark.parametrize("width, height, shown, left_out", [
     (100, 40, ["Pose", "Hold", "Now", "Next", "Time", "Voice", "n next pose"], []),
     (40, 12, ["Pose", "Hold", "Now", "Next", "Time", "Voice", "h keys aloud"], ["n next pose"]),
@@ -739,13 +750,7 @@ def test_after_n_or_b_the_panel_no_longer_shows_the_line_said_before_the_jump():
     (30, 8, ["Pose", "Now", "Time", "Keep your pelvis"], ["Next", "Voice", "keys aloud", "breathe"]),
 ])
 def test_the_live_panel_fits_a_small_terminal_and_keeps_the_clock(width, height, shown, left_out):
-    session = make_session()
-    section = session.timeline.sections[0]
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False, color_system=None)
-    display = LiveDisplay(session.timeline, session.routine.title, console)
-    display.now = "Keep your pelvis anchored and heavy on the mat, and breathe."
-    console.print(display.render(Status(section.hold_start / SAMPLE_RATE + 1.5, False, section)))
-    lines = console.file.getvalue().splitlines()
+    lines, _ = _panel_lines(width, height)
     assert len(lines) <= height - 1 and lines[-1].startswith("╰")  # the whole panel, bottom border too
     assert max(len(line) for line in lines) <= width
     text = "\n".join(lines)
@@ -758,13 +763,8 @@ def test_the_live_panel_fits_a_small_terminal_and_keeps_the_clock(width, height,
 
 @pytest.mark.parametrize("width, height", [(20, 4), (30, 6), (80, 3), (12, 2)])
 def test_a_terminal_too_small_for_the_panel_still_shows_the_clock_first(width, height):
-    session = make_session()
+    lines, session = _panel_lines(width, height, paused=True)
     section = session.timeline.sections[0]
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=False, color_system=None)
-    display = LiveDisplay(session.timeline, session.routine.title, console)
-    display.now = "Keep your pelvis anchored and heavy on the mat, and breathe."
-    console.print(display.render(Status(section.hold_start / SAMPLE_RATE + 1.5, True, section)))
-    lines = console.file.getvalue().splitlines()
     assert 1 <= len(lines) <= height - 1 and max(len(line) for line in lines) <= width
     clock = f"{format_clock(section.hold_start / SAMPLE_RATE + 1.5)}/{format_clock(session.timeline.length_s)}"
     assert lines[0].startswith(clock)
