@@ -533,6 +533,20 @@ def test_vtt_escapes_markup_characters():
     assert "<now>" not in vtt
 
 
+def test_srt_angle_brackets_are_not_read_as_tags_by_a_player(tmp_path):
+    """FFmpeg's SubRip reader (what players such as mpv use), through PyAV, keeps every word."""
+    routine = replace(make_routine(), outro=("Rest <slowly> & keep knee a < b > c.",))
+    srt = render_text(synthetic_session(routine), "srt")
+    said = "Rest \u2039slowly\u203a & keep knee a \u2039 b \u203a c."
+    assert said in srt and "<" not in srt
+    av = pytest.importorskip("av")
+    (tmp_path / "s.srt").write_text(srt, encoding="utf-8")
+    with av.open(str(tmp_path / "s.srt")) as container:
+        read = [sub.ass.decode("utf-8") for packet in container.demux(container.streams.subtitles[0])
+                for sub in packet.decode()]
+    assert read and read[-1].endswith(said), read[-1]
+
+
 def test_json_fields(session):
     options = SessionOptions(speed=1.25, voice="en-gb", engine="espeak", hold=None, start_side="left",
                              countdown=3)

@@ -158,8 +158,14 @@ def render_srt(session: Session) -> str:
     blocks = []
     for number, caption in enumerate(captions(session.timeline), start=1):
         times = f"{caption_time(caption.start, ',')} --> {caption_time(caption.end, ',')}"
-        blocks.append("\n".join([str(number), times, *caption.lines]))
+        blocks.append("\n".join([str(number), times, *(srt_text(line) for line in caption.lines)]))
     return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def srt_text(text: str) -> str:
+    # SRT has no escapes, and players read <...> as HTML-like tags (ffmpeg drops "<slowly>"
+    # and makes "a < b > c" bold): angle brackets are written as the look-alike ‹ and ›.
+    return text.replace("<", "\u2039").replace(">", "\u203a")
 
 
 def vtt_escape(text: str) -> str:
