@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 import typer
 
 from coach.errors import SettingsError
@@ -159,6 +158,8 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     data = {k: v for k, v in asdict(settings).items() if v is not None and v != getattr(Settings(), k)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tomli_w  # only to save: every start reads the settings, few write them (3 ms here)
+
         atomic_write_bytes(path, tomli_w.dumps(data).encode("utf-8"), force=True)
     except OSError as err:
         raise SettingsError(f"{path}: cannot be written ({err.strerror})") from None

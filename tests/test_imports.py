@@ -53,3 +53,24 @@ def test_coach_has_no_import_cycle():
         if name not in state:
             visit(name)
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_a_live_session_loads_only_what_comes_before_its_first_sound():
+    """What `coach start` imports on its way to the first sound: the writers of settings and
+    exports, the panel's library (drawn once the sound plays) and the optional engines wait
+    until something uses them. Each is milliseconds of every start."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import coach.cli, coach.session, coach.live, coach.player, coach.sinks, coach.display\n"
+        "from coach.settings import load_settings\n"
+        "load_settings()\n"
+        "print(' '.join(m for m in ('tomli_w', 'rich', 'av', 'piper', 'onnxruntime', 'urllib.request')"
+        " if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=PACKAGE.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == []
