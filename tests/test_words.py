@@ -90,6 +90,31 @@ def test_a_word_after_a_pause_starts_where_the_sound_resumes(cold_cache, engine,
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("speed", [0.6, 1.0])
+def test_a_word_before_a_pause_ends_where_its_sound_stops(cold_cache, engine, speed):
+    # espeak at 0.6 pauses after "mat" and "anchored" with no comma there, and marks the next
+    # word on its first sample, in the middle of a 5 ms frame: that frame's sound was taken
+    # for the word before, which then ended where the next began, the pause inside it.
+    shortest = round(0.110 / speed * SAMPLE_RATE)
+    texts = TEXTS + ["Welcome. For this practice you need a mat and a strap.",
+                     "Keep your pelvis anchored and heavy on the mat."]
+    checked = 0
+    for text, clip in synthesize_clips(texts, SpeechSettings(speed=speed, engine=engine)).items():
+        words, found = clip.words, pauses(clip.samples, shortest)
+        for word, after in zip(words, words[1:]):
+            # A pause after which the next word starts (not the closure of a final "t").
+            before = [fell for fell, resumed in found
+                      if word.start < fell and abs(resumed - after.start) <= TOLERANCE]
+            if not before:
+                continue
+            assert abs(word.end - before[0]) <= TOLERANCE, (
+                f"{engine} at {speed}: {word.text!r} ends {1000 * (word.end - before[0]) / SAMPLE_RATE:+.0f} "
+                f"ms from where its sound stops before a pause, in {text!r}")
+            checked += 1
+    assert checked >= len(texts), "every text pauses between its sentences"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_word_times_increase_lie_inside_the_clip_and_cover_the_text(cold_cache, engine):
     for speed in (0.6, 1.8):
         for text, clip in synthesize_clips(TEXTS, SpeechSettings(speed=speed, engine=engine)).items():

@@ -236,15 +236,20 @@ def _sound_after_pause(quiet: np.ndarray, first: int, floor: int, previous: int)
 
 
 def _heard_ends(quiet: np.ndarray, starts: list[int], length: int) -> list[int]:
-    """Where each word's sound stops: the end of its last sounding frame before the next word starts."""
+    """Where each word's sound stops: the end of its last sounding frame before the next word starts.
+
+    Only frames that end by the next word's start count: the frame that word starts in holds
+    its sound (espeak marks a word at its first sample, mid-frame), which is not this word's."""
     ends: list[int] = []
     nexts = starts[1:] + [length]
     for start, nxt in zip(starts, nexts):
         end = nxt
         if nxt > start:
-            loud = np.flatnonzero(~quiet[start // _FRAME:(nxt - 1) // _FRAME + 1])
+            until = len(quiet) if nxt >= length else nxt // _FRAME
+            loud = np.flatnonzero(~quiet[start // _FRAME:until])
             if loud.size:
-                end = min(nxt, (start // _FRAME + int(loud[-1]) + 1) * _FRAME)
+                last = start // _FRAME + int(loud[-1]) + 1
+                end = nxt if last >= until else min(nxt, last * _FRAME)  # sounding up to the next word
         ends.append(max(end, start))
     return ends
 
