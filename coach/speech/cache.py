@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Part of every cache key: bump it whenever polish_speech, word timing or the cache layout
 # changes what comes out for the same engine output, so stale clips are never reused.
-PROCESSING_VERSION = "polish-9-words-scale-32768"
+PROCESSING_VERSION = "polish-10-words-scale-32768"
 
 
 def cache_key(text: str, voice: str, speed: float, engine: SpeechEngine) -> str:
