@@ -517,6 +517,17 @@ def test_captions_keep_sentences_whole_where_they_fit():
     assert split_caption(long, 0, 1000)[0].lines == ("You will do three stretches on each side:",)
 
 
+def test_a_sentence_ending_inside_a_quote_or_bracket_is_a_sentence_too():
+    # Its end was not seen: the captions were cut in the middle of the next sentence, and one
+    # caption ran across the pause between two sentences.
+    quoted = 'Now say the word "stop." Then rest your leg down on the mat and breathe slowly for a while.'
+    assert [" ".join(c.lines) for c in split_caption(quoted, 0, 1000)] == [
+        'Now say the word "stop."', "Then rest your leg down on the mat and breathe slowly for a while."]
+    bracketed = "(Rest your leg down on the mat.) Breathe slowly in and out for a while, and relax your jaw."
+    assert [" ".join(c.lines) for c in split_caption(bracketed, 0, 1000)] == [
+        "(Rest your leg down on the mat.)", "Breathe slowly in and out for a while, and relax your jaw."]
+
+
 def test_short_text_is_one_caption_and_a_huge_word_gets_its_own_line():
     assert [c.lines for c in split_caption("Breathe.", 0, 100)] == [("Breathe.",)]
     two = split_caption("Draw your thigh bone into the hip socket while you stretch", 0, 100)
