@@ -676,13 +676,16 @@ class Player:
         self._help_until = self.clock() + len(sound) / SAMPLE_RATE
 
     def next_start(self, position: float) -> float:
-        """Where `n` goes: the next section's start; after the last pose, the end of it (the outro)."""
+        """Where `n` goes: the next section's start; after the last pose, the end of it (the outro);
+        `position` itself while the next pose is not known yet."""
         at = _to_samples(position)
         for section in self._timeline.sections:
             if section.start > at:
                 return section.start / SAMPLE_RATE
         last = self._timeline.sections[-1] if self._timeline.sections else None
-        if last is not None and at < last.end:
+        # Before the timeline is complete its last section ends before the next pose begins
+        # (a pause between poses, or the part not made yet): the next pose is then not known.
+        if last is not None and at < last.end and self._timeline.complete:
             return last.end / SAMPLE_RATE
         return position
 

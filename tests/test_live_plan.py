@@ -392,5 +392,6 @@ def test_each_n_pressed_before_the_next_poses_are_known_goes_one_pose_further_on
     player = Player.of(plan, MemorySink(sim.clock), clock=sim.clock, sleep=sim.sleep, keys=sim.key, listener=spy)
     assert player.run().reason == "end"
     sections = player.timeline.sections
-    # A pose not known yet is gone to where the one before it ends: where it is to begin.
-    assert moved == pytest.approx([s / SAMPLE_RATE for s in (sections[0].start, sections[0].end, sections[1].end)])
+    # Each to a pose's own start, once it is known: not to where the pose before it ends (the
+    # pause between poses before it, labelled as that pose), which cost the next n a pose.
+    assert moved == pytest.approx([s.start / SAMPLE_RATE for s in sections[:3]])
