@@ -28,7 +28,7 @@ from coach.errors import AudioOutputError, CoachError, one_line
 from coach.keys import terminal_keys
 from coach.live_plan import GrowingPlan, KnownClips
 from coach.player import Listener, Player, Status, Stop, find_section
-from coach.session import LiveSession, Session
+from coach.session import LiveSession, Session, SessionOptions
 from coach.settings import SPEED_RANGE, VOLUME_RANGE
 from coach.sinks import CaptionSink, Sink, close_quietly, open_sink
 from coach.timeline import Section
@@ -373,19 +373,34 @@ def continue_command(session: Session, section: Section | None, speed: float | N
         words.append(routine)
     options = session.options
     # Everything that shapes the session, its sound and its timing; a value that came from
-    # the settings file is repeated harmlessly.
+    # the settings file is repeated harmlessly. A default is left out only where the command
+    # without it gets the same (saved settings or the routine may say otherwise).
     speed = options.speed if speed is None else speed
     volume = options.volume if volume is None else volume
-    for flag, value, default in (("--hold", options.hold, None), ("--minutes", options.minutes, None),
-                                 ("--side", options.start_side, None), ("--speed", speed, 1.0),
-                                 ("--countdown", options.countdown, 0), ("--guidance", options.guidance, "full"),
-                                 ("--voice", options.voice, None), ("--engine", options.engine, "espeak"),
-                                 ("--volume", round(volume, 2), 1.0)):
-        if value is not None and value != default:
+    plain = _options_without_flags(session)
+    for flag, value, default, unflagged in (
+            ("--hold", options.hold, None, None), ("--minutes", options.minutes, None, None),
+            ("--side", options.start_side, None, None), ("--speed", speed, 1.0, plain.speed),
+            ("--countdown", options.countdown, 0, plain.countdown),
+            ("--guidance", options.guidance, "full", plain.guidance),
+            ("--voice", options.voice, None, plain.voice), ("--engine", options.engine, "espeak", plain.engine),
+            ("--volume", round(volume, 2), 1.0, round(plain.volume, 2))):
+        if value is not None and (value != default or value != unflagged):
             words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     if section is not None:
         words += ["--from", _from_value(session, section)]
     return " ".join(shell_word(word) for word in words)
+
+
+def _options_without_flags(session: Session) -> SessionOptions:
+    """What `coach start ROUTINE` with no flags resolves to now; the defaults if the saved
+    settings cannot be read."""
+    from coach.session import resolve_options
+    from coach.settings import load_settings
+
+    with suppress(CoachError, OSError):
+        return resolve_options(session.routine, load_settings())
+    return SessionOptions()
 
 
 def _from_value(session: Session, section: Section) -> str:

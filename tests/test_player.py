@@ -883,6 +883,17 @@ def test_continue_command_repeats_what_shapes_the_session_and_quotes_safely():
     assert find_section(session.timeline, "2:left") == session.timeline.sections[3]
 
 
+def test_the_continue_command_names_a_default_speed_and_volume_that_differ_from_the_saved_ones():
+    # Saved speed 0.8 and volume 0.5; the keys took them back to 1 and 100%. Without the flags,
+    # the printed command would start again at the saved 0.8 and 50%.
+    from coach.settings import Settings, save_settings
+
+    save_settings(Settings(speed=0.8, volume=0.5, countdown=3, guidance="brief"))
+    session = make_session(speed=0.8, volume=0.5, countdown=0, guidance="full")  # --countdown 0 --guidance full
+    command = continue_command(session, session.timeline.sections[1], speed=1.0, volume=1.0)
+    assert command.endswith('--speed 1 --countdown 0 --guidance full --volume 1 --from "Leg across:right"'), command
+
+
 def _as_a_shell_reads_it(command: str) -> list[str]:
     import subprocess
 
