@@ -151,6 +151,7 @@ class GrowingPlan:
         self.speed = speed
         self.clips.want(self._order(self._turn_at(at), speed))
         self._rebuild(self.clock())
+        self._estimate = None  # the total at the new speed, not the one from before the key
         return True
 
     def total(self) -> tuple[float, bool]:

@@ -332,6 +332,18 @@ def test_the_first_estimated_total_is_the_one_coach_list_shows():
     assert total == pytest.approx(estimate_seconds(routine, TimelineOptions()), abs=0.01)
 
 
+def test_the_estimated_total_follows_a_speed_key_at_once():
+    # The estimate was kept for ESTIMATE_EVERY seconds: after - from 1 to 0.5 the display
+    # went on showing the total at speed 1 (~01:06 for a session that took 01:24).
+    sim = SimTime()
+    plan = GrowingPlan(load_routine("leg-stretches"), TimelineOptions(), CHIMES, SlowEngine(sim), clock=sim.clock)
+    before, estimated = plan.total()
+    assert estimated
+    plan.set_speed(0.5, 0)
+    after, estimated = plan.total()
+    assert estimated and after == pytest.approx(plan.estimated_timeline().length_s) and after > before + 60
+
+
 def test_a_sound_beyond_what_was_known_is_still_handed_over_its_lead_ahead():
     # The clips after the first came while the first line played; the player had slept until
     # the end of what it knew, and handed the next line over when it was due: the device then
