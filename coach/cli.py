@@ -753,6 +753,35 @@ def megabytes(size: int) -> str:
 
 
 def main() -> None:
+    global _exit_status
+    if _started_as_command():  # not in a program that calls main(), such as a test runner
+        # Registered first, so it runs last of the exit functions (after _stop_at_exit).
+        atexit.register(_end_past_a_running_engine)
+    try:
+        _main()
+    except SystemExit as done:
+        code = done.code
+        _exit_status = 0 if code is None else code if isinstance(code, int) else 1
+        raise
+
+
+_exit_status = 1  # the code the command is exiting with, once it is known
+
+
+def _end_past_a_running_engine() -> None:
+    """A speech engine still making a clip on its thread (stopping waits 10 s for it: a long
+    Piper clip on a loaded machine takes longer) would be cut off by Python's shutdown, and
+    onnxruntime then aborts the process (SIGABRT, exit 134, "terminate called without an
+    active exception") instead of the exit code the command chose. Ends it here instead,
+    past that shutdown; every exit function has run, and the output is flushed."""
+    ahead = sys.modules.get("coach.speech.ahead")
+    if ahead is None or not ahead.engine_still_running():
+        return
+    _flush_standard_streams()
+    os._exit(_exit_status)
+
+
+def _main() -> None:
     # From here on Ctrl-C and SIGTERM raise exceptions, so clean-up code runs. Inside a
     # command user_errors() reports them; this catches one that comes while typer parses the
     # command line or a command imports what it needs, and one whose exception was lost.

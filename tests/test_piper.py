@@ -7,6 +7,7 @@ into Piper) use stand-ins and always run.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -323,3 +324,38 @@ def test_espeak_and_piper_work_in_one_process(cold_cache):
         text = f"Rest your hands on your belly for {number + 2} breaths."
         clip = synthesize_all([text], SpeechSettings(engine=engine))[text]
         assert len(clip) > SAMPLE_RATE, engine
+
+
+@needs_piper
+@pytest.mark.parametrize("code", [0, 130])
+def test_a_command_that_ends_while_piper_still_renders_exits_with_its_own_code(tmp_path, code):
+    """Quitting stops waiting for the clip being made after a while (a long Piper clip on a
+    loaded machine takes longer); Python's shutdown with onnxruntime still working on that
+    thread aborted the process (SIGABRT, "terminate called without an active exception")."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        import coach.cli
+        from coach.speech.ahead import SpeechAhead
+
+        def command():
+            ahead = SpeechAhead("piper", None)
+            long_text = " ".join(["Breathe in slowly and let the whole back of the leg soften."] * 12)
+            ahead.want([("Lie down.", 1.0)])
+            assert ahead.wait_for([("Lie down.", 1.0)], timeout=120)
+            ahead.want([(long_text, 1.0)])
+            time.sleep(0.5)  # well inside that clip
+            ahead.close(timeout=0.01)
+            print("closed", flush=True)
+            sys.exit({code})
+
+        coach.cli._main = command
+        coach.cli.main()
+    """)
+    program = tmp_path / "coach"  # a program of that name is the `coach` command to coach.cli
+    program.write_text(script, encoding="utf-8")
+    env = dict(os.environ, COACH_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, timeout=180, env=env)
+    assert "terminate called" not in run.stderr
+    assert run.returncode == code, run.stderr
+    assert run.stdout == "closed\n"

@@ -890,7 +890,7 @@ real_recorded_stop = coach.signals.recorded_stop
 
 def recorded_then_a_signal():
     stop = real_recorded_stop()
-    if sys._getframe(1).f_code is coach.cli.main.__code__:  # main()'s own look, not a command's
+    if sys._getframe(1).f_code is coach.cli._main.__code__:  # main()'s own look, not a command's
         coach.signals.recorded_stop = real_recorded_stop
         signal.raise_signal(SIGNUM)  # its exception leaves main() in place of the SystemExit
     return stop

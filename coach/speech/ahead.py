@@ -57,6 +57,17 @@ WORKER_NICE = 5
 FIRST_SOUND_WAIT = 0.5
 
 
+# Workers that close() stopped waiting for, still in the middle of a clip.
+_left_running: list[threading.Thread] = []
+
+
+def engine_still_running() -> bool:
+    """Whether a closed SpeechAhead's engine is still making a clip on its thread: then the
+    process must end without Python's shutdown, which onnxruntime does not survive (it
+    aborts: "terminate called without an active exception")."""
+    return any(thread.is_alive() for thread in _left_running)
+
+
 class SpeechAhead:
     """Clips for (text, speed), synthesized on a worker thread in the order last asked for.
 
@@ -156,6 +167,8 @@ class SpeechAhead:
         self._first_sound.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
+            if self._thread.is_alive():  # a long Piper clip on a loaded machine
+                _left_running.append(self._thread)
 
     # --- the worker ------------------------------------------------------------------------
 
