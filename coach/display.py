@@ -135,6 +135,9 @@ class LogDisplay(Listener):
     def changed(self, status: Status) -> None:
         self._line(f"[{format_clock(status.position)}] {format_settings(status)}")
 
+    def preparing(self, status: Status) -> None:
+        self._line(f"[{format_clock(status.position)}] preparing speech...")
+
     def ready(self, status: Status, waited: float) -> None:
         self._line(f"[{format_clock(status.position)}] waited {waited:.2f} s for speech to be ready")
 

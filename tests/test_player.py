@@ -1201,3 +1201,14 @@ def test_the_key_list_spoken_is_shown_while_it_is_said():
     log = io.StringIO()
     LogDisplay(session.timeline, "t", log).paused(pauses[0])
     assert log.getvalue().strip().endswith(f"paused: the keys, aloud ({KEY_HELP})")
+
+
+def test_the_log_says_when_a_wait_for_speech_begins_and_how_long_it_was():
+    """--quiet: someone listening to a log (a screen reader) hears of the wait as it starts."""
+    session = make_session()
+    log = io.StringIO()
+    display = LogDisplay(session.timeline, "t", log)
+    status = Status(12.0, False, session.timeline.sections[0], preparing=True)
+    display.preparing(status)
+    display.ready(replace(status, preparing=False), 1.634)
+    assert log.getvalue().splitlines() == ["[00:12] preparing speech...", "[00:12] waited 1.63 s for speech to be ready"]
