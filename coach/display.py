@@ -93,6 +93,7 @@ class LogDisplay(Listener):
         self.total = total  # or how to work it out, when the title line is printed
         self.captions = False  # every spoken line is printed anyway: nothing to add
         self._gone = False  # the reader went away (`| head`): the session plays on, unseen
+        self._begun = False  # an event has been logged
 
     def __enter__(self) -> LogDisplay:
         total = _resolved(self.total) or (self.timeline.length_s, False)
@@ -117,6 +118,7 @@ class LogDisplay(Listener):
             discard_stream(stream)
 
     def event(self, event: Event, status: Status) -> None:
+        self._begun = True
         if event.kind == "hold":
             return  # the hold-start chime already marks it
         self._line(f"[{format_clock(event.start_s)}] {event_label(event)}: {event_text(event)}")
@@ -136,7 +138,8 @@ class LogDisplay(Listener):
         self._line(f"[{format_clock(status.position)}] {format_settings(status)}")
 
     def preparing(self, status: Status) -> None:
-        self._line(f"[{format_clock(status.position)}] preparing speech...")
+        if self._begun:  # not the first line's own making, before anything was heard
+            self._line(f"[{format_clock(status.position)}] preparing speech...")
 
     def ready(self, status: Status, waited: float) -> None:
         self._line(f"[{format_clock(status.position)}] waited {waited:.2f} s for speech to be ready")

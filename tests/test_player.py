@@ -1208,6 +1208,10 @@ def test_the_log_says_when_a_wait_for_speech_begins_and_how_long_it_was():
     session = make_session()
     log = io.StringIO()
     display = LogDisplay(session.timeline, "t", log)
+    display.preparing(Status(0.0, False, None, preparing=True))  # the first line being made: no news
+    assert log.getvalue() == ""
+    display.event(session.timeline.events[0], Status(0.0, False, None))
+    log.truncate(0), log.seek(0)
     status = Status(12.0, False, session.timeline.sections[0], preparing=True)
     display.preparing(status)
     display.ready(replace(status, preparing=False), 1.634)
