@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from coach.export.times import milliseconds
+from coach.speech.clip import Word, ends_in_mark
 from coach.timeline import Timeline
 
 if TYPE_CHECKING:  # coach.session pulls in the speech engine; exporting needs only its data
     from coach.session import Session
-    from coach.speech.clip import Word
 
 # Common subtitle guidance: about 42 characters a line, two lines on screen at most.
 CAPTION_LINE_CHARS = 42
@@ -83,21 +83,13 @@ def _chunks_of_words(words: Sequence[str]) -> list[list[str]]:
     sentence: list[str] = []
     for i, word in enumerate(words):
         sentence.append(word)
-        if _ends_with(word, ".!?") or i == len(words) - 1:
+        if ends_in_mark(word, ".!?") or i == len(words) - 1:
             if chunks and _as_lines(chunks[-1] + sentence) is not None:
                 chunks[-1] = chunks[-1] + sentence
             else:
                 chunks += _word_chunks(sentence)
             sentence = []
     return chunks
-
-
-def _ends_with(text: str, marks: str) -> bool:
-    """Whether text ends in one of the marks, also inside a closing quote or bracket ('"stop."', 'mat.)')."""
-    end = len(text)
-    while end and not text[end - 1].isalnum():
-        end -= 1
-    return any(ch in marks for ch in text[end:])
 
 
 # A line break after a comma or full stop reads better; worth this many characters of balance.
@@ -127,7 +119,7 @@ def _as_lines(words: list[str]) -> tuple[str, ...] | None:
     for i in range(1, len(words)):
         first, second = " ".join(words[:i]), " ".join(words[i:])
         if len(first) <= CAPTION_LINE_CHARS and len(second) <= CAPTION_LINE_CHARS:
-            cost = max(len(first), len(second)) - (_PUNCTUATION_BONUS if _ends_with(first, ".,;:!?") else 0)
+            cost = max(len(first), len(second)) - (_PUNCTUATION_BONUS if ends_in_mark(first, ".,;:!?") else 0)
             if best is None or cost < best[0]:
                 best = (cost, (first, second))
     return best[1] if best else None
@@ -145,7 +137,7 @@ def _even_split(words: list[str], parts: int) -> list[list[str]] | None:
     for k in range(1, parts):
         target = count * k / parts
         cut = min(range(1, len(words)), key=lambda i: abs(ends[i - 1] - target)
-                  - (2 * _PUNCTUATION_BONUS if _ends_with(words[i - 1], ".,;:!?") else 0))
+                  - (2 * _PUNCTUATION_BONUS if ends_in_mark(words[i - 1], ".,;:!?") else 0))
         if cut <= cuts[-1]:
             return None
         cuts.append(cut)

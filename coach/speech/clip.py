@@ -150,7 +150,7 @@ def place_words(text: str, marks: Iterable[tuple[int, int]], length: int,
     timed[0] = 0  # whatever an engine says, the clip starts with its first word
     if sound is not None and length:
         quiet = _quiet_frames(sound)
-        after_pause = [i > 0 and _ends_in_pause_mark(text[slice(*spans[i - 1])]) for i in range(len(spans))]
+        after_pause = [i > 0 and ends_in_mark(text[slice(*spans[i - 1])], _PAUSE_MARKS) for i in range(len(spans))]
         timed = _heard_starts(quiet, timed, after_pause, length)
         ends = _heard_ends(quiet, timed, length)
     else:
@@ -166,13 +166,14 @@ _QUIET_DB = -40.0
 _PAUSE_MARKS = set(",.;:!?")
 
 
-def _ends_in_pause_mark(word: str) -> bool:
-    """Whether the voice may pause after `word`: it ends in a pause mark, also one inside a
-    closing quote or bracket ('"Hello,"', 'in.)')."""
+def ends_in_mark(word: str, marks: Iterable[str]) -> bool:
+    """Whether `word` ends in one of `marks`, also one inside a closing quote or bracket
+    ('"Hello,"', 'in.)'): after a pause mark the voice may pause, and after a full stop a
+    sentence ends (the captions keep sentences whole)."""
     end = len(word)
     while end and not word[end - 1].isalnum():
         end -= 1
-    return any(ch in _PAUSE_MARKS for ch in word[end:])
+    return any(ch in marks for ch in word[end:])
 # A word after punctuation whose mark falls in sound may still begin a little earlier, where
 # the pause before it ends (measured: Piper's alignments run up to 50 ms late at speed 0.6,
 # and, its noise being random, now and then 100 ms; espeak's never): it is moved back to that
