@@ -585,17 +585,14 @@ def _what_is_in_the_way(a: int, b: int, others, quiet_end: int, end_name: str) -
 def _nearest_start(windows, start: int, length: int, hold_start: int) -> int | None:
     """The whole second from the hold's start nearest to `start` at which a sound of
     `length` fits in `windows`, as an `at` value; None if it fits nowhere."""
-    best = None
+    wanted = round((start - hold_start) / SAMPLE_RATE)
+    fitting = []
     for lo, hi in windows:
         first = -(-(lo - hold_start) // SAMPLE_RATE)  # whole seconds, rounded up into the window
         last = (hi - length - hold_start) // SAMPLE_RATE
-        if first > last:
-            continue
-        wanted = round((start - hold_start) / SAMPLE_RATE)
-        candidate = min(max(wanted, first), last)
-        if best is None or abs(candidate * SAMPLE_RATE + hold_start - start) < abs(best * SAMPLE_RATE + hold_start - start):
-            best = candidate
-    return best
+        if first <= last:
+            fitting.append(min(max(wanted, first), last))  # this window's second nearest to `start`
+    return min(fitting, key=lambda at: abs(hold_start + at * SAMPLE_RATE - start), default=None)
 
 
 def _inside(windows, a: int, b: int) -> bool:
